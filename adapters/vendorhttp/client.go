@@ -1,0 +1,205 @@
+// Package vendorhttp is the HTTP plumbing every vendor adapter shares: a JSON client that sends
+// the platform token as a bearer header, never follows redirects, bounds what it reads, and turns
+// transport failures and HTTP statuses into core.Error values with a retry verdict. What a vendor's
+// error body means stays in the vendor's package.
+package vendorhttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/credsync/credsync/core"
+)
+
+// MaxResponseBytes bounds how much of a vendor answer is read; the rest is discarded.
+const MaxResponseBytes = 1 << 20
+
+// UserAgent is sent on every vendor call.
+const UserAgent = "credsync"
+
+// Client talks JSON to one vendor platform.
+type Client struct {
+	base  *url.URL
+	token core.Secret
+	http  *http.Client
+	now   func() time.Time
+}
+
+// New returns a client for the platform at baseURL. timeout bounds each call (0: none beyond the
+// caller's context). The transport keeps connections alive per platform.
+func New(baseURL string, token core.Secret, timeout time.Duration) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("base_url %q must be an absolute http(s) URL", baseURL)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &Client{
+		base:  u,
+		token: token,
+		now:   time.Now,
+		http: &http.Client{
+			Transport: tr,
+			Timeout:   timeout,
+			// A redirect could carry the bearer token to another host: never follow one.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+// BaseURL returns the platform's base URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Response is a vendor's answer, its body bounded by MaxResponseBytes.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Do sends one request. body may be nil (no body, no Content-Type). A transport failure comes back
+// as a *core.Error with retry true; any HTTP answer, whatever its status, comes back as a Response.
+func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Response, bool, error) {
+	u := c.base.String() + path
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, false, &core.Error{Code: core.CodeInternal, Message: fmt.Sprintf("build %s %s: %v", method, path, err)}
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, true, transportError(ctx, method, path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if err != nil {
+		return nil, true, transportError(ctx, method, path, fmt.Errorf("read answer: %w", err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes)) // let the connection be reused
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, false, nil
+}
+
+// Send sends a built core.Request with its secrets revealed.
+func (c *Client) Send(ctx context.Context, r core.Request) (*Response, bool, error) {
+	body, err := r.WireBody()
+	if err != nil {
+		return nil, false, &core.Error{Code: core.CodeInternal, Message: err.Error()}
+	}
+	return c.Do(ctx, r.Method, r.Path, body)
+}
+
+func transportError(ctx context.Context, method, path string, err error) *core.Error {
+	// Strip the URL from *url.Error: it is ours and adds nothing but noise.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &core.Error{Code: core.CodeTimeout, Message: fmt.Sprintf("%s %s: no answer in time", method, path), Retryable: true}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &core.Error{Code: core.CodeCanceled, Message: fmt.Sprintf("%s %s: canceled", method, path), Retryable: true}
+	}
+	return &core.Error{Code: core.CodeNetwork, Message: fmt.Sprintf("%s %s: %v", method, path, err), Retryable: true}
+}
+
+// Classify turns a non-2xx answer into a core.Error and a retry verdict: 429 and 5xx are retried
+// (with the vendor's Retry-After, if any), a redirect and every other 4xx are final. message is the
+// vendor's own explanation, parsed by the adapter from its error body ("" if none).
+func (c *Client) Classify(resp *Response, message string) (bool, *core.Error) {
+	return Classify(resp, message, c.now())
+}
+
+// Classify is Client.Classify with an explicit clock.
+func Classify(resp *Response, message string, now time.Time) (bool, *core.Error) {
+	e := &core.Error{VendorStatus: resp.Status}
+	switch s := resp.Status; {
+	case s == http.StatusUnauthorized:
+		e.Code = core.CodeUnauthorized
+	case s == http.StatusForbidden:
+		e.Code = core.CodeForbidden
+	case s == http.StatusNotFound:
+		e.Code = core.CodeNotFound
+	case s == http.StatusTooManyRequests:
+		e.Code, e.Retryable = core.CodeRateLimited, true
+		e.RetryAfter = RetryAfter(resp.Header, now)
+	case s >= 500:
+		e.Code, e.Retryable = core.CodeVendorError, true
+		e.RetryAfter = RetryAfter(resp.Header, now)
+	case s >= 300 && s < 400:
+		e.Code = core.CodeBadResponse
+		if message == "" {
+			message = fmt.Sprintf("redirected to %q: not followed, so the token stays with the configured host; fix base_url", resp.Header.Get("Location"))
+		}
+	default:
+		e.Code = core.CodeRejected
+	}
+	if message == "" {
+		message = http.StatusText(resp.Status)
+		if message == "" {
+			message = "unexpected answer"
+		}
+	}
+	e.Message = fmt.Sprintf("HTTP %d: %s", resp.Status, message)
+	return e.Retryable, e
+}
+
+// RetryAfter reads a Retry-After header given in seconds or as an HTTP date; zero if absent or
+// unreadable.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// Snippet returns at most n bytes of a body as text, for messages about unreadable answers.
+func Snippet(b []byte, n int) string {
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return strings.TrimSpace(s)
+}
+
+// Platform is what every adapter is given of its platform's config block.
+type Platform struct {
+	Name    string
+	BaseURL string
+	Token   core.Secret
+	Timeout time.Duration // per vendor call
+}
+
+// NewClient returns a client for the platform.
+func (p Platform) NewClient() (*Client, error) { return New(p.BaseURL, p.Token, p.Timeout) }

@@ -1,0 +1,302 @@
+package core
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// CredentialType tags a neutral credential.
+type CredentialType string
+
+// The credential types of the neutral model (DESIGN.md, "Credential model").
+const (
+	TypePassword              CredentialType = "password"
+	TypeKeyPair               CredentialType = "key_pair"
+	TypeToken                 CredentialType = "token"
+	TypeOAuthClient           CredentialType = "oauth_client"
+	TypeGCPServiceAccount     CredentialType = "gcp_service_account"
+	TypeAWSAccessKey          CredentialType = "aws_access_key"
+	TypeAWSAssumeRole         CredentialType = "aws_assume_role"
+	TypeAzureConnectionString CredentialType = "azure_connection_string"
+	TypeCustomHeaders         CredentialType = "custom_headers"
+)
+
+// CredentialTypes lists every type, in documentation order.
+func CredentialTypes() []CredentialType {
+	return []CredentialType{TypePassword, TypeKeyPair, TypeToken, TypeOAuthClient, TypeGCPServiceAccount,
+		TypeAWSAccessKey, TypeAWSAssumeRole, TypeAzureConnectionString, TypeCustomHeaders}
+}
+
+// field describes one JSON field of a credential type.
+type field struct {
+	name     string
+	required bool
+}
+
+// credentialFields is the schema of each type: which fields it has and which are required.
+// "ssh_tunnel" is allowed beside every type and is not listed here.
+var credentialFields = map[CredentialType][]field{
+	TypePassword:              {{"username", false}, {"password", true}},
+	TypeKeyPair:               {{"username", false}, {"private_key", true}, {"private_key_passphrase", false}, {"private_key_name", false}},
+	TypeToken:                 {{"token", true}},
+	TypeOAuthClient:           {{"client_id", true}, {"client_secret", true}},
+	TypeGCPServiceAccount:     {{"service_account_json", true}, {"filename", false}},
+	TypeAWSAccessKey:          {{"access_key_id", true}, {"secret_access_key", true}},
+	TypeAWSAssumeRole:         {{"role_arn", true}, {"role_session_name", true}},
+	TypeAzureConnectionString: {{"connection_string", true}},
+	TypeCustomHeaders:         {{"headers", true}},
+}
+
+// Header is one custom header of a custom_headers credential.
+type Header struct {
+	Name      string `json:"name"`
+	Value     Secret `json:"value"`
+	Sensitive bool   `json:"sensitive"`
+}
+
+// SSHTunnel is the SSH key a platform uses to reach the database through a tunnel.
+type SSHTunnel struct {
+	PrivateKey Secret `json:"private_key"`
+	Passphrase Secret `json:"passphrase,omitempty"`
+}
+
+// Credential is one neutral credential. Which fields are set depends on Type; DecodeCredential
+// guarantees that only the fields of that type are set and that the required ones are present.
+// Secret fields are Secret values: the struct can be printed, logged or marshalled safely.
+type Credential struct {
+	Type CredentialType `json:"type"`
+
+	Username string `json:"username,omitempty"`
+	Password Secret `json:"password,omitempty"`
+
+	PrivateKey           Secret `json:"private_key,omitempty"`
+	PrivateKeyPassphrase Secret `json:"private_key_passphrase,omitempty"`
+	PrivateKeyName       string `json:"private_key_name,omitempty"`
+
+	Token Secret `json:"token,omitempty"`
+
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret Secret `json:"client_secret,omitempty"`
+
+	// ServiceAccountJSON holds the service account document as JSON text (an object), whether the
+	// caller sent it as an object or as a string.
+	ServiceAccountJSON SecretJSON `json:"service_account_json,omitempty"`
+	Filename           string     `json:"filename,omitempty"`
+
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	SecretAccessKey Secret `json:"secret_access_key,omitempty"`
+
+	RoleARN         string `json:"role_arn,omitempty"`
+	RoleSessionName string `json:"role_session_name,omitempty"`
+
+	ConnectionString Secret `json:"connection_string,omitempty"`
+
+	Headers []Header `json:"headers,omitempty"`
+
+	SSHTunnel *SSHTunnel `json:"ssh_tunnel,omitempty"`
+}
+
+// Problem is one thing wrong with client input, addressed by a JSON path such as
+// "credential.password".
+type Problem struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// InputError is a client mistake that nothing was sent for: the API answers it with 422.
+type InputError struct {
+	Message  string
+	Problems []Problem
+}
+
+func (e *InputError) Error() string {
+	if len(e.Problems) == 0 {
+		return e.Message
+	}
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Field + ": " + p.Message
+	}
+	return e.Message + ": " + strings.Join(parts, "; ")
+}
+
+// DecodeCredential parses and validates a credential from JSON. Every problem found is reported
+// at once in an *InputError; the error never contains a secret value.
+func DecodeCredential(raw []byte) (Credential, error) {
+	var cred Credential
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential", "must be a JSON object"}}}
+	}
+	var typ string
+	if t, ok := obj["type"]; !ok {
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.type", "is required; one of " + typeList()}}}
+	} else if err := json.Unmarshal(t, &typ); err != nil {
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.type", "must be a string; one of " + typeList()}}}
+	}
+	fields, ok := credentialFields[CredentialType(typ)]
+	if !ok {
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.type", fmt.Sprintf("unknown type %q; one of %s", typ, typeList())}}}
+	}
+	var problems []Problem
+	allowed := map[string]bool{"type": true, "ssh_tunnel": true}
+	for _, f := range fields {
+		allowed[f.name] = true
+		if v, ok := obj[f.name]; f.required && (!ok || isEmptyJSON(v)) {
+			problems = append(problems, Problem{"credential." + f.name, "is required for type " + typ})
+		}
+	}
+	var unknown []string
+	for k := range obj {
+		if !allowed[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		problems = append(problems, Problem{"credential." + k, fmt.Sprintf("is not a field of type %s (fields: %s)", typ, fieldList(fields))})
+	}
+	if len(problems) > 0 {
+		return cred, &InputError{Message: "invalid credential", Problems: problems}
+	}
+
+	// service_account_json may be an object or a string holding an object.
+	if sa, ok := obj["service_account_json"]; ok {
+		doc, err := serviceAccountDoc(sa)
+		if err != nil {
+			return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.service_account_json", err.Error()}}}
+		}
+		delete(obj, "service_account_json")
+		cred.ServiceAccountJSON = NewSecretJSON(doc)
+	}
+	rest, err := json.Marshal(obj)
+	if err != nil {
+		return cred, fmt.Errorf("re-encode credential: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cred); err != nil {
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential", describeJSONError(err)}}}
+	}
+	if p := cred.check(); len(p) > 0 {
+		return cred, &InputError{Message: "invalid credential", Problems: p}
+	}
+	return cred, nil
+}
+
+// check validates what the schema table cannot: nested structures.
+func (c *Credential) check() []Problem {
+	var problems []Problem
+	for i, h := range c.Headers {
+		if strings.TrimSpace(h.Name) == "" {
+			problems = append(problems, Problem{fmt.Sprintf("credential.headers[%d].name", i), "is required"})
+		}
+		if h.Value.IsZero() {
+			problems = append(problems, Problem{fmt.Sprintf("credential.headers[%d].value", i), "is required"})
+		}
+	}
+	if c.SSHTunnel != nil && c.SSHTunnel.PrivateKey.IsZero() {
+		problems = append(problems, Problem{"credential.ssh_tunnel.private_key", "is required when ssh_tunnel is given"})
+	}
+	return problems
+}
+
+// Secrets returns every secret value the credential carries, for scrubbing vendor answers.
+func (c *Credential) Secrets() []string {
+	var out []string
+	add := func(s Secret) {
+		if !s.IsZero() {
+			out = append(out, s.Reveal())
+		}
+	}
+	add(c.Password)
+	add(c.PrivateKey)
+	add(c.PrivateKeyPassphrase)
+	add(c.Token)
+	add(c.ClientSecret)
+	add(c.ServiceAccountJSON.Secret)
+	add(c.SecretAccessKey)
+	add(c.ConnectionString)
+	for _, h := range c.Headers {
+		add(h.Value)
+	}
+	if c.SSHTunnel != nil {
+		add(c.SSHTunnel.PrivateKey)
+		add(c.SSHTunnel.Passphrase)
+	}
+	return out
+}
+
+func serviceAccountDoc(raw json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		raw = json.RawMessage(s)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return "", fmt.Errorf("must be a service account JSON object, or a string holding one")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", fmt.Errorf("must be valid JSON")
+	}
+	return buf.String(), nil
+}
+
+func isEmptyJSON(v json.RawMessage) bool {
+	s := strings.TrimSpace(string(v))
+	return s == "null" || s == `""` || s == "[]" || s == "{}"
+}
+
+// describeJSONError turns a decoding error into a message that names the field but never echoes a value.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be a JSON %s", te.Field, jsonKind(te.Type.Kind().String()))
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "a secret must be a JSON string") {
+		return "secret fields must be JSON strings"
+	}
+	if strings.HasPrefix(msg, "json: unknown field ") {
+		return "unknown field " + strings.TrimPrefix(msg, "json: unknown field ")
+	}
+	return "malformed value"
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "struct", "map", "ptr":
+		return "object"
+	default:
+		return goKind
+	}
+}
+
+func typeList() string {
+	ts := CredentialTypes()
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+func fieldList(fields []field) string {
+	s := make([]string, 0, len(fields)+1)
+	for _, f := range fields {
+		s = append(s, f.name)
+	}
+	s = append(s, "ssh_tunnel")
+	return strings.Join(s, ", ")
+}

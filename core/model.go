@@ -1,0 +1,125 @@
+package core
+
+import (
+	"time"
+)
+
+// RotationStatus is the state of a whole rotation.
+type RotationStatus string
+
+// Rotation statuses.
+const (
+	RotationPending   RotationStatus = "pending"
+	RotationRunning   RotationStatus = "running"
+	RotationSucceeded RotationStatus = "succeeded"
+	RotationPartial   RotationStatus = "partial"
+	RotationFailed    RotationStatus = "failed"
+)
+
+// Finished reports whether the rotation has ended.
+func (s RotationStatus) Finished() bool {
+	return s == RotationSucceeded || s == RotationPartial || s == RotationFailed
+}
+
+// TargetStatus is the state of one target within a rotation.
+type TargetStatus string
+
+// Target statuses.
+const (
+	TargetPending    TargetStatus = "pending"
+	TargetRunning    TargetStatus = "running"
+	TargetSucceeded  TargetStatus = "succeeded"
+	TargetFailed     TargetStatus = "failed"
+	TargetSuperseded TargetStatus = "superseded"
+)
+
+// Finished reports whether the target has ended.
+func (s TargetStatus) Finished() bool {
+	return s == TargetSucceeded || s == TargetFailed || s == TargetSuperseded
+}
+
+// Platform is one vendor account and the limits credsync keeps towards it.
+type Platform struct {
+	Name           string
+	Vendor         string
+	Timeout        time.Duration // per attempt
+	MaxAttempts    int           // per call, including the first
+	MaxConcurrency int           // calls in flight at once, across all rotations
+}
+
+// Target is one copy of a source's credential on one platform.
+type Target struct {
+	Name     string
+	Platform string
+	Vendor   string
+	Adapter  Adapter
+}
+
+// Source is one credential that lives in several platforms.
+type Source struct {
+	Name    string
+	Targets []*Target
+}
+
+// Rotation is one request to push a new credential to a source's targets, and its outcome.
+type Rotation struct {
+	ID         string         `json:"id"`
+	Source     string         `json:"source"`
+	Status     RotationStatus `json:"status"`
+	CreatedAt  time.Time      `json:"created_at"`
+	FinishedAt *time.Time     `json:"finished_at"`
+	Actor      string         `json:"actor,omitempty"`
+	Type       CredentialType `json:"credential_type"`
+	Targets    []TargetResult `json:"targets"`
+}
+
+// TargetResult is one target's part of a rotation.
+type TargetResult struct {
+	Name       string       `json:"name"`
+	Platform   string       `json:"platform"`
+	Vendor     string       `json:"vendor"`
+	Status     TargetStatus `json:"status"`
+	Verified   bool         `json:"verified"`
+	Warning    string       `json:"warning,omitempty"`
+	Attempts   int          `json:"attempts"`
+	Error      *Error       `json:"error"`
+	StartedAt  *time.Time   `json:"started_at,omitempty"`
+	FinishedAt *time.Time   `json:"finished_at,omitempty"`
+}
+
+// Clone returns a deep copy, safe to hand out while the engine keeps working on the original.
+func (r *Rotation) Clone() *Rotation {
+	c := *r
+	c.Targets = make([]TargetResult, len(r.Targets))
+	for i, t := range r.Targets {
+		if t.Error != nil {
+			e := *t.Error
+			t.Error = &e
+		}
+		c.Targets[i] = t
+	}
+	return &c
+}
+
+// Outcome derives the rotation status from its targets' statuses.
+func Outcome(targets []TargetResult) RotationStatus {
+	succeeded, finished := 0, 0
+	for _, t := range targets {
+		if t.Status.Finished() {
+			finished++
+		}
+		if t.Status == TargetSucceeded {
+			succeeded++
+		}
+	}
+	switch {
+	case finished < len(targets):
+		return RotationRunning
+	case succeeded == len(targets):
+		return RotationSucceeded
+	case succeeded > 0:
+		return RotationPartial
+	default:
+		return RotationFailed
+	}
+}
