@@ -104,6 +104,7 @@ type Credential struct {
 // "credential.password".
 type Problem struct {
 	Field   string `json:"field"`
+	Target  string `json:"target,omitempty"` // the target that cannot take the input, if any
 	Message string `json:"message"`
 }
 
@@ -130,24 +131,24 @@ func DecodeCredential(raw []byte) (Credential, error) {
 	var cred Credential
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential", "must be a JSON object"}}}
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{Field: "credential", Message: "must be a JSON object"}}}
 	}
 	var typ string
 	if t, ok := obj["type"]; !ok {
-		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.type", "is required; one of " + typeList()}}}
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{Field: "credential.type", Message: "is required; one of " + typeList()}}}
 	} else if err := json.Unmarshal(t, &typ); err != nil {
-		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.type", "must be a string; one of " + typeList()}}}
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{Field: "credential.type", Message: "must be a string; one of " + typeList()}}}
 	}
 	fields, ok := credentialFields[CredentialType(typ)]
 	if !ok {
-		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.type", fmt.Sprintf("unknown type %q; one of %s", typ, typeList())}}}
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{Field: "credential.type", Message: fmt.Sprintf("unknown type %q; one of %s", typ, typeList())}}}
 	}
 	var problems []Problem
 	allowed := map[string]bool{"type": true, "ssh_tunnel": true}
 	for _, f := range fields {
 		allowed[f.name] = true
 		if v, ok := obj[f.name]; f.required && (!ok || isEmptyJSON(v)) {
-			problems = append(problems, Problem{"credential." + f.name, "is required for type " + typ})
+			problems = append(problems, Problem{Field: "credential." + f.name, Message: "is required for type " + typ})
 		}
 	}
 	var unknown []string
@@ -158,7 +159,7 @@ func DecodeCredential(raw []byte) (Credential, error) {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
-		problems = append(problems, Problem{"credential." + k, fmt.Sprintf("is not a field of type %s (fields: %s)", typ, fieldList(fields))})
+		problems = append(problems, Problem{Field: "credential." + k, Message: fmt.Sprintf("is not a field of type %s (fields: %s)", typ, fieldList(fields))})
 	}
 	if len(problems) > 0 {
 		return cred, &InputError{Message: "invalid credential", Problems: problems}
@@ -168,7 +169,7 @@ func DecodeCredential(raw []byte) (Credential, error) {
 	if sa, ok := obj["service_account_json"]; ok {
 		doc, err := serviceAccountDoc(sa)
 		if err != nil {
-			return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential.service_account_json", err.Error()}}}
+			return cred, &InputError{Message: "invalid credential", Problems: []Problem{{Field: "credential.service_account_json", Message: err.Error()}}}
 		}
 		delete(obj, "service_account_json")
 		cred.ServiceAccountJSON = NewSecretJSON(doc)
@@ -180,7 +181,7 @@ func DecodeCredential(raw []byte) (Credential, error) {
 	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cred); err != nil {
-		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{"credential", describeJSONError(err)}}}
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{Field: "credential", Message: describeJSONError(err)}}}
 	}
 	if p := cred.check(); len(p) > 0 {
 		return cred, &InputError{Message: "invalid credential", Problems: p}
@@ -193,14 +194,14 @@ func (c *Credential) check() []Problem {
 	var problems []Problem
 	for i, h := range c.Headers {
 		if strings.TrimSpace(h.Name) == "" {
-			problems = append(problems, Problem{fmt.Sprintf("credential.headers[%d].name", i), "is required"})
+			problems = append(problems, Problem{Field: fmt.Sprintf("credential.headers[%d].name", i), Message: "is required"})
 		}
 		if h.Value.IsZero() {
-			problems = append(problems, Problem{fmt.Sprintf("credential.headers[%d].value", i), "is required"})
+			problems = append(problems, Problem{Field: fmt.Sprintf("credential.headers[%d].value", i), Message: "is required"})
 		}
 	}
 	if c.SSHTunnel != nil && c.SSHTunnel.PrivateKey.IsZero() {
-		problems = append(problems, Problem{"credential.ssh_tunnel.private_key", "is required when ssh_tunnel is given"})
+		problems = append(problems, Problem{Field: "credential.ssh_tunnel.private_key", Message: "is required when ssh_tunnel is given"})
 	}
 	return problems
 }

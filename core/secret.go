@@ -9,18 +9,32 @@ import (
 const Redacted = "[REDACTED]"
 
 // Secret holds a secret value. Printing it with any fmt verb, marshalling it to JSON or text, or
-// logging it through zap yields "[REDACTED]"; only Reveal returns the value. The value is an
-// unexported field so that a plain conversion such as string(s) does not compile.
-type Secret struct{ v string }
+// logging it through zap yields "[REDACTED]"; only Reveal returns the value. The value sits behind
+// an unexported pointer: a conversion such as string(s) does not compile, and even fmt's fallback
+// printing of a struct holding a Secret (a bad verb, where methods are not consulted) shows an
+// address, never the value.
+type Secret struct{ p *secretValue }
+
+type secretValue struct{ v string }
 
 // NewSecret wraps a clear value.
-func NewSecret(v string) Secret { return Secret{v: v} }
+func NewSecret(v string) Secret {
+	if v == "" {
+		return Secret{}
+	}
+	return Secret{p: &secretValue{v: v}}
+}
 
 // Reveal returns the clear value. Call it only where the value leaves for a vendor.
-func (s Secret) Reveal() string { return s.v }
+func (s Secret) Reveal() string {
+	if s.p == nil {
+		return ""
+	}
+	return s.p.v
+}
 
 // IsZero reports whether the secret is empty.
-func (s Secret) IsZero() bool { return s.v == "" }
+func (s Secret) IsZero() bool { return s.p == nil || s.p.v == "" }
 
 // String implements fmt.Stringer.
 func (s Secret) String() string { return Redacted }
@@ -43,13 +57,13 @@ func (s *Secret) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return fmt.Errorf("a secret must be a JSON string")
 	}
-	s.v = v
+	*s = NewSecret(v)
 	return nil
 }
 
 // UnmarshalText reads clear text into the secret (YAML config values).
 func (s *Secret) UnmarshalText(b []byte) error {
-	s.v = string(b)
+	*s = NewSecret(string(b))
 	return nil
 }
 
