@@ -1,0 +1,180 @@
+package felt
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/credsync/credsync/core"
+)
+
+func TestBuildRefuses(t *testing.T) {
+	e := newEnv(t)
+	allCreds := []string{credPassword, credPasswordUser, credKeyPair, credToken, credGCP, credAWS, credAzure, credHeaders,
+		`{"type":"oauth_client","client_id":"c","client_secret":"s3cr3t-client-1"}`,
+		`{"type":"aws_access_key","access_key_id":"AKIAFAKE","secret_access_key":"s3cr3t-aws-1"}`}
+	targets := map[string]core.CredentialType{
+		"source_id: s\nconnection_type: postgresql\n":                                        core.TypePassword,
+		"source_id: s\nconnection_type: stac\n":                                              core.TypeToken,
+		"source_id: s\nconnection_type: bigquery\n":                                          core.TypeGCPServiceAccount,
+		"source_id: s\ncredential_id: c\ncredential_type: key_pair\n":                        core.TypeKeyPair,
+		"source_id: s\ncredential_id: c\ncredential_type: snowflake_pat\n":                   core.TypeToken,
+		"source_id: s\ncredential_id: c\ncredential_type: gcp_service_account_json\n":        core.TypeGCPServiceAccount,
+		"source_id: s\ncredential_id: c\ncredential_type: aws_assume_role\n":                 core.TypeAWSAssumeRole,
+		"source_id: s\ncredential_id: c\ncredential_type: azure_storage_connection_string\n": core.TypeAzureConnectionString,
+		"source_id: s\ncredential_id: c\ncredential_type: custom_headers\n":                  core.TypeCustomHeaders,
+	}
+	for src, accepts := range targets {
+		tg := e.target(t, src)
+		for _, cj := range allCreds {
+			c := cred(t, cj)
+			req, err := tg.Build(c)
+			if c.Type == accepts {
+				if err != nil {
+					t.Errorf("%q: Build(%s): %v", src, c.Type, err)
+				}
+				dry, _ := json.Marshal(req)
+				for _, s := range c.Secrets() {
+					if strings.Contains(string(dry), s) {
+						t.Errorf("%q: dry run of %s shows a secret: %s", src, c.Type, dry)
+					}
+				}
+				if len(c.Secrets()) > 0 && !strings.Contains(string(dry), core.Redacted) {
+					t.Errorf("%q: dry run of %s has no redaction: %s", src, c.Type, dry)
+				}
+				continue
+			}
+			var ie *core.InputError
+			if !errors.As(err, &ie) {
+				t.Errorf("%q: Build(%s) = %v, want *core.InputError", src, c.Type, err)
+				continue
+			}
+			if len(ie.Problems) != 1 || ie.Problems[0].Field != "credential.type" ||
+				!strings.Contains(ie.Problems[0].Message, "takes a "+string(accepts)) || !strings.Contains(ie.Error(), "Felt source \"s\"") {
+				t.Errorf("%q: Build(%s) error %v", src, c.Type, ie)
+			}
+			for _, s := range c.Secrets() {
+				if strings.Contains(ie.Error(), s) {
+					t.Errorf("error shows a secret: %v", ie)
+				}
+			}
+		}
+	}
+}
+
+func TestBuildRefusesFieldsFeltLacks(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		target, cred, field, want string
+	}{
+		{"source_id: s\ncredential_id: c\ncredential_type: key_pair\n",
+			`{"type":"key_pair","username":"svc","private_key":"s3cr3t-k"}`, "credential.username", "no user name field"},
+		{"source_id: s\nconnection_type: postgresql\n",
+			`{"type":"password","password":"s3cr3t-pw-1","ssh_tunnel":{"private_key":"s3cr3t-ssh"}}`, "credential.ssh_tunnel", "no SSH tunnel"},
+	}
+	for _, c := range cases {
+		cr := cred(t, c.cred)
+		_, err := e.target(t, c.target).Build(cr)
+		var ie *core.InputError
+		if !errors.As(err, &ie) || len(ie.Problems) != 1 || ie.Problems[0].Field != c.field || !strings.Contains(ie.Problems[0].Message, c.want) {
+			t.Errorf("Build(%s) = %v", c.cred, err)
+			continue
+		}
+		for _, s := range cr.Secrets() {
+			if strings.Contains(ie.Error(), s) {
+				t.Errorf("error shows a secret: %v", ie)
+			}
+		}
+	}
+}
+
+// Credentials built in code (not through DecodeCredential) may miss required fields.
+func TestBuildRequiresFields(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		target string
+		cred   core.Credential
+		fields []string
+	}{
+		{"source_id: s\nconnection_type: postgresql\n", core.Credential{Type: core.TypePassword}, []string{"credential.password"}},
+		{"source_id: s\nconnection_type: feature_server\n", core.Credential{Type: core.TypeToken}, []string{"credential.token"}},
+		{"source_id: s\nconnection_type: bigquery\n", core.Credential{Type: core.TypeGCPServiceAccount}, []string{"credential.service_account_json"}},
+		{"source_id: s\ncredential_id: c\ncredential_type: key_pair\n", core.Credential{Type: core.TypeKeyPair}, []string{"credential.private_key"}},
+		{"source_id: s\ncredential_id: c\ncredential_type: aws_assume_role\n", core.Credential{Type: core.TypeAWSAssumeRole}, []string{"credential.role_arn", "credential.role_session_name"}},
+		{"source_id: s\ncredential_id: c\ncredential_type: custom_headers\n",
+			core.Credential{Type: core.TypeCustomHeaders, Headers: []core.Header{{Name: " "}}},
+			[]string{"credential.headers[0].name", "credential.headers[0].value"}},
+	}
+	for _, c := range cases {
+		_, err := e.target(t, c.target).Build(c.cred)
+		var ie *core.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("%q: Build = %v, want *core.InputError", c.target, err)
+			continue
+		}
+		var got []string
+		for _, p := range ie.Problems {
+			got = append(got, p.Field)
+		}
+		if strings.Join(got, ",") != strings.Join(c.fields, ",") {
+			t.Errorf("%q: problems %v, want fields %v", c.target, ie.Problems, c.fields)
+		}
+	}
+}
+
+func TestBuildBigQueryBase64(t *testing.T) {
+	e := newEnv(t)
+	tg := e.target(t, "source_id: s\nconnection_type: bigquery\n")
+	req, err := tg.Build(cred(t, credGCPNoName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := req.WireBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// base64 (standard, padded) of the compact JSON text the neutral credential holds:
+	// {"type":"service_account","private_key":"s3cr3t-gcp-key-2"}
+	want := `{"connection":{"base64_encoded_service_account":"eyJ0eXBlIjoic2VydmljZV9hY2NvdW50IiwicHJpdmF0ZV9rZXkiOiJzM2NyM3QtZ2NwLWtleS0yIn0=","type":"bigquery"}}`
+	if string(wire) != want {
+		t.Errorf("wire body\n%s\nwant\n%s", wire, want)
+	}
+	dry, _ := json.Marshal(req)
+	if strings.Contains(string(dry), "eyJ0") || !strings.Contains(string(dry), core.Redacted) {
+		t.Errorf("dry run = %s", dry)
+	}
+}
+
+func TestBuildGCPStringDocumentSentAsObject(t *testing.T) {
+	e := newEnv(t)
+	tg := e.target(t, "source_id: s\ncredential_id: c\ncredential_type: gcp_service_account_json\n")
+	req, err := tg.Build(cred(t, credGCPNoName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, _ := req.WireBody()
+	want := `{"credential":{"service_account_json":{"type":"service_account","private_key":"s3cr3t-gcp-key-2"},"type":"gcp_service_account_json"}}`
+	if string(wire) != want {
+		t.Errorf("wire body\n%s\nwant\n%s", wire, want)
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	cases := map[string]string{
+		``:    "",
+		`   `: "",
+		`{"errors":[{"title":"Unprocessable Entity","detail":"is invalid","source":{"pointer":"/credential/private_key"}}]}`:        "Unprocessable Entity: credential.private_key: is invalid",
+		`{"errors":[{"title":"Unauthorized","detail":"bad token","source":{"header":"authorization"}}]}`:                            "Unauthorized: header authorization: bad token",
+		`{"errors":[{"title":"Not Found","detail":"Source not found","source":{"parameter":"source_id"}}]}`:                         "Not Found: parameter source_id: Source not found",
+		`{"errors":[{"title":"A","detail":"x","source":{"pointer":"/a~1b/0"}},{"title":"B","detail":"y","source":{"pointer":""}}]}`: "A: a/b.0: x; B: y",
+		`{"errors":[]}`:  `{"errors":[]}`,
+		`[1,2]`:          `[1,2]`,
+		`{"errors":"x"}`: `{"errors":"x"}`,
+	}
+	for body, want := range cases {
+		if got := errorMessage([]byte(body)); got != want {
+			t.Errorf("errorMessage(%s) = %q, want %q", body, got, want)
+		}
+	}
+}
