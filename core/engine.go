@@ -98,6 +98,16 @@ type Engine struct {
 	mu      sync.Mutex
 	closing bool
 	runs    map[string]*run
+	idem    map[string]idemEntry
+	idemMu  sync.Mutex
+}
+
+// idemEntry remembers which rotation an Idempotency-Key created. In memory only: the durable
+// stores keep it across restarts.
+type idemEntry struct {
+	hash       string
+	rotationID string
+	at         time.Time
 }
 
 type platformRun struct {
@@ -157,7 +167,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, clock: cfg.Clock,
-		platforms: map[string]*platformRun{}, sources: map[string]*Source{}, runs: map[string]*run{},
+		platforms: map[string]*platformRun{}, sources: map[string]*Source{}, runs: map[string]*run{}, idem: map[string]idemEntry{},
 	}
 	for _, p := range cfg.Platforms {
 		if p.Timeout <= 0 {
@@ -208,6 +218,10 @@ type SubmitRequest struct {
 	Targets []string
 	// Actor names the API token that asked, for the audit trail.
 	Actor string
+	// IdempotencyKey, when set, makes a repeated submission return the first rotation instead of
+	// starting another; RequestHash tells a repeat (same hash) from a conflicting reuse of the key.
+	IdempotencyKey string
+	RequestHash    string
 }
 
 // NotFoundError is an unknown source or rotation.
@@ -302,8 +316,39 @@ func (e *Engine) Plan(req SubmitRequest) ([]Planned, error) {
 }
 
 // Submit validates a rotation, records it and starts it in the background. The returned
-// rotation is a snapshot taken before any vendor call.
-func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, error) {
+// rotation is a snapshot taken before any vendor call. With an IdempotencyKey seen before, it
+// returns the rotation that key created (replayed true), or a *ConflictError when the request
+// differs from the first one.
+func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rot *Rotation, replayed bool, err error) {
+	if req.IdempotencyKey != "" {
+		key := req.Actor + "\x00" + req.IdempotencyKey
+		// Keyed submissions are serialised so that two concurrent repeats cannot both start one.
+		e.idemMu.Lock()
+		defer e.idemMu.Unlock()
+		e.mu.Lock()
+		prev, ok := e.idem[key]
+		e.mu.Unlock()
+		if ok {
+			if prev.hash != req.RequestHash {
+				return nil, false, &ConflictError{Message: fmt.Sprintf("Idempotency-Key %q was used for a different request (rotation %s): use a new key for a new rotation", req.IdempotencyKey, prev.rotationID)}
+			}
+			rot, err := e.Get(ctx, prev.rotationID)
+			return rot, true, err
+		}
+		rot, err := e.submit(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		e.mu.Lock()
+		e.idem[key] = idemEntry{hash: req.RequestHash, rotationID: rot.ID, at: e.clock.Now()}
+		e.mu.Unlock()
+		return rot, false, nil
+	}
+	rot, err = e.submit(ctx, req)
+	return rot, false, err
+}
+
+func (e *Engine) submit(ctx context.Context, req SubmitRequest) (*Rotation, error) {
 	src, ws, err := e.prepare(req)
 	if err != nil {
 		return nil, err
@@ -409,6 +454,11 @@ func (e *Engine) sweepLocked(now time.Time) {
 		r.mu.Unlock()
 		if expired {
 			delete(e.runs, id)
+		}
+	}
+	for k, v := range e.idem {
+		if now.Sub(v.at) > e.cfg.Retention {
+			delete(e.idem, k)
 		}
 	}
 }

@@ -146,7 +146,7 @@ func pw(v string) core.Credential {
 
 func (h *harness) rotate(t *testing.T, cred core.Credential) *core.Rotation {
 	t.Helper()
-	rot, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: cred})
+	rot, _, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: cred})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -330,20 +330,20 @@ func TestInputErrorSendsNothing(t *testing.T) {
 	a := &fakeAdapter{accepts: types}
 	b := &fakeAdapter{accepts: []core.CredentialType{core.TypeToken}}
 	h := newHarness(t, []core.Platform{plat}, map[string]*fakeAdapter{"p-a": a, "p-b": b})
-	_, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x")})
+	_, _, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x")})
 	var ie *core.InputError
 	require.True(t, errors.As(err, &ie))
 	require.Equal(t, "p-b", ie.Problems[0].Target)
-	_, err = h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x"), Targets: []string{"p-a", "nope"}})
+	_, _, err = h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x"), Targets: []string{"p-a", "nope"}})
 	require.True(t, errors.As(err, &ie))
-	_, err = h.eng.Submit(context.Background(), core.SubmitRequest{Source: "nope", Credential: pw("x")})
+	_, _, err = h.eng.Submit(context.Background(), core.SubmitRequest{Source: "nope", Credential: pw("x")})
 	var nf *core.NotFoundError
 	require.True(t, errors.As(err, &nf))
 	time.Sleep(20 * time.Millisecond)
 	require.Zero(t, a.calls()+b.calls(), "a refused rotation reaches no vendor")
 
 	// A subset that can take the credential goes through.
-	rot, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x"), Targets: []string{"p-a"}})
+	rot, _, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x"), Targets: []string{"p-a"}})
 	require.NoError(t, err)
 	require.Len(t, rot.Targets, 1)
 }
@@ -413,4 +413,24 @@ func TestRetryEndpointResendsFailedOnly(t *testing.T) {
 		require.Equal(t, core.TargetSucceeded, tv.Last.Status)
 		require.Equal(t, rot.ID, tv.Last.RotationID)
 	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	a := &fakeAdapter{accepts: types}
+	h := newHarness(t, []core.Platform{plat}, map[string]*fakeAdapter{"p-a": a})
+	req := core.SubmitRequest{Source: "db", Credential: pw("x"), Actor: "job", IdempotencyKey: "k1", RequestHash: "h1"}
+	first, replayed, err := h.eng.Submit(context.Background(), req)
+	require.NoError(t, err)
+	require.False(t, replayed)
+	again, replayed, err := h.eng.Submit(context.Background(), req)
+	require.NoError(t, err)
+	require.True(t, replayed)
+	require.Equal(t, first.ID, again.ID)
+	req.RequestHash = "h2"
+	_, _, err = h.eng.Submit(context.Background(), req)
+	var ce *core.ConflictError
+	require.True(t, errors.As(err, &ce))
+	_, err = h.eng.Wait(context.Background(), first.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, a.calls(), "a replayed request sends nothing")
 }
