@@ -1,0 +1,435 @@
+// Package api is credsync's REST API on echo: authentication, the error envelope, request
+// decoding and the mapping of engine results and errors to HTTP statuses.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/credsync/credsync/core"
+)
+
+// MaxBodyBytes bounds a request body; a larger one is refused with 413.
+const MaxBodyBytes = 1 << 20
+
+// MaxWait bounds ?wait=.
+const MaxWait = 5 * time.Minute
+
+// Token is one caller allowed to use the API.
+type Token struct {
+	Name  string
+	Token core.Secret
+}
+
+// Server is the HTTP API in front of an engine.
+type Server struct {
+	eng    *core.Engine
+	log    *zap.Logger
+	tokens []tokenDigest
+	echo   *echo.Echo
+}
+
+type tokenDigest struct {
+	name   string
+	digest [sha256.Size]byte
+}
+
+// New returns the API with its routes.
+func New(eng *core.Engine, tokens []Token, log *zap.Logger) *Server {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{eng: eng, log: log}
+	for _, t := range tokens {
+		s.tokens = append(s.tokens, tokenDigest{name: t.Name, digest: sha256.Sum256([]byte(t.Token.Reveal()))})
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestLog, s.recoverPanic)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	// Auth is per route rather than group middleware: echo's group middleware turns an
+	// unsupported method into a 404 instead of a 405.
+	e.POST("/v1/rotations", s.createRotation, s.authenticate)
+	e.GET("/v1/rotations", s.listRotations, s.authenticate)
+	e.GET("/v1/rotations/:id", s.getRotation, s.authenticate)
+	e.POST("/v1/rotations/:id/retry", s.retryRotation, s.authenticate)
+	e.GET("/v1/sources", s.listSources, s.authenticate)
+	s.echo = e
+	return s
+}
+
+// Handler returns the API as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// ErrorBody is the error envelope of every non-2xx answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong and, for bad input, which fields.
+type ErrorDetail struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details []core.Problem `json:"details,omitempty"`
+}
+
+// apiError is an error with its HTTP status and envelope.
+type apiError struct {
+	status int
+	body   ErrorDetail
+	header http.Header
+}
+
+func (e *apiError) Error() string { return e.body.Message }
+
+func fail(status int, code, msg string, details ...core.Problem) *apiError {
+	return &apiError{status: status, body: ErrorDetail{Code: code, Message: msg, Details: details}}
+}
+
+// handleError renders every error, ours or echo's (404 route, 405 method), as the envelope.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	ae := s.toAPIError(err)
+	for k, vs := range ae.header {
+		for _, v := range vs {
+			c.Response().Header().Add(k, v)
+		}
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(ae.status)
+		return
+	}
+	_ = c.JSON(ae.status, ErrorBody{Error: ae.body})
+}
+
+func (s *Server) toAPIError(err error) *apiError {
+	var ae *apiError
+	var he *echo.HTTPError
+	var ie *core.InputError
+	var nf *core.NotFoundError
+	var ce *core.ConflictError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &ie):
+		return fail(http.StatusUnprocessableEntity, "invalid_request", ie.Message, ie.Problems...)
+	case errors.As(err, &nf):
+		return fail(http.StatusNotFound, "not_found", nf.Error())
+	case errors.As(err, &ce):
+		return fail(http.StatusConflict, "conflict", ce.Message)
+	case errors.Is(err, core.ErrShuttingDown):
+		return fail(http.StatusServiceUnavailable, "shutting_down", err.Error())
+	case errors.As(err, &he):
+		switch he.Code {
+		case http.StatusNotFound:
+			return fail(he.Code, "not_found", "no such route: see GET /v1/openapi.json")
+		case http.StatusMethodNotAllowed:
+			return fail(he.Code, "method_not_allowed", "this route does not take that method")
+		default:
+			return fail(he.Code, strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_")), http.StatusText(he.Code))
+		}
+	default:
+		s.log.Error("internal error", zap.Error(err))
+		return fail(http.StatusInternalServerError, "internal", "internal error; the gateway log has the details")
+	}
+}
+
+const ctxActor = "credsync.actor"
+
+// authenticate checks the bearer token against every configured token in constant time.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+		digest := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		name := ""
+		for _, t := range s.tokens { // no early exit: the time taken does not say which token matched
+			if subtle.ConstantTimeCompare(digest[:], t.digest[:]) == 1 && ok && got != "" {
+				name = t.name
+			}
+		}
+		if name == "" {
+			e := fail(http.StatusUnauthorized, "unauthorized", "missing or invalid API token: send Authorization: Bearer <token>")
+			e.header = http.Header{"Www-Authenticate": {`Bearer realm="credsync"`}}
+			return e
+		}
+		c.Set(ctxActor, name)
+		return next(c)
+	}
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestLog writes one line per request, with a request id (the caller's X-Request-Id when it is
+// sane, else a new one) that is also sent back.
+func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		rid := c.Request().Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(rid) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			rid = hex.EncodeToString(b[:])
+		}
+		c.Response().Header().Set("X-Request-Id", rid)
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		actor, _ := c.Get(ctxActor).(string)
+		fields := []zap.Field{zap.String("request_id", rid), zap.String("method", c.Request().Method),
+			zap.String("route", c.Path()), zap.String("path", c.Request().URL.Path), zap.Int("status", c.Response().Status),
+			zap.Duration("took", time.Since(start)), zap.Int64("bytes_out", c.Response().Size)}
+		if actor != "" {
+			fields = append(fields, zap.String("actor", actor))
+		}
+		if id, ok := c.Get("rotation_id").(string); ok {
+			fields = append(fields, zap.String("rotation_id", id))
+		}
+		s.log.Info("request", fields...)
+		return nil
+	}
+}
+
+// recoverPanic answers 500 without details and logs the stack.
+func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic while serving a request", zap.String("panic", fmt.Sprint(r)), zap.String("stack", string(debug.Stack())))
+				err = fail(http.StatusInternalServerError, "internal", "internal error; the gateway log has the details")
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.eng.List(ctx, core.ListFilter{Limit: 1}); err != nil {
+		s.log.Warn("not ready", zap.Error(err))
+		return fail(http.StatusServiceUnavailable, "not_ready", "the rotation store does not answer")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// rotationRequest is the body of POST /v1/rotations.
+type rotationRequest struct {
+	Source     string          `json:"source"`
+	Credential json.RawMessage `json:"credential"`
+	Targets    []string        `json:"targets"`
+	DryRun     bool            `json:"dry_run"`
+}
+
+// PlanResponse is the answer to a dry run.
+type PlanResponse struct {
+	DryRun   bool           `json:"dry_run"`
+	Source   string         `json:"source"`
+	Requests []core.Planned `json:"requests"`
+}
+
+func (s *Server) readJSON(c echo.Context) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil, fail(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, fail(http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("the body is over %d bytes", MaxBodyBytes))
+		}
+		return nil, fail(http.StatusBadRequest, "bad_request", "could not read the request body")
+	}
+	if !json.Valid(body) {
+		return nil, fail(http.StatusBadRequest, "malformed_json", "the body is not valid JSON")
+	}
+	return body, nil
+}
+
+func (s *Server) decodeRotation(body []byte) (rotationRequest, core.Credential, error) {
+	var req rotationRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: []core.Problem{{Field: "body", Message: describeDecodeError(err)}}}
+	}
+	var problems []core.Problem
+	if strings.TrimSpace(req.Source) == "" {
+		problems = append(problems, core.Problem{Field: "source", Message: "is required"})
+	}
+	if len(req.Credential) == 0 || string(req.Credential) == "null" {
+		problems = append(problems, core.Problem{Field: "credential", Message: "is required"})
+	}
+	if len(problems) > 0 {
+		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: problems}
+	}
+	cred, err := core.DecodeCredential(req.Credential)
+	return req, cred, err
+}
+
+func describeDecodeError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q has the wrong JSON type", te.Field)
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + f + " (fields: source, credential, targets, dry_run)"
+	}
+	return "the body must be a JSON object with source and credential"
+}
+
+func (s *Server) createRotation(c echo.Context) error {
+	wait, err := parseWait(c.QueryParam("wait"))
+	if err != nil {
+		return err
+	}
+	body, err := s.readJSON(c)
+	if err != nil {
+		return err
+	}
+	req, cred, err := s.decodeRotation(body)
+	if err != nil {
+		return err
+	}
+	actor, _ := c.Get(ctxActor).(string)
+	sreq := core.SubmitRequest{Source: req.Source, Credential: cred, Targets: req.Targets, Actor: actor}
+	if req.DryRun {
+		plan, err := s.eng.Plan(sreq)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, PlanResponse{DryRun: true, Source: req.Source, Requests: plan})
+	}
+	if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > 255 {
+			return fail(http.StatusBadRequest, "bad_request", "Idempotency-Key is over 255 characters")
+		}
+		sum := sha256.Sum256(body)
+		sreq.IdempotencyKey, sreq.RequestHash = key, hex.EncodeToString(sum[:])
+	}
+	rot, replayed, err := s.eng.Submit(c.Request().Context(), sreq)
+	if err != nil {
+		return err
+	}
+	c.Set("rotation_id", rot.ID)
+	if replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	if wait > 0 && !rot.Status.Finished() {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
+		defer cancel()
+		if rot, err = s.eng.Wait(ctx, rot.ID); err != nil {
+			return err
+		}
+	}
+	c.Response().Header().Set("Location", "/v1/rotations/"+rot.ID)
+	status := http.StatusAccepted
+	if rot.Status.Finished() {
+		status = http.StatusOK
+	}
+	return c.JSON(status, rot)
+}
+
+func parseWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		if n, err2 := strconv.Atoi(v); err2 == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+	}
+	if err != nil || d < 0 {
+		return 0, fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("wait=%q: give a duration such as 30s (at most %s)", v, MaxWait))
+	}
+	if d > MaxWait {
+		d = MaxWait
+	}
+	return d, nil
+}
+
+func (s *Server) getRotation(c echo.Context) error {
+	c.Set("rotation_id", c.Param("id"))
+	rot, err := s.eng.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rot)
+}
+
+// ListResponse is the answer to GET /v1/rotations.
+type ListResponse struct {
+	Rotations []*core.Rotation `json:"rotations"`
+}
+
+func (s *Server) listRotations(c echo.Context) error {
+	f := core.ListFilter{Source: c.QueryParam("source"), Status: core.RotationStatus(c.QueryParam("status"))}
+	switch f.Status {
+	case "", core.RotationPending, core.RotationRunning, core.RotationSucceeded, core.RotationPartial, core.RotationFailed:
+	default:
+		return fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("status=%q: one of pending, running, succeeded, partial, failed", f.Status))
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("limit=%q: a number from 1 to 1000", l))
+		}
+		f.Limit = n
+	}
+	rots, err := s.eng.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ListResponse{Rotations: rots})
+}
+
+func (s *Server) retryRotation(c echo.Context) error {
+	c.Set("rotation_id", c.Param("id"))
+	rot, err := s.eng.Retry(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Location", "/v1/rotations/"+rot.ID)
+	return c.JSON(http.StatusAccepted, rot)
+}
+
+// SourcesResponse is the answer to GET /v1/sources.
+type SourcesResponse struct {
+	Sources []core.SourceView `json:"sources"`
+}
+
+func (s *Server) listSources(c echo.Context) error {
+	srcs, err := s.eng.Sources(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, SourcesResponse{Sources: srcs})
+}

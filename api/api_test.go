@@ -1,0 +1,329 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/credsync/credsync/api"
+	"github.com/credsync/credsync/core"
+	_ "github.com/credsync/credsync/internal/golden" // registers -update
+	"github.com/credsync/credsync/store/memstore"
+)
+
+const (
+	token     = "test-api-token-0123456789"
+	theSecret = "Sup3r-S3cret-value-for-api"
+)
+
+// countingAdapter stands in for a vendor and counts what reached it.
+type countingAdapter struct {
+	accepts []core.CredentialType
+	fail    bool
+	mu      sync.Mutex
+	sent    int
+	block   chan struct{}
+}
+
+func (a *countingAdapter) Accepts() []core.CredentialType { return a.accepts }
+func (a *countingAdapter) Build(c core.Credential) (core.Request, error) {
+	for _, t := range a.accepts {
+		if t == c.Type {
+			return core.Request{Method: "PATCH", Path: "/creds", Body: map[string]any{"password": c.Password, "user": c.Username}}, nil
+		}
+	}
+	return core.Request{}, &core.InputError{Message: "type not accepted", Problems: []core.Problem{{Field: "credential.type", Message: fmt.Sprintf("%s is not accepted here", c.Type)}}}
+}
+func (a *countingAdapter) Send(ctx context.Context, _ core.Request) (bool, error) {
+	a.mu.Lock()
+	a.sent++
+	block := a.block
+	a.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+	}
+	if a.fail {
+		return false, &core.Error{Code: core.CodeRejected, Message: `HTTP 400: bad password "` + theSecret + `"`, VendorStatus: 400}
+	}
+	return false, nil
+}
+func (a *countingAdapter) Verify(context.Context) (core.Verification, bool, error) {
+	return core.Verification{Verified: true}, false, nil
+}
+func (a *countingAdapter) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sent
+}
+
+type env struct {
+	srv     *httptest.Server
+	pw, tok *countingAdapter
+	failing *countingAdapter
+	logs    *observer.ObservedLogs
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pw := &countingAdapter{accepts: []core.CredentialType{core.TypePassword}}
+	pw2 := &countingAdapter{accepts: []core.CredentialType{core.TypePassword, core.TypeToken}}
+	failing := &countingAdapter{accepts: []core.CredentialType{core.TypePassword}, fail: true}
+	obs, logs := observer.New(zap.DebugLevel)
+	log := zap.New(obs)
+	eng, err := core.NewEngine(core.EngineConfig{
+		Platforms: []core.Platform{{Name: "p", Vendor: "fake", MaxAttempts: 1}},
+		Sources: []*core.Source{
+			{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: pw}, {Name: "b", Platform: "p", Vendor: "fake", Adapter: pw2}}},
+			{Name: "flaky", Targets: []*core.Target{{Name: "x", Platform: "p", Vendor: "fake", Adapter: failing}}},
+		},
+		Store: memstore.New(), Logger: log,
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(api.New(eng, []api.Token{{Name: "job", Token: core.NewSecret(token)}}, log).Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		_ = eng.Shutdown(context.Background())
+	})
+	return &env{srv: srv, pw: pw, tok: pw2, failing: failing, logs: logs}
+}
+
+type call struct {
+	method, path, body string
+	header             map[string]string
+	noAuth             bool
+}
+
+func (e *env) do(t *testing.T, c call) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(c.method, e.srv.URL+c.path, strings.NewReader(c.body))
+	require.NoError(t, err)
+	if !c.noAuth {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if c.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), theSecret, "a response leaked the secret")
+	return resp, b
+}
+
+func errCode(t *testing.T, b []byte) api.ErrorDetail {
+	t.Helper()
+	var eb api.ErrorBody
+	require.NoError(t, json.Unmarshal(b, &eb), "error body %s", b)
+	require.NotEmpty(t, eb.Error.Code)
+	require.NotEmpty(t, eb.Error.Message)
+	return eb.Error
+}
+
+func pwBody(source string) string {
+	return `{"source":"` + source + `","credential":{"type":"password","password":"` + theSecret + `"}}`
+}
+
+func TestRefusedRequestsReachNoVendor(t *testing.T) {
+	e := newEnv(t)
+	big := `{"source":"db","credential":{"type":"password","password":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}}`
+	cases := []struct {
+		name   string
+		c      call
+		status int
+		code   string
+		field  string
+	}{
+		{"no token", call{method: "POST", path: "/v1/rotations", body: pwBody("db"), noAuth: true}, 401, "unauthorized", ""},
+		{"wrong token", call{method: "POST", path: "/v1/rotations", body: pwBody("db"), noAuth: true, header: map[string]string{"Authorization": "Bearer nope"}}, 401, "unauthorized", ""},
+		{"basic auth", call{method: "POST", path: "/v1/rotations", body: pwBody("db"), noAuth: true, header: map[string]string{"Authorization": "Basic " + token}}, 401, "unauthorized", ""},
+		{"malformed json", call{method: "POST", path: "/v1/rotations", body: `{"source":`}, 400, "malformed_json", ""},
+		{"not json content type", call{method: "POST", path: "/v1/rotations", body: pwBody("db"), header: map[string]string{"Content-Type": "text/plain"}}, 415, "unsupported_media_type", ""},
+		{"too large", call{method: "POST", path: "/v1/rotations", body: big}, 413, "payload_too_large", ""},
+		{"unknown source", call{method: "POST", path: "/v1/rotations", body: pwBody("nope")}, 404, "not_found", ""},
+		{"missing source", call{method: "POST", path: "/v1/rotations", body: `{"credential":{"type":"password","password":"x"}}`}, 422, "invalid_request", "source"},
+		{"missing credential", call{method: "POST", path: "/v1/rotations", body: `{"source":"db"}`}, 422, "invalid_request", "credential"},
+		{"unknown top-level field", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"x"},"force":true}`}, 422, "invalid_request", "body"},
+		{"unknown type", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"kerberos","password":"x"}}`}, 422, "invalid_request", "credential.type"},
+		{"missing field", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","username":"u"}}`}, 422, "invalid_request", "credential.password"},
+		{"unknown field", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"x","pin":"1"}}`}, 422, "invalid_request", "credential.pin"},
+		{"a target cannot take it", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"token","token":"` + theSecret + `"}}`}, 422, "invalid_request", "credential.type"},
+		{"unknown target", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","targets":["zzz"],"credential":{"type":"password","password":"x"}}`}, 422, "invalid_request", "targets[0]"},
+		{"bad wait", call{method: "POST", path: "/v1/rotations?wait=soon", body: pwBody("db")}, 400, "bad_request", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := e.do(t, tc.c)
+			require.Equal(t, tc.status, resp.StatusCode, "body: %s", b)
+			d := errCode(t, b)
+			require.Equal(t, tc.code, d.Code)
+			if tc.field != "" {
+				found := false
+				for _, p := range d.Details {
+					found = found || p.Field == tc.field
+				}
+				require.True(t, found, "details %+v name no %s", d.Details, tc.field)
+			}
+			if tc.status == 401 {
+				require.Equal(t, `Bearer realm="credsync"`, resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	require.Zero(t, e.pw.count()+e.tok.count(), "no refused request may reach a vendor")
+}
+
+func TestRoutesAndMethods(t *testing.T) {
+	e := newEnv(t)
+	resp, b := e.do(t, call{method: "GET", path: "/v1/rotations/rot_missing"})
+	require.Equal(t, 404, resp.StatusCode)
+	require.Equal(t, "not_found", errCode(t, b).Code)
+	resp, b = e.do(t, call{method: "GET", path: "/v1/nothing"})
+	require.Equal(t, 404, resp.StatusCode)
+	require.Equal(t, "not_found", errCode(t, b).Code)
+	resp, b = e.do(t, call{method: "DELETE", path: "/v1/rotations"})
+	require.Equal(t, 405, resp.StatusCode)
+	require.Equal(t, "method_not_allowed", errCode(t, b).Code)
+	resp, _ = e.do(t, call{method: "GET", path: "/healthz", noAuth: true})
+	require.Equal(t, 200, resp.StatusCode)
+	resp, _ = e.do(t, call{method: "GET", path: "/readyz", noAuth: true})
+	require.Equal(t, 200, resp.StatusCode)
+	resp, _ = e.do(t, call{method: "GET", path: "/v1/sources", noAuth: true})
+	require.Equal(t, 401, resp.StatusCode)
+	resp, b = e.do(t, call{method: "GET", path: "/v1/rotations?status=weird"})
+	require.Equal(t, 400, resp.StatusCode, "%s", b)
+	resp, _ = e.do(t, call{method: "GET", path: "/v1/rotations?source=nope"})
+	require.Equal(t, 404, resp.StatusCode)
+	resp, _ = e.do(t, call{method: "POST", path: "/v1/rotations/rot_missing/retry"})
+	require.Equal(t, 404, resp.StatusCode)
+}
+
+func TestRotationLifecycle(t *testing.T) {
+	e := newEnv(t)
+	// 202 without wait, with Location.
+	e.pw.mu.Lock()
+	e.pw.block = make(chan struct{})
+	e.pw.mu.Unlock()
+	resp, b := e.do(t, call{method: "POST", path: "/v1/rotations", body: pwBody("db")})
+	require.Equal(t, 202, resp.StatusCode, "%s", b)
+	var rot core.Rotation
+	require.NoError(t, json.Unmarshal(b, &rot))
+	require.Equal(t, "/v1/rotations/"+rot.ID, resp.Header.Get("Location"))
+	require.NotEmpty(t, resp.Header.Get("X-Request-Id"))
+	require.Len(t, rot.Targets, 2)
+	close(e.pw.block)
+
+	// ?wait holds the answer until the end: 200 with the final state.
+	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations?wait=10s", body: pwBody("db")})
+	require.Equal(t, 200, resp.StatusCode, "%s", b)
+	require.NoError(t, json.Unmarshal(b, &rot))
+	require.Equal(t, core.RotationSucceeded, rot.Status)
+	for _, tr := range rot.Targets {
+		require.Equal(t, core.TargetSucceeded, tr.Status)
+		require.True(t, tr.Verified)
+		require.Equal(t, 1, tr.Attempts)
+	}
+
+	resp, b = e.do(t, call{method: "GET", path: "/v1/rotations/" + rot.ID})
+	require.Equal(t, 200, resp.StatusCode)
+	var got core.Rotation
+	require.NoError(t, json.Unmarshal(b, &got))
+	require.Equal(t, rot.ID, got.ID)
+
+	resp, b = e.do(t, call{method: "GET", path: "/v1/rotations?source=db&status=succeeded&limit=1"})
+	require.Equal(t, 200, resp.StatusCode)
+	var list api.ListResponse
+	require.NoError(t, json.Unmarshal(b, &list))
+	require.Len(t, list.Rotations, 1)
+	require.Equal(t, rot.ID, list.Rotations[0].ID, "newest first")
+
+	resp, b = e.do(t, call{method: "GET", path: "/v1/sources"})
+	require.Equal(t, 200, resp.StatusCode)
+	var srcs api.SourcesResponse
+	require.NoError(t, json.Unmarshal(b, &srcs))
+	require.Len(t, srcs.Sources, 2)
+	require.Equal(t, "db", srcs.Sources[0].Name)
+	require.Equal(t, rot.ID, srcs.Sources[0].Targets[0].Last.RotationID)
+
+	// Retry of a fully succeeded rotation: nothing to do.
+	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations/" + rot.ID + "/retry"})
+	require.Equal(t, 409, resp.StatusCode, "%s", b)
+}
+
+func TestFailedTargetAndRetryNeverLeakTheSecret(t *testing.T) {
+	e := newEnv(t)
+	resp, b := e.do(t, call{method: "POST", path: "/v1/rotations?wait=10s", body: pwBody("flaky")})
+	require.Equal(t, 200, resp.StatusCode, "%s", b)
+	var rot core.Rotation
+	require.NoError(t, json.Unmarshal(b, &rot))
+	require.Equal(t, core.RotationFailed, rot.Status)
+	require.Equal(t, core.CodeRejected, rot.Targets[0].Error.Code)
+	require.Contains(t, rot.Targets[0].Error.Message, core.Redacted, "the echoed secret is scrubbed")
+	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations/" + rot.ID + "/retry"})
+	require.Equal(t, 202, resp.StatusCode, "%s", b)
+	require.Eventually(t, func() bool { return e.failing.count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	for _, entry := range e.logs.All() {
+		j, _ := json.Marshal(entry.ContextMap())
+		require.NotContains(t, entry.Message+string(j), theSecret)
+	}
+}
+
+func TestDryRunRedactsAndSendsNothing(t *testing.T) {
+	e := newEnv(t)
+	resp, b := e.do(t, call{method: "POST", path: "/v1/rotations", body: `{"source":"db","dry_run":true,"credential":{"type":"password","username":"svc","password":"` + theSecret + `"}}`})
+	require.Equal(t, 200, resp.StatusCode, "%s", b)
+	var plan api.PlanResponse
+	require.NoError(t, json.Unmarshal(b, &plan))
+	require.True(t, plan.DryRun)
+	require.Len(t, plan.Requests, 2)
+	require.Contains(t, string(b), `"password":"[REDACTED]"`)
+	require.Contains(t, string(b), `"user":"svc"`)
+	require.Zero(t, e.pw.count()+e.tok.count())
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	e := newEnv(t)
+	h := map[string]string{"Idempotency-Key": "job-42"}
+	resp, b := e.do(t, call{method: "POST", path: "/v1/rotations?wait=5s", body: pwBody("db"), header: h})
+	require.Equal(t, 200, resp.StatusCode)
+	var first, again core.Rotation
+	require.NoError(t, json.Unmarshal(b, &first))
+	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations", body: pwBody("db"), header: h})
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"))
+	require.NoError(t, json.Unmarshal(b, &again))
+	require.Equal(t, first.ID, again.ID)
+	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"other"}}`, header: h})
+	require.Equal(t, 409, resp.StatusCode, "%s", b)
+	require.Equal(t, 1, e.pw.count())
+}
+
+func TestOneLogLinePerRequest(t *testing.T) {
+	e := newEnv(t)
+	e.do(t, call{method: "GET", path: "/v1/sources", header: map[string]string{"X-Request-Id": "req-abc"}})
+	e.do(t, call{method: "GET", path: "/v1/sources", noAuth: true})
+	reqs := e.logs.FilterMessage("request").All()
+	require.Len(t, reqs, 2)
+	require.Equal(t, "req-abc", reqs[0].ContextMap()["request_id"])
+	require.EqualValues(t, 200, reqs[0].ContextMap()["status"])
+	require.Equal(t, "job", reqs[0].ContextMap()["actor"])
+	require.EqualValues(t, 401, reqs[1].ContextMap()["status"])
+}

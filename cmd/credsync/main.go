@@ -1,0 +1,202 @@
+// Command credsync is the credential-sync gateway: it serves the REST API, validates config, and
+// runs a self-contained demo against fake vendors.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/credsync/credsync/config"
+	"github.com/credsync/credsync/gateway"
+	"github.com/credsync/credsync/internal/demo"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and something failed (demo: a target did not succeed)
+	exitUsage   = 2 // bad flags or arguments
+	exitConfig  = 3 // the config file is invalid
+)
+
+const usage = `credsync — push one rotated credential to every platform that holds a copy.
+
+Usage:
+  credsync serve    --config FILE [--log-level info] [--shutdown-grace 30s]
+        Run the gateway: REST API under /v1, /healthz, /readyz.
+  credsync validate --config FILE
+        Load and validate FILE (env expansion, strict keys, every target's vendor rules); print a
+        summary of sources and targets, exit 0 when valid, 3 when not.
+  credsync demo     [--listen 127.0.0.1:8080] [--once]
+        Start fake Felt, Databrain and RiverGen servers on loopback and a gateway in front of them,
+        rotate one credential of each supported type through all three, print a per-target table,
+        then keep serving and print a curl line to try. --once exits after the table: 0 when every
+        target succeeded, 1 otherwise.
+  credsync help
+        Show this text. "credsync COMMAND --help" shows a command's flags.
+
+Environment: ${VAR} references in the config file are read from the environment; a missing one
+is an error naming it.
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid config.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "credsync: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+func newFlags(name string, stderr io.Writer, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: credsync %s [flags]\n  %s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse returns an exit code and false when the command should stop (help or bad flags).
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: debug, info, warn or error", level)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey, enc.EncodeTime = "ts", zapcore.ISO8601TimeEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)), nil
+}
+
+func cmdServe(args []string, _, stderr io.Writer) int {
+	fs := newFlags("serve", stderr, "Run the gateway.")
+	cfgPath := fs.String("config", "", "config file (required)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM/SIGINT, how long running rotations may finish")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "credsync serve: --config FILE is required")
+		return exitUsage
+	}
+	log, err := newLogger(*level, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "credsync serve:", err)
+		return exitUsage
+	}
+	defer func() { _ = log.Sync() }()
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "credsync serve: invalid config:", err)
+		return exitConfig
+	}
+	gw, err := gateway.New(cfg, log, gateway.Options{ShutdownGrace: *grace})
+	if err != nil {
+		fmt.Fprintln(stderr, "credsync serve:", err)
+		return exitFailure
+	}
+	l, err := net.Listen("tcp", cfg.File.Server.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "credsync serve: listen on %s: %v (change server.listen)\n", cfg.File.Server.Listen, err)
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := gw.Serve(ctx, l); err != nil {
+		log.Error("gateway stopped with an error", zap.Error(err))
+		return exitFailure
+	}
+	return exitOK
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("validate", stderr, "Validate a config file.")
+	cfgPath := fs.String("config", "", "config file (required)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "credsync validate: --config FILE is required")
+		return exitUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "invalid:", err)
+		return exitConfig
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d platform(s), %d source(s)\n", *cfgPath, len(cfg.Platforms), len(cfg.Sources))
+	for _, s := range cfg.Sources {
+		fmt.Fprintf(stdout, "  source %s\n", s.Name)
+		for _, t := range s.Targets {
+			fmt.Fprintf(stdout, "    %-28s %-10s on %-12s accepts %v\n", t.Name, t.Vendor, t.Platform, t.Adapter.Accepts())
+		}
+	}
+	return exitOK
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("demo", stderr, "Rotate credentials through fake vendors, end to end.")
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway address (127.0.0.1:0 picks a free port)")
+	once := fs.Bool("once", false, "exit after the table: 0 when every target succeeded, 1 otherwise")
+	logFile := fs.String("log-file", "", "write the gateway's JSON log here (default: a file in the temp directory)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ok, err := demo.Run(ctx, demo.Options{Listen: *listen, Once: *once, LogFile: *logFile, Out: stdout})
+	if err != nil {
+		fmt.Fprintln(stderr, "credsync demo:", err)
+		return exitFailure
+	}
+	if !ok {
+		return exitFailure
+	}
+	return exitOK
+}

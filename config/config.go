@@ -1,0 +1,342 @@
+// Package config loads credsync's YAML config: ${VAR} expansion, strict decoding (an unknown key
+// is an error with its line), validation, and building each target's adapter through its vendor
+// package, which validates its own target block.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+	"gopkg.in/yaml.v3"
+
+	"github.com/credsync/credsync/adapters/databrain"
+	"github.com/credsync/credsync/adapters/felt"
+	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/vendorhttp"
+	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/yamlx"
+)
+
+// DefaultListen is where the gateway listens when server.listen is not set.
+const DefaultListen = "127.0.0.1:8080"
+
+// File is the config file as written.
+type File struct {
+	Server    Server              `yaml:"server"`
+	Store     Store               `yaml:"store"`
+	Platforms map[string]Platform `yaml:"platforms"`
+	Sources   map[string]Source   `yaml:"sources"`
+}
+
+// Server configures the gateway's own API.
+type Server struct {
+	// Listen is host:port (default 127.0.0.1:8080).
+	Listen string `yaml:"listen" validate:"omitempty,hostname_port"`
+	// APITokens are who may call the gateway.
+	APITokens []APIToken `yaml:"api_tokens" validate:"required,min=1"`
+	// RotationDeadline bounds one rotation, retries and verification included (default 10m).
+	RotationDeadline time.Duration `yaml:"rotation_deadline" validate:"gte=0"`
+}
+
+// APIToken is one caller of the gateway.
+type APIToken struct {
+	Name  string      `yaml:"name" validate:"required"`
+	Token core.Secret `yaml:"token"`
+}
+
+// Store selects where rotations are kept.
+type Store struct {
+	// Driver is memory (the default in this build). sqlite and postgres are the durable stores of
+	// DESIGN.md; they are refused with an explanation until they exist.
+	Driver string `yaml:"driver" validate:"omitempty,oneof=memory sqlite postgres"`
+	DSN    string `yaml:"dsn"`
+}
+
+// Platform is one vendor account.
+type Platform struct {
+	Vendor  string      `yaml:"vendor" validate:"required,oneof=felt databrain rivergen"`
+	BaseURL string      `yaml:"base_url" validate:"required,http_url"`
+	Token   core.Secret `yaml:"token"`
+	// Timeout bounds each vendor call (default 30s).
+	Timeout time.Duration `yaml:"timeout" validate:"gte=0"`
+	// MaxAttempts bounds the attempts of each call, the first included (default 5).
+	MaxAttempts int `yaml:"max_attempts" validate:"gte=0,lte=100"`
+	// MaxConcurrency bounds calls in flight to this platform, across rotations (default 8).
+	MaxConcurrency int `yaml:"max_concurrency" validate:"gte=0,lte=10000"`
+}
+
+// Source is one credential and the targets that hold a copy of it. Each target block is decoded
+// by its vendor's package.
+type Source struct {
+	Targets []yaml.Node `yaml:"targets"`
+}
+
+// Config is a loaded, validated config with every adapter built.
+type Config struct {
+	File      File
+	Platforms []core.Platform
+	Sources   []*core.Source
+}
+
+// Load reads and validates the config file at path, expanding ${VAR} from the environment.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse validates a config document; lookup resolves ${VAR}.
+func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, errors.New("the config is empty: it needs server, platforms and sources")
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, yamlx.Errorf(root, "the config must be a mapping with server, store, platforms and sources")
+	}
+	if err := yamlx.Expand(root, lookup); err != nil {
+		return nil, err
+	}
+	var f File
+	if err := yamlx.DecodeStrict(root, &f); err != nil {
+		return nil, err
+	}
+	v := newValidator()
+
+	serverNode := yamlx.Lookup(root, "server")
+	if serverNode == nil {
+		return nil, yamlx.Errorf(root, "server is missing: it needs at least api_tokens")
+	}
+	if err := check(v, serverNode, "server", f.Server); err != nil {
+		return nil, err
+	}
+	if f.Server.Listen == "" {
+		f.Server.Listen = DefaultListen
+	}
+	tokensNode := yamlx.Lookup(serverNode, "api_tokens")
+	seenTok := map[string]bool{}
+	for i, t := range f.Server.APITokens {
+		n := tokensNode.Content[i]
+		if err := check(v, n, fmt.Sprintf("server.api_tokens[%d]", i), t); err != nil {
+			return nil, err
+		}
+		if seenTok[t.Name] {
+			return nil, yamlx.Errorf(n, "server.api_tokens: the name %q is used twice", t.Name)
+		}
+		seenTok[t.Name] = true
+		if len(t.Token.Reveal()) < 16 {
+			return nil, yamlx.Errorf(valueOr(n, "token"), "server.api_tokens[%d] (%s): the token must be at least 16 characters (is its ${VAR} empty?)", i, t.Name)
+		}
+	}
+
+	storeNode := yamlx.Lookup(root, "store")
+	if err := check(v, storeNode, "store", f.Store); err != nil {
+		return nil, err
+	}
+	switch f.Store.Driver {
+	case "", "memory":
+		f.Store.Driver = "memory"
+	default:
+		return nil, yamlx.Errorf(valueOr(storeNode, "driver"), "store.driver %q is not available in this build yet: use driver: memory (rotations are then lost on restart)", f.Store.Driver)
+	}
+
+	platformsNode := yamlx.Lookup(root, "platforms")
+	if len(f.Platforms) == 0 {
+		return nil, yamlx.Errorf(orRoot(platformsNode, root), "platforms is missing or empty: configure at least one vendor account")
+	}
+	cfg := &Config{File: f}
+	vendors := map[string]vendorPlatform{}
+	for _, name := range sortedKeys(f.Platforms) {
+		p := f.Platforms[name]
+		pn := yamlx.Lookup(platformsNode, name)
+		if err := check(v, pn, "platforms."+name, p); err != nil {
+			return nil, err
+		}
+		if p.Token.IsZero() {
+			return nil, yamlx.Errorf(valueOr(pn, "token"), "platforms.%s.token is missing or empty (is its ${VAR} set to an empty value?)", name)
+		}
+		vp, err := newVendorPlatform(p.Vendor, vendorhttp.Platform{Name: name, BaseURL: p.BaseURL, Token: p.Token, Timeout: orDefault(p.Timeout, core.DefaultTimeout)})
+		if err != nil {
+			return nil, yamlx.Errorf(pn, "platforms.%s: %v", name, err)
+		}
+		vendors[name] = vp
+		cfg.Platforms = append(cfg.Platforms, core.Platform{Name: name, Vendor: p.Vendor, Timeout: p.Timeout,
+			MaxAttempts: p.MaxAttempts, MaxConcurrency: p.MaxConcurrency})
+	}
+
+	sourcesNode := yamlx.Lookup(root, "sources")
+	if len(f.Sources) == 0 {
+		return nil, yamlx.Errorf(orRoot(sourcesNode, root), "sources is missing or empty: configure at least one source and its targets")
+	}
+	for _, name := range sortedKeys(f.Sources) {
+		sn := yamlx.Lookup(sourcesNode, name)
+		src, err := buildSource(name, sn, f.Sources[name], f.Platforms, vendors)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Sources = append(cfg.Sources, src)
+	}
+	return cfg, nil
+}
+
+func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Platform, vendors map[string]vendorPlatform) (*core.Source, error) {
+	if len(s.Targets) == 0 {
+		return nil, yamlx.Errorf(sn, "sources.%s has no targets", name)
+	}
+	src := &core.Source{Name: name}
+	seen := map[string]int{}
+	for i := range s.Targets {
+		tn := &s.Targets[i]
+		where := fmt.Sprintf("sources.%s.targets[%d]", name, i)
+		if tn.Kind != yaml.MappingNode {
+			return nil, yamlx.Errorf(tn, "%s must be a mapping with at least platform", where)
+		}
+		pn := yamlx.Lookup(tn, "platform")
+		if pn == nil || pn.Value == "" {
+			return nil, yamlx.Errorf(tn, "%s: platform is required (one of: %s)", where, strings.Join(sortedKeys(platforms), ", "))
+		}
+		p, ok := platforms[pn.Value]
+		if !ok {
+			return nil, yamlx.Errorf(pn, "%s: unknown platform %q (configured: %s)", where, pn.Value, strings.Join(sortedKeys(platforms), ", "))
+		}
+		tname := fmt.Sprintf("%s/%d", pn.Value, i)
+		if nn := yamlx.Lookup(tn, "name"); nn != nil {
+			if nn.Value == "" || strings.TrimSpace(nn.Value) != nn.Value || strings.ContainsAny(nn.Value, "\t\n\r") {
+				return nil, yamlx.Errorf(nn, "%s: name must be non-empty, on one line, without leading or trailing spaces", where)
+			}
+			tname = nn.Value
+		}
+		if j, dup := seen[tname]; dup {
+			return nil, yamlx.Errorf(tn, "%s: target name %q is already used by targets[%d]; give one of them another name", where, tname, j)
+		}
+		seen[tname] = i
+		// Databrain keeps "name": it is the datasource name the PUT is keyed by.
+		block := yamlx.Without(tn, "platform", "name")
+		if p.Vendor == databrain.Vendor {
+			block = yamlx.Without(tn, "platform")
+		}
+		a, err := vendors[pn.Value].NewTarget(block)
+		if err != nil {
+			return nil, fmt.Errorf("%w (in %s, platform %s)", err, where, pn.Value)
+		}
+		src.Targets = append(src.Targets, &core.Target{Name: tname, Platform: pn.Value, Vendor: p.Vendor, Adapter: a})
+	}
+	return src, nil
+}
+
+// vendorPlatform is what every vendor package's *Platform offers the config loader.
+type vendorPlatform interface {
+	NewTarget(node *yaml.Node) (core.Adapter, error)
+}
+
+func newVendorPlatform(vendor string, p vendorhttp.Platform) (vendorPlatform, error) {
+	switch vendor {
+	case felt.Vendor:
+		return felt.NewPlatform(p)
+	case databrain.Vendor:
+		return databrain.NewPlatform(p)
+	case rivergen.Vendor:
+		return rivergen.NewPlatform(p)
+	default:
+		return nil, fmt.Errorf("unknown vendor %q (felt, databrain, rivergen)", vendor)
+	}
+}
+
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		return name
+	})
+	return v
+}
+
+// check validates one decoded block and reports the first problem at its key's line.
+func check(v *validator.Validate, node *yaml.Node, where string, block any) error {
+	err := v.Struct(block)
+	if err == nil {
+		return nil
+	}
+	var ves validator.ValidationErrors
+	if !errors.As(err, &ves) {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	msgs := make([]string, 0, len(ves))
+	line := node
+	for i, fe := range ves {
+		key := fe.Field()
+		if i == 0 {
+			line = valueOr(node, key)
+		}
+		msgs = append(msgs, fmt.Sprintf("%s.%s %s", where, key, describe(fe)))
+	}
+	return yamlx.Errorf(line, "%s", strings.Join(msgs, "; "))
+}
+
+func describe(fe validator.FieldError) string {
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "min":
+		return "needs at least " + fe.Param() + " entry"
+	case "oneof":
+		return fmt.Sprintf("is %q: must be one of %s", fmt.Sprint(fe.Value()), strings.ReplaceAll(fe.Param(), " ", ", "))
+	case "http_url":
+		return fmt.Sprintf("is %q: must be an absolute http(s) URL", fmt.Sprint(fe.Value()))
+	case "hostname_port":
+		return fmt.Sprintf("is %q: must be host:port", fmt.Sprint(fe.Value()))
+	case "gte":
+		return "must be at least " + fe.Param()
+	case "lte":
+		return "must be at most " + fe.Param()
+	default:
+		return "fails " + fe.Tag()
+	}
+}
+
+// valueOr returns the value node of key in mapping n, or n itself.
+func valueOr(n *yaml.Node, key string) *yaml.Node {
+	if c := yamlx.Lookup(n, key); c != nil {
+		return c
+	}
+	return n
+}
+
+func orRoot(n, root *yaml.Node) *yaml.Node {
+	if n != nil {
+		return n
+	}
+	return root
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,154 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/credsync/credsync/config"
+	"github.com/credsync/credsync/core"
+	_ "github.com/credsync/credsync/internal/golden" // registers -update
+)
+
+// designExample is the config of DESIGN.md, store aside (this build keeps rotations in memory).
+const designExample = `server:
+  listen: 127.0.0.1:8080
+  api_tokens:                 # who may call the gateway
+    - name: rotation-job
+      token: ${CREDSYNC_API_TOKEN}
+store:
+  driver: memory
+platforms:
+  felt:
+    vendor: felt
+    base_url: https://felt.com
+    token: ${FELT_API_TOKEN}
+  databrain:
+    vendor: databrain
+    base_url: https://api.usedatabrain.com
+    token: ${DATABRAIN_SERVICE_TOKEN}
+  rivergen:
+    vendor: rivergen
+    base_url: https://api.rivergen.com
+    token: ${RIVERGEN_ACCESS_TOKEN}
+    timeout: 5s
+    max_attempts: 3
+    max_concurrency: 2
+sources:
+  warehouse-pg:
+    targets:
+      - platform: felt
+        source_id: src_pg
+        connection_type: postgresql
+      - platform: databrain
+        datasource_type: postgres
+        name: production-postgres
+        fields: {host: db.internal, port: 5432, username: dbuser, database: analytics, schema: public}
+      - platform: rivergen
+        data_source_id: 1
+`
+
+var env = map[string]string{
+	"CREDSYNC_API_TOKEN":      "api-token-0123456789abcdef",
+	"FELT_API_TOKEN":          "felt-token",
+	"DATABRAIN_SERVICE_TOKEN": "dbn_live_x",
+	"RIVERGEN_ACCESS_TOKEN":   "rg-token",
+}
+
+func lookup(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+func TestDesignExampleLoads(t *testing.T) {
+	cfg, err := config.Parse([]byte(designExample), lookup)
+	require.NoError(t, err)
+	require.Len(t, cfg.Platforms, 3)
+	require.Len(t, cfg.Sources, 1)
+	src := cfg.Sources[0]
+	require.Equal(t, "warehouse-pg", src.Name)
+	var names []string
+	for _, tg := range src.Targets {
+		names = append(names, tg.Name)
+		require.Contains(t, tg.Adapter.Accepts(), core.TypePassword, tg.Name)
+	}
+	require.Equal(t, []string{"felt/0", "production-postgres", "rivergen/2"}, names, "unnamed targets are <platform>/<index>")
+	require.Equal(t, "api-token-0123456789abcdef", cfg.File.Server.APITokens[0].Token.Reveal())
+	for _, p := range cfg.Platforms {
+		if p.Name == "rivergen" {
+			require.Equal(t, 3, p.MaxAttempts)
+			require.Equal(t, 2, p.MaxConcurrency)
+			require.Equal(t, "5s", p.Timeout.String())
+		}
+	}
+}
+
+func TestLoadFromFile(t *testing.T) {
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	path := filepath.Join(t.TempDir(), "credsync.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(designExample), 0o600))
+	_, err := config.Load(path)
+	require.NoError(t, err)
+	_, err = config.Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.ErrorContains(t, err, "read config")
+}
+
+func TestRefusedConfigsSayWhichLine(t *testing.T) {
+	cases := []struct {
+		name, from, to, want string
+	}{
+		{"unknown top-level key", "store:\n", "stores:\n", "line 6: unknown key \"stores\""},
+		{"unknown platform key", "    timeout: 5s\n", "    timout: 5s\n", "line 21: unknown key \"timout\""},
+		{"missing env var", "${FELT_API_TOKEN}", "${FELT_TOKEN}", "line 12: environment variable FELT_TOKEN is not set"},
+		{"unknown platform", "      - platform: rivergen\n", "      - platform: rivergem\n", "line 34: sources.warehouse-pg.targets[2]: unknown platform \"rivergem\""},
+		{"field the vendor does not have", "        connection_type: postgresql\n", "        connection_type: postgresql\n        datasource_type: postgres\n", "line 30"},
+		{"databrain field of another type", "schema: public}", "schema: public, warehouse: WH}", "line 33: \"warehouse\" is not a field of Databrain postgres"},
+		{"bad vendor", "    vendor: felt\n", "    vendor: tableau\n", "line 10: platforms.felt.vendor is \"tableau\""},
+		{"bad base_url", "https://felt.com", "felt.com", "line 11: platforms.felt.base_url"},
+		{"durable store not yet available", "driver: memory", "driver: sqlite", "line 7: store.driver \"sqlite\" is not available"},
+		{"bad duration", "timeout: 5s", "timeout: soon", "line 21"},
+		{"bad number", "max_attempts: 3", "max_attempts: three", "line 22"},
+		{"duplicate target name", "      - platform: rivergen\n", "      - platform: rivergen\n        name: production-postgres\n", "already used"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(designExample, tc.from, tc.to, 1)
+			require.NotEqual(t, designExample, doc, "the case must change the document")
+			_, err := config.Parse([]byte(doc), lookup)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+			for _, v := range env {
+				require.NotContains(t, err.Error(), v, "a config error never prints a secret")
+			}
+		})
+	}
+}
+
+func TestRefusedWholeDocuments(t *testing.T) {
+	for name, doc := range map[string]string{
+		"empty":        "",
+		"not a map":    "- a\n- b\n",
+		"no platforms": "server:\n  api_tokens: [{name: a, token: aaaaaaaaaaaaaaaaaaaa}]\nsources: {s: {targets: [{platform: x}]}}\n",
+		"no sources":   "server:\n  api_tokens: [{name: a, token: aaaaaaaaaaaaaaaaaaaa}]\nplatforms: {felt: {vendor: felt, base_url: 'https://felt.com', token: t}}\n",
+		"no server":    "platforms: {felt: {vendor: felt, base_url: 'https://felt.com', token: t}}\n",
+		"no tokens":    "server: {listen: '127.0.0.1:1'}\nplatforms: {felt: {vendor: felt, base_url: 'https://felt.com', token: t}}\nsources: {s: {targets: [{platform: felt, source_id: a, connection_type: postgresql}]}}\n",
+		"bad yaml":     "server: [\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := config.Parse([]byte(doc), lookup)
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestShortAPITokenRefused(t *testing.T) {
+	_, err := config.Parse([]byte(designExample), func(k string) (string, bool) {
+		if k == "CREDSYNC_API_TOKEN" {
+			return "short", true
+		}
+		return lookup(k)
+	})
+	require.ErrorContains(t, err, "line 5: server.api_tokens[0] (rotation-job): the token must be at least 16 characters")
+}
