@@ -349,6 +349,12 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rot *Rotation, 
 }
 
 func (e *Engine) submit(ctx context.Context, req SubmitRequest) (*Rotation, error) {
+	e.mu.Lock()
+	closing := e.closing
+	e.mu.Unlock()
+	if closing {
+		return nil, ErrShuttingDown
+	}
 	src, ws, err := e.prepare(req)
 	if err != nil {
 		return nil, err
