@@ -284,8 +284,10 @@ func jsonKind(goKind string) string {
 	}
 }
 
-func typeList() string {
-	ts := CredentialTypes()
+func typeList() string { return JoinTypes(CredentialTypes()) }
+
+// JoinTypes lists credential types for a message: "password, token".
+func JoinTypes(ts []CredentialType) string {
 	s := make([]string, len(ts))
 	for i, t := range ts {
 		s[i] = string(t)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -14,11 +15,36 @@ func Scrub(s string, secrets []string) string {
 			continue
 		}
 		s = strings.ReplaceAll(s, sec, Redacted)
-		if b, err := json.Marshal(sec); err == nil {
-			if esc := string(b[1 : len(b)-1]); esc != sec {
-				s = strings.ReplaceAll(s, esc, Redacted)
-			}
+		for _, esc := range jsonEscaped(sec) {
+			s = strings.ReplaceAll(s, esc, Redacted)
 		}
 	}
 	return s
+}
+
+// ScrubBytes is Scrub for a body.
+func ScrubBytes(b []byte, secrets []string) []byte {
+	if len(secrets) == 0 {
+		return b
+	}
+	return []byte(Scrub(string(b), secrets))
+}
+
+// jsonEscaped returns the forms a secret takes inside a JSON string that differ from the secret
+// itself: with and without HTML escaping (<, >, & as \u003c...), as encoders differ.
+func jsonEscaped(sec string) []string {
+	var out []string
+	for _, html := range []bool{true, false} {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(sec) != nil {
+			continue
+		}
+		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		if esc := string(b[1 : len(b)-1]); esc != sec && (len(out) == 0 || out[0] != esc) {
+			out = append(out, esc)
+		}
+	}
+	return out
 }

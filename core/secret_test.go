@@ -74,3 +74,15 @@ func TestScrub(t *testing.T) {
 	require.NotContains(t, got, strings.Trim(string(esc), `"`))
 	require.Contains(t, got, core.Redacted)
 }
+
+func TestScrubBothJSONEscapings(t *testing.T) {
+	sec := `a<b>&"c`
+	html, _ := json.Marshal(sec) // "a\u003cb\u003e\u0026\"c"
+	plain := `a<b>&\"c`
+	got := core.Scrub("x "+string(html)+" y "+plain+" z", []string{sec})
+	require.NotContains(t, got, `\u003c`)
+	require.NotContains(t, got, plain)
+	require.Equal(t, 2, strings.Count(got, core.Redacted))
+	req := core.Request{Body: map[string]any{"a": core.NewSecret("s1"), "l": []any{map[string]any{"b": core.NewSecret("s2")}}, "p": "plain"}}
+	require.ElementsMatch(t, []string{"s1", "s2"}, req.Secrets())
+}

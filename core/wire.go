@@ -82,3 +82,36 @@ func reveal(v any) (any, error) {
 		return nil, fmt.Errorf("unsupported body value of type %s", reflect.TypeOf(v))
 	}
 }
+
+// Secrets returns the clear values of every secret in the body, so that an adapter can scrub
+// them from what the vendor echoes back.
+func (r Request) Secrets() []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case Secret:
+			if !x.IsZero() {
+				out = append(out, x.Reveal())
+			}
+		case SecretJSON:
+			if !x.IsZero() {
+				out = append(out, x.Reveal())
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(r.Body)
+	return out
+}

@@ -1,7 +1,6 @@
 package databrain
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -49,7 +48,7 @@ func (a *Adapter) Build(cred core.Credential) (core.Request, error) {
 	if !a.accepts(cred.Type) {
 		return core.Request{}, a.inputError(core.Problem{Field: "credential.type",
 			Message: fmt.Sprintf("databrain %s datasource %q takes only %s credentials, not %s",
-				a.dsType, a.name, typeList(a.spec.accepts), cred.Type)})
+				a.dsType, a.name, core.JoinTypes(a.spec.accepts), cred.Type)})
 	}
 
 	creds := make(map[string]any, len(a.fields)+4)
@@ -158,14 +157,6 @@ func (a *Adapter) credentialProblem(p problem) core.Problem {
 	return core.Problem{Field: field, Message: msg}
 }
 
-func typeList(ts []core.CredentialType) string {
-	s := make([]string, len(ts))
-	for i, t := range ts {
-		s[i] = string(t)
-	}
-	return strings.Join(s, ", ")
-}
-
 // Send delivers the update. Databrain validates the body, tests the connection with the new
 // credential and re-caches the schema before it answers 200 {"name": ...}.
 func (a *Adapter) Send(ctx context.Context, req core.Request) (bool, error) {
@@ -176,9 +167,9 @@ func (a *Adapter) Send(ctx context.Context, req core.Request) (bool, error) {
 	if resp.Status >= 200 && resp.Status < 300 {
 		return false, nil
 	}
-	secrets := secretsIn(req.Body)
-	code, msg := parseError(scrub(resp.Body, secrets))
-	msg = string(scrub([]byte(msg), secrets))
+	secrets := req.Secrets()
+	code, msg := parseError(core.ScrubBytes(resp.Body, secrets))
+	msg = core.Scrub(msg, secrets)
 	retry, e := a.client.Classify(resp, msg)
 	if o, ok := vendorCodes[code]; ok && resp.Status != http.StatusTooManyRequests {
 		e.Code, e.Retryable = o.code, o.retry
@@ -210,42 +201,6 @@ var vendorCodes = map[string]struct {
 	"TENANCY_SETTINGS_CREATE_FAILED": {core.CodeVendorError, true},
 	"TENANCY_SETTINGS_UPDATE_FAILED": {core.CodeVendorError, true},
 	"INTERNAL_SERVER_ERROR":          {core.CodeVendorError, true},
-}
-
-// secretsIn collects the clear values of the secrets in a request body, to scrub them from what
-// the vendor echoes back.
-func secretsIn(v any) []string {
-	var out []string
-	switch x := v.(type) {
-	case core.Secret:
-		if !x.IsZero() {
-			out = append(out, x.Reveal())
-		}
-	case core.SecretJSON:
-		if !x.IsZero() {
-			out = append(out, x.Reveal())
-		}
-	case map[string]any:
-		for _, e := range x {
-			out = append(out, secretsIn(e)...)
-		}
-	case []any:
-		for _, e := range x {
-			out = append(out, secretsIn(e)...)
-		}
-	}
-	return out
-}
-
-// scrub replaces every secret, as is and JSON-escaped, by the redaction marker.
-func scrub(b []byte, secrets []string) []byte {
-	for _, s := range secrets {
-		b = bytes.ReplaceAll(b, []byte(s), []byte(core.Redacted))
-		if esc, err := json.Marshal(s); err == nil && len(esc) > 2 {
-			b = bytes.ReplaceAll(b, esc[1:len(esc)-1], []byte(core.Redacted))
-		}
-	}
-	return b
 }
 
 // maxMessage bounds the vendor's message kept in an error.

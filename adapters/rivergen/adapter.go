@@ -84,7 +84,7 @@ func (a *adapter) Build(cred core.Credential) (core.Request, error) {
 			Message: a.what() + " cannot take a key_pair credential: RiverGen has no private-key field for the database besides the SSH tunnel key (send the SSH key as ssh_tunnel beside a password or token credential)"})
 	default:
 		problems = append(problems, core.Problem{Field: "credential.type",
-			Message: fmt.Sprintf("%s cannot take a %q credential; it accepts %s", a.what(), cred.Type, typeNames(a.Accepts()))})
+			Message: fmt.Sprintf("%s cannot take a %q credential; it accepts %s", a.what(), cred.Type, core.JoinTypes(a.Accepts()))})
 	}
 
 	if t := cred.SSHTunnel; t != nil {
@@ -111,14 +111,6 @@ func (a *adapter) Build(cred core.Credential) (core.Request, error) {
 	return core.Request{Method: http.MethodPatch, Path: a.credentialsPath(), Body: body}, nil
 }
 
-func typeNames(ts []core.CredentialType) string {
-	s := make([]string, len(ts))
-	for i, t := range ts {
-		s[i] = string(t)
-	}
-	return strings.Join(s, ", ")
-}
-
 // Send delivers the credentials update. 2xx is success unless the envelope says success: false.
 func (a *adapter) Send(ctx context.Context, req core.Request) (bool, error) {
 	resp, retry, err := a.client.Send(ctx, req)
@@ -126,12 +118,12 @@ func (a *adapter) Send(ctx context.Context, req core.Request) (bool, error) {
 		return retry, err
 	}
 	// Scrub before extracting: a message cut to length must not keep half a secret.
-	secrets := requestSecrets(req.Body)
-	body := scrubBody(resp.Body, secrets)
+	secrets := req.Secrets()
+	body := core.ScrubBytes(resp.Body, secrets)
 	if resp.Status >= 200 && resp.Status < 300 {
 		var env envelope
 		if json.Unmarshal(body, &env) == nil && env.Success != nil && !*env.Success {
-			msg := scrub(vendorMessage(body), secrets)
+			msg := core.Scrub(vendorMessage(body), secrets)
 			if msg == "" {
 				msg = "RiverGen answered success: false"
 			}
@@ -140,7 +132,7 @@ func (a *adapter) Send(ctx context.Context, req core.Request) (bool, error) {
 		}
 		return false, nil
 	}
-	retry, e := a.classify(resp, scrub(vendorMessage(body), secrets))
+	retry, e := a.classify(resp, core.Scrub(vendorMessage(body), secrets))
 	return retry, e
 }
 
@@ -371,63 +363,4 @@ func bound(s string) string {
 		return s[:maxMessage] + "..."
 	}
 	return s
-}
-
-// requestSecrets collects the clear values of the secrets in a request body.
-func requestSecrets(body any) []string {
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case core.Secret:
-			if !x.IsZero() {
-				out = append(out, x.Reveal())
-			}
-		case core.SecretJSON:
-			if !x.IsZero() {
-				out = append(out, x.Reveal())
-			}
-		case map[string]any:
-			for _, e := range x {
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(body)
-	return out
-}
-
-// scrubBody replaces every secret value, raw or JSON-escaped, in a vendor answer.
-func scrubBody(body []byte, secrets []string) []byte {
-	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		body = bytes.ReplaceAll(body, []byte(s), []byte(core.Redacted))
-		var esc bytes.Buffer
-		enc := json.NewEncoder(&esc)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err == nil {
-			inner := bytes.TrimSuffix(esc.Bytes(), []byte("\n"))
-			inner = inner[1 : len(inner)-1]
-			if !bytes.Equal(inner, []byte(s)) {
-				body = bytes.ReplaceAll(body, inner, []byte(core.Redacted))
-			}
-		}
-	}
-	return body
-}
-
-// scrub replaces every secret value a vendor may have echoed back with the redaction.
-func scrub(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, core.Redacted)
-		}
-	}
-	return msg
 }
