@@ -63,8 +63,10 @@ type Source struct {
 
 // Rotation is one request to push a new credential to a source's targets, and its outcome.
 type Rotation struct {
-	ID         string         `json:"id"`
-	Source     string         `json:"source"`
+	ID     string `json:"id"`
+	Source string `json:"source"`
+	// Seq orders the rotations of one source (1, 2, ...): a higher Seq supersedes a lower one.
+	Seq        int64          `json:"seq"`
 	Status     RotationStatus `json:"status"`
 	CreatedAt  time.Time      `json:"created_at"`
 	FinishedAt *time.Time     `json:"finished_at"`

@@ -1,5 +1,6 @@
 // Package memstore keeps rotations in memory. It loses everything on restart: it backs tests and
-// the demo until a durable store is configured.
+// the demo when no durable store is configured. It implements every core.Store semantic (leases,
+// target claims, idempotency, audit) for one process.
 package memstore
 
 import (
@@ -7,73 +8,113 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/credsync/credsync/core"
 )
 
 // DefaultLimit is how many rotations ListRotations returns when the filter names no limit.
-const DefaultLimit = 100
+const DefaultLimit = core.DefaultListLimit
 
 // Store is an in-memory core.Store, safe for concurrent use.
 type Store struct {
-	mu   sync.RWMutex
-	rots map[string]*core.Rotation
+	mu     sync.Mutex
+	now    func() time.Time
+	rots   map[string]*entry
+	seqs   map[string]int64
+	idem   map[string]core.IdempotencyHit
+	claims map[string]*claim
+	audit  []core.AuditEvent
+}
+
+type entry struct {
+	rot        *core.Rotation
+	sealed     []byte
+	owner      string
+	leaseUntil time.Time
+}
+
+type claim struct {
+	seq        int64
+	rotationID string
+	inflight   bool
+	until      time.Time
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{rots: map[string]*core.Rotation{}} }
+func New() *Store {
+	return &Store{now: time.Now, rots: map[string]*entry{}, seqs: map[string]int64{},
+		idem: map[string]core.IdempotencyHit{}, claims: map[string]*claim{}}
+}
 
 var _ core.Store = (*Store)(nil)
 
-// CreateRotation records a new rotation.
-func (s *Store) CreateRotation(_ context.Context, r *core.Rotation) error {
+// CreateRotation implements core.Store.
+func (s *Store) CreateRotation(_ context.Context, n core.NewRotation) (*core.IdempotencyHit, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.rots[r.ID]; ok {
-		return fmt.Errorf("rotation %s already exists", r.ID)
+	r := n.Rotation
+	if n.IdempotencyKey != "" {
+		if hit, ok := s.idem[n.Actor+"\x00"+n.IdempotencyKey]; ok {
+			return &hit, nil
+		}
 	}
-	s.rots[r.ID] = r.Clone()
-	return nil
+	if _, ok := s.rots[r.ID]; ok {
+		return nil, fmt.Errorf("rotation %s already exists", r.ID)
+	}
+	s.seqs[r.Source]++
+	r.Seq = s.seqs[r.Source]
+	e := &entry{rot: r.Clone(), sealed: append([]byte(nil), n.SealedCredential...)}
+	if n.SealedCredential == nil {
+		e.sealed = nil
+	}
+	if n.Owner != "" {
+		e.owner, e.leaseUntil = n.Owner, s.now().Add(n.LeaseTTL)
+	}
+	s.rots[r.ID] = e
+	if n.IdempotencyKey != "" {
+		s.idem[n.Actor+"\x00"+n.IdempotencyKey] = core.IdempotencyHit{RotationID: r.ID, RequestHash: n.RequestHash}
+	}
+	return nil, nil
 }
 
-// UpdateRotation replaces a recorded rotation.
+// UpdateRotation implements core.Store.
 func (s *Store) UpdateRotation(_ context.Context, r *core.Rotation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.rots[r.ID]; !ok {
+	e, ok := s.rots[r.ID]
+	if !ok {
 		return fmt.Errorf("rotation %s: %w", r.ID, core.ErrNotFound)
 	}
-	s.rots[r.ID] = r.Clone()
+	c := r.Clone()
+	c.Seq = e.rot.Seq
+	e.rot = c
 	return nil
 }
 
-// GetRotation returns a copy of a rotation.
+// GetRotation implements core.Store.
 func (s *Store) GetRotation(_ context.Context, id string) (*core.Rotation, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r, ok := s.rots[id]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
 	if !ok {
 		return nil, core.ErrNotFound
 	}
-	return r.Clone(), nil
+	return e.rot.Clone(), nil
 }
 
-// ListRotations returns matching rotations, newest first.
+// ListRotations implements core.Store.
 func (s *Store) ListRotations(_ context.Context, f core.ListFilter) ([]*core.Rotation, error) {
-	s.mu.RLock()
+	s.mu.Lock()
 	out := make([]*core.Rotation, 0)
-	for _, r := range s.rots {
-		if (f.Source == "" || r.Source == f.Source) && (f.Status == "" || r.Status == f.Status) {
+	for _, e := range s.rots {
+		r := e.rot
+		if (f.Source == "" || r.Source == f.Source) && (f.Status == "" || r.Status == f.Status) && (f.Before == "" || r.ID < f.Before) {
 			out = append(out, r.Clone())
 		}
 	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.After(out[j].CreatedAt)
-		}
-		return out[i].ID > out[j].ID
-	})
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultLimit
@@ -83,3 +124,170 @@ func (s *Store) ListRotations(_ context.Context, f core.ListFilter) ([]*core.Rot
 	}
 	return out, nil
 }
+
+// FindIdempotencyKey implements core.Store.
+func (s *Store) FindIdempotencyKey(_ context.Context, actor, key string) (*core.IdempotencyHit, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hit, ok := s.idem[actor+"\x00"+key]; ok {
+		return &hit, nil
+	}
+	return nil, nil
+}
+
+// SealedCredential implements core.Store.
+func (s *Store) SealedCredential(_ context.Context, id string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
+	if !ok || e.sealed == nil {
+		return nil, core.ErrNotFound
+	}
+	return append([]byte(nil), e.sealed...), nil
+}
+
+// DeleteCredential implements core.Store.
+func (s *Store) DeleteCredential(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.rots[id]; ok {
+		e.sealed = nil
+	}
+	return nil
+}
+
+// PurgeCredentials implements core.Store.
+func (s *Store) PurgeCredentials(_ context.Context, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.rots {
+		if e.sealed != nil && e.rot.FinishedAt != nil && e.rot.FinishedAt.Before(before) {
+			e.sealed = nil
+			n++
+		}
+	}
+	return n, nil
+}
+
+// AcquireLease implements core.Store.
+func (s *Store) AcquireLease(_ context.Context, id, owner string, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
+	if !ok {
+		return false, core.ErrNotFound
+	}
+	now := s.now()
+	if e.owner != "" && e.owner != owner && now.Before(e.leaseUntil) {
+		return false, nil
+	}
+	e.owner, e.leaseUntil = owner, now.Add(ttl)
+	return true, nil
+}
+
+// RenewLease implements core.Store.
+func (s *Store) RenewLease(_ context.Context, id, owner string, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
+	if !ok || e.owner != owner {
+		return false, nil
+	}
+	e.leaseUntil = s.now().Add(ttl)
+	return true, nil
+}
+
+// ReleaseLease implements core.Store.
+func (s *Store) ReleaseLease(_ context.Context, id, owner string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.rots[id]; ok && e.owner == owner {
+		e.owner, e.leaseUntil = "", time.Time{}
+	}
+	return nil
+}
+
+// ClaimOrphans implements core.Store.
+func (s *Store) ClaimOrphans(_ context.Context, owner string, ttl time.Duration, limit int) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var ids []string
+	for id, e := range s.rots {
+		if !e.rot.Status.Finished() && (e.owner == "" || !now.Before(e.leaseUntil)) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	for _, id := range ids {
+		s.rots[id].owner, s.rots[id].leaseUntil = owner, now.Add(ttl)
+	}
+	return ids, nil
+}
+
+// ClaimTarget implements core.Store.
+func (s *Store) ClaimTarget(_ context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) (core.ClaimResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	key := source + "\x00" + target
+	c, ok := s.claims[key]
+	if !ok {
+		s.claims[key] = &claim{seq: seq, rotationID: rotationID, inflight: true, until: now.Add(ttl)}
+		return core.ClaimGranted, nil
+	}
+	if c.seq > seq {
+		return core.ClaimSuperseded, nil
+	}
+	if c.rotationID != rotationID && c.inflight && now.Before(c.until) {
+		return core.ClaimBusy, nil
+	}
+	c.seq, c.rotationID, c.inflight, c.until = seq, rotationID, true, now.Add(ttl)
+	return core.ClaimGranted, nil
+}
+
+// ReleaseTarget implements core.Store.
+func (s *Store) ReleaseTarget(_ context.Context, source, target, rotationID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.claims[source+"\x00"+target]; ok && c.rotationID == rotationID {
+		c.inflight = false
+	}
+	return nil
+}
+
+// AppendAudit implements core.Store.
+func (s *Store) AppendAudit(_ context.Context, e core.AuditEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.audit = append(s.audit, e)
+	return nil
+}
+
+// ListAudit implements core.Store.
+func (s *Store) ListAudit(_ context.Context, f core.AuditFilter) ([]core.AuditEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []core.AuditEvent
+	for i := len(s.audit) - 1; i >= 0 && len(out) < limit; i-- {
+		e := s.audit[i]
+		if (f.Source == "" || e.Source == f.Source) && (f.RotationID == "" || e.RotationID == f.RotationID) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Ping implements core.Store.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// Close implements core.Store.
+func (s *Store) Close() error { return nil }
