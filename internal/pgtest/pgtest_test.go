@@ -1,0 +1,88 @@
+package pgtest_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/credsync/credsync/internal/golden" // registers -update
+	"github.com/credsync/credsync/internal/pgtest"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
+
+func TestNewDatabase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var dsn string
+	t.Run("db", func(t *testing.T) {
+		dsn = pg.NewDatabase(t)
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var version string
+		require.NoError(t, conn.QueryRow(ctx, `SHOW server_version_num`).Scan(&version))
+		require.GreaterOrEqual(t, version, "150000")
+		_, err = conn.Exec(ctx, `CREATE TABLE t (x int); INSERT INTO t VALUES (1)`)
+		require.NoError(t, err)
+		var x int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT x FROM t`).Scan(&x))
+		require.Equal(t, 1, x)
+		var addr string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT host(inet_server_addr())`).Scan(&addr))
+		require.Equal(t, "127.0.0.1", addr, "listens on loopback only")
+		// the connection stays open: the drop at cleanup must terminate it
+	})
+	// the subtest's cleanup dropped its database
+	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 't%_db'`).Scan(&n))
+	require.Zero(t, n, "database dropped at cleanup (dsn was %s)", dsn)
+}
+
+func TestDatabasesAreDistinct(t *testing.T) {
+	a, b := pg.NewDatabase(t), pg.NewDatabase(t)
+	require.NotEqual(t, a, b)
+}
+
+func TestStartStop(t *testing.T) {
+	// a directory left by a test binary that died long ago, with no server running
+	stale, err := os.MkdirTemp("", "pgtest-")
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(stale, "data"), 0o700))
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(stale, old, old))
+
+	// a second, independent server: start, connect, stop, and the server is gone
+	s, err := pgtest.Start()
+	require.NoError(t, err)
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = s.Stop()
+		}
+	}()
+	require.NotEqual(t, pg.Port(), s.Port())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	require.NoError(t, err)
+	require.NoError(t, conn.Ping(ctx))
+	require.NoError(t, s.Stop())
+	stopped = true
+	require.NoError(t, s.Stop(), "Stop is idempotent")
+	_ = conn.Close(ctx)
+	_, err = pgx.Connect(ctx, s.DSN("postgres"))
+	require.Error(t, err, "server is down after Stop")
+	_, err = os.Stat(stale)
+	require.True(t, os.IsNotExist(err), "Start removed the stale directory")
+}

@@ -1,0 +1,218 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// querier runs statements, inside a transaction or on their own. Queries are written once for
+// both dialects with PostgreSQL's $1 placeholders (modernc's SQLite binds $N positionally too)
+// and three tokens that dialect.rewrite replaces:
+//
+//	@now        the current time in microseconds: the database's clock on PostgreSQL, this
+//	            process's clock on SQLite (one machine, one clock)
+//	@forupdate  FOR UPDATE on PostgreSQL, nothing on SQLite (its write transactions are exclusive)
+//	@skiplocked FOR UPDATE SKIP LOCKED on PostgreSQL, nothing on SQLite
+type querier interface {
+	exec(ctx context.Context, q string, args ...any) (int64, error)
+	query(ctx context.Context, q string, args ...any) (rows, error)
+	queryRow(ctx context.Context, q string, args ...any) row
+}
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+type row interface {
+	Scan(dest ...any) error
+}
+
+// backend is one database: statements on their own for reads, a transaction for writes.
+type backend interface {
+	querier
+	// inTx runs fn in one write transaction: BEGIN IMMEDIATE on SQLite (one writer at a time,
+	// also across processes), READ COMMITTED on PostgreSQL. fn's error rolls it back.
+	inTx(ctx context.Context, fn func(q querier) error) error
+	ping(ctx context.Context) error
+	close() error
+}
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+func (d dialect) String() string {
+	if d == dialectPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// pgNow is the database clock in microseconds since the Unix epoch. clock_timestamp() rather
+// than now(): a transaction that waited for a row lock still compares against the real time.
+const pgNow = "(CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT))"
+
+// rewrite turns a shared query into this dialect's SQL (see querier).
+func (d dialect) rewrite(q string, args []any) (string, []any) {
+	if d == dialectPostgres {
+		q = strings.ReplaceAll(q, "@now", pgNow)
+		q = strings.ReplaceAll(q, "@forupdate", "FOR UPDATE")
+		return strings.ReplaceAll(q, "@skiplocked", "FOR UPDATE SKIP LOCKED"), args
+	}
+	if strings.Contains(q, "@now") {
+		args = append(args[:len(args):len(args)], time.Now().UnixMicro())
+		q = strings.ReplaceAll(q, "@now", "$"+strconv.Itoa(len(args)))
+	}
+	q = strings.ReplaceAll(q, "@forupdate", "")
+	return strings.ReplaceAll(q, "@skiplocked", ""), args
+}
+
+// ---- SQLite (database/sql + modernc.org/sqlite) ----
+
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type sqlQuerier struct{ c sqlConn }
+
+func (q sqlQuerier) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	s, args = dialectSQLite.rewrite(s, args)
+	res, err := q.c.ExecContext(ctx, s, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (q sqlQuerier) query(ctx context.Context, s string, args ...any) (rows, error) {
+	s, args = dialectSQLite.rewrite(s, args)
+	r, err := q.c.QueryContext(ctx, s, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{r}, nil
+}
+
+func (q sqlQuerier) queryRow(ctx context.Context, s string, args ...any) row {
+	s, args = dialectSQLite.rewrite(s, args)
+	return q.c.QueryRowContext(ctx, s, args...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+type sqliteBackend struct {
+	sqlQuerier
+	db *sql.DB
+	// writer lets one write transaction of this process at a time ask SQLite for the write
+	// lock (a one-slot semaphore), so the goroutines of one process queue here instead of
+	// polling in SQLite's busy handler; other processes are waited for by busy_timeout.
+	writer chan struct{}
+}
+
+func newSQLiteBackend(db *sql.DB) *sqliteBackend {
+	return &sqliteBackend{sqlQuerier: sqlQuerier{db}, db: db, writer: make(chan struct{}, 1)}
+}
+
+func (b *sqliteBackend) inTx(ctx context.Context, fn func(q querier) error) error {
+	select {
+	case b.writer <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the write lock: %w", ctx.Err())
+	}
+	defer func() { <-b.writer }()
+	tx, err := b.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the DSN sets _txlock=immediate
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(sqlQuerier{tx}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
+func (b *sqliteBackend) close() error                   { return b.db.Close() }
+
+// ---- PostgreSQL (pgx) ----
+
+type pgBackend struct{ pool *pgxpool.Pool }
+
+func (b *pgBackend) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	return pgQuerier{b.pool}.exec(ctx, s, args...)
+}
+
+func (b *pgBackend) query(ctx context.Context, s string, args ...any) (rows, error) {
+	return pgQuerier{b.pool}.query(ctx, s, args...)
+}
+
+func (b *pgBackend) queryRow(ctx context.Context, s string, args ...any) row {
+	return pgQuerier{b.pool}.queryRow(ctx, s, args...)
+}
+
+func (b *pgBackend) inTx(ctx context.Context, fn func(q querier) error) error {
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(pgQuerier{tx}); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (b *pgBackend) ping(ctx context.Context) error { return b.pool.Ping(ctx) }
+func (b *pgBackend) close() error                   { b.pool.Close(); return nil }
+
+// pgQuerier runs statements on the pool or in a pgx.Tx.
+type pgQuerier struct {
+	c interface {
+		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+		QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	}
+}
+
+func (q pgQuerier) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	s, args = dialectPostgres.rewrite(s, args)
+	tag, err := q.c.Exec(ctx, s, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (q pgQuerier) query(ctx context.Context, s string, args ...any) (rows, error) {
+	s, args = dialectPostgres.rewrite(s, args)
+	return q.c.Query(ctx, s, args...)
+}
+
+func (q pgQuerier) queryRow(ctx context.Context, s string, args ...any) row {
+	s, args = dialectPostgres.rewrite(s, args)
+	return q.c.QueryRow(ctx, s, args...)
+}

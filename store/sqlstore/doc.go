@@ -1,0 +1,60 @@
+// Package sqlstore is the durable core.Store: one Store type on SQLite (modernc.org/sqlite,
+// pure Go, one file: the default) or on PostgreSQL (jackc/pgx/v5: several gateway replicas
+// sharing one database). Both dialects share one set of queries; the few differences (the
+// clock, row locks) are spelled as tokens the dialect rewrites.
+//
+// # Schema
+//
+// Versioned migrations are embedded per dialect (migrations/sqlite/NNNN_name.sql,
+// migrations/postgres/NNNN_name.sql) and recorded in schema_migrations(version, name,
+// applied_at). Open applies the missing ones in one transaction; on PostgreSQL under
+// pg_advisory_xact_lock, on SQLite under BEGIN IMMEDIATE, so replicas or processes starting at
+// once migrate exactly once and the others find the schema done. Add a change as a new file
+// with the next number, in both dialects; never edit an applied one.
+//
+//	rotations         id PK, source, seq, status, created_at, finished_at, actor, credential_type,
+//	                  targets (JSON of []core.TargetResult; JSONB on PostgreSQL),
+//	                  sealed_credential (BLOB/BYTEA, NULL when deleted or never stored),
+//	                  lease_owner, lease_until; UNIQUE(source, seq); indexes for listing by
+//	                  source and by status, and a partial index on unfinished rotations
+//	source_seqs       source PK → last_seq (the per-source counter)
+//	idempotency_keys  (actor, idem_key) PK → rotation_id, request_hash, created_at
+//	target_claims     (source, target) PK → seq, rotation_id, inflight, inflight_until
+//	audit_events      id (insertion order) PK, occurred_at, actor, action, source, rotation_id,
+//	                  target, status, detail
+//
+// Every time is an integer count of microseconds since the Unix epoch (UTC) in both dialects;
+// GetRotation and ListAudit return times in UTC, truncated to the microsecond. The store never
+// sees a credential in clear: it keeps the sealed bytes it is given and deletes them on request.
+//
+// # Concurrency
+//
+// Every method is safe for concurrent use, by goroutines and by processes sharing a database:
+//
+//   - CreateRotation is one transaction: idempotency check, the source's next seq by an upsert
+//     on source_seqs (INSERT ... ON CONFLICT DO UPDATE ... RETURNING, whose row lock serializes
+//     creations of one source on PostgreSQL), the rotation row and its lease, then the key
+//     (INSERT ... ON CONFLICT DO NOTHING). Two requests racing with one key: the loser's insert
+//     finds the winner's committed key, rolls back everything (its seq included) and returns
+//     the hit.
+//   - Leases (AcquireLease, RenewLease, ReleaseLease) are single conditional UPDATEs; of two
+//     replicas racing for a free or expired lease exactly one matches the row.
+//   - ClaimOrphans is one UPDATE ... WHERE id IN (SELECT ... ORDER BY id LIMIT n FOR UPDATE
+//     SKIP LOCKED) RETURNING id on PostgreSQL: concurrent callers skip each other's rows and
+//     never return the same rotation.
+//   - ClaimTarget creates the (source, target) claim row if missing, else reads it FOR UPDATE
+//     and updates it only when granted, so two rotations never both get an in-flight grant.
+//   - On PostgreSQL lease and claim expiry use the database's clock (clock_timestamp()), never
+//     the replica's, so replicas with skewed clocks agree on who holds what. On SQLite, one
+//     machine, the process clock is used.
+//   - SQLite runs in WAL mode (readers never wait for the writer) with synchronous=FULL (a
+//     committed write survives a crash or power loss), foreign keys on and a busy timeout of
+//     SQLiteBusyTimeoutMS. Every write is a transaction begun with BEGIN IMMEDIATE, so it takes
+//     the write lock up front and two writers never deadlock upgrading read locks; within a
+//     process writers queue on a mutex, across processes on the busy timeout.
+//   - On PostgreSQL the Store keeps a pgxpool of connections (DefaultMaxConns, or
+//     pool_max_conns in the DSN). Transactions run at READ COMMITTED.
+//
+// Errors are wrapped with what failed ("sqlstore: claim target ...: %w"); core.ErrNotFound is
+// matched with errors.Is. Neither DSNs with passwords nor credentials appear in errors.
+package sqlstore

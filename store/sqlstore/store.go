@@ -1,0 +1,516 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/credsync/credsync/core"
+)
+
+var _ core.Store = (*Store)(nil)
+
+// finishedStatuses is the SQL list of finished rotation statuses (core.RotationStatus.Finished).
+var finishedStatuses = "('" + string(core.RotationSucceeded) + "', '" + string(core.RotationPartial) + "', '" + string(core.RotationFailed) + "')"
+
+const rotationColumns = `id, source, seq, status, created_at, finished_at, actor, credential_type, targets`
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func ttlMicros(ttl time.Duration) int64 { return ttl.Microseconds() }
+
+// sealedArg stores an empty sealed credential as NULL: "no credential", as for nil.
+func sealedArg(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func scanRotation(r interface{ Scan(...any) error }) (*core.Rotation, error) {
+	var (
+		rot      core.Rotation
+		status   string
+		created  int64
+		finished sql.NullInt64
+		ctype    string
+		targets  string
+	)
+	if err := r.Scan(&rot.ID, &rot.Source, &rot.Seq, &status, &created, &finished, &rot.Actor, &ctype, &targets); err != nil {
+		return nil, err
+	}
+	rot.Status = core.RotationStatus(status)
+	rot.Type = core.CredentialType(ctype)
+	rot.CreatedAt = fromMicros(created)
+	if finished.Valid {
+		t := fromMicros(finished.Int64)
+		rot.FinishedAt = &t
+	}
+	if err := json.Unmarshal([]byte(targets), &rot.Targets); err != nil {
+		return nil, fmt.Errorf("decode targets of rotation %s: %w", rot.ID, err)
+	}
+	if rot.Targets == nil {
+		rot.Targets = []core.TargetResult{}
+	}
+	return &rot, nil
+}
+
+func finishedArg(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return micros(*t)
+}
+
+func encodeTargets(ts []core.TargetResult) (string, error) {
+	if ts == nil {
+		ts = []core.TargetResult{}
+	}
+	b, err := json.Marshal(ts)
+	if err != nil {
+		return "", fmt.Errorf("encode targets: %w", err)
+	}
+	return string(b), nil
+}
+
+// errIdempotencyHit rolls back a CreateRotation that lost the race for its idempotency key.
+var errIdempotencyHit = errors.New("idempotency key already used")
+
+// CreateRotation implements core.Store: in one transaction it checks the idempotency key, takes
+// the source's next sequence number (an upsert on source_seqs, which also serializes creations
+// of one source), inserts the rotation with its sealed credential and lease, and records the
+// idempotency key. A key taken by a concurrent transaction is caught by the key's primary key
+// and rolls everything back, so a hit records nothing.
+func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.IdempotencyHit, error) {
+	r := n.Rotation
+	if r == nil {
+		return nil, errors.New("sqlstore: create rotation: no rotation")
+	}
+	targets, err := encodeTargets(r.Targets)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: create rotation %s: %w", r.ID, err)
+	}
+	var (
+		hit *core.IdempotencyHit
+		seq int64
+	)
+	err = s.b.inTx(ctx, func(q querier) error {
+		hit = nil
+		if n.IdempotencyKey != "" {
+			h, err := findIdempotencyKey(ctx, q, n.Actor, n.IdempotencyKey)
+			if err != nil {
+				return err
+			}
+			if h != nil {
+				hit = h
+				return errIdempotencyHit
+			}
+		}
+		if err := q.queryRow(ctx, `INSERT INTO source_seqs (source, last_seq) VALUES ($1, 1)
+			ON CONFLICT (source) DO UPDATE SET last_seq = source_seqs.last_seq + 1
+			RETURNING last_seq`, r.Source).Scan(&seq); err != nil {
+			return fmt.Errorf("next seq of source %s: %w", r.Source, err)
+		}
+		if _, err := q.exec(ctx, `INSERT INTO rotations (id, source, seq, status, created_at, finished_at, actor,
+				credential_type, targets, sealed_credential, lease_owner, lease_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11, ''),
+				CASE WHEN $11 = '' THEN NULL ELSE @now + $12 END)`,
+			r.ID, r.Source, seq, string(r.Status), micros(r.CreatedAt), finishedArg(r.FinishedAt), r.Actor,
+			string(r.Type), targets, sealedArg(n.SealedCredential), n.Owner, ttlMicros(n.LeaseTTL)); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		if n.IdempotencyKey == "" {
+			return nil
+		}
+		inserted, err := q.exec(ctx, `INSERT INTO idempotency_keys (actor, idem_key, rotation_id, request_hash, created_at)
+			VALUES ($1, $2, $3, $4, @now) ON CONFLICT (actor, idem_key) DO NOTHING`,
+			n.Actor, n.IdempotencyKey, r.ID, n.RequestHash)
+		if err != nil {
+			return fmt.Errorf("record idempotency key: %w", err)
+		}
+		if inserted == 0 { // a concurrent request took the key first and committed
+			h, err := findIdempotencyKey(ctx, q, n.Actor, n.IdempotencyKey)
+			if err != nil {
+				return err
+			}
+			if h == nil {
+				return errors.New("idempotency key conflict but no row")
+			}
+			hit = h
+			return errIdempotencyHit
+		}
+		return nil
+	})
+	if errors.Is(err, errIdempotencyHit) {
+		return hit, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: create rotation %s: %w", r.ID, err)
+	}
+	r.Seq = seq
+	return nil, nil
+}
+
+// UpdateRotation implements core.Store: it replaces the status, finish time and targets.
+func (s *Store) UpdateRotation(ctx context.Context, r *core.Rotation) error {
+	targets, err := encodeTargets(r.Targets)
+	if err != nil {
+		return fmt.Errorf("sqlstore: update rotation %s: %w", r.ID, err)
+	}
+	var n int64
+	err = s.b.inTx(ctx, func(q querier) error {
+		var err error
+		n, err = q.exec(ctx, `UPDATE rotations SET status = $2, finished_at = $3, targets = $4 WHERE id = $1`,
+			r.ID, string(r.Status), finishedArg(r.FinishedAt), targets)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: update rotation %s: %w", r.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: update rotation %s: %w", r.ID, core.ErrNotFound)
+	}
+	return nil
+}
+
+// GetRotation implements core.Store.
+func (s *Store) GetRotation(ctx context.Context, id string) (*core.Rotation, error) {
+	r, err := scanRotation(s.b.queryRow(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlstore: rotation %s: %w", id, core.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get rotation %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRotations implements core.Store: newest (highest ID) first.
+func (s *Store) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.Rotation, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Source != "" {
+		add("source = ?", f.Source)
+	}
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
+	}
+	if f.Before != "" {
+		add("id < ?", f.Before)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = core.DefaultListLimit
+	}
+	q := `SELECT ` + rotationColumns + ` FROM rotations`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	q += ` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+	rs, err := s.b.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list rotations: %w", err)
+	}
+	defer rs.Close()
+	out := make([]*core.Rotation, 0)
+	for rs.Next() {
+		r, err := scanRotation(rs)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: list rotations: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list rotations: %w", err)
+	}
+	return out, nil
+}
+
+func findIdempotencyKey(ctx context.Context, q querier, actor, key string) (*core.IdempotencyHit, error) {
+	var h core.IdempotencyHit
+	err := q.queryRow(ctx, `SELECT rotation_id, request_hash FROM idempotency_keys WHERE actor = $1 AND idem_key = $2`,
+		actor, key).Scan(&h.RotationID, &h.RequestHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return &h, nil
+}
+
+// FindIdempotencyKey implements core.Store.
+func (s *Store) FindIdempotencyKey(ctx context.Context, actor, key string) (*core.IdempotencyHit, error) {
+	h, err := findIdempotencyKey(ctx, s.b, actor, key)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	return h, nil
+}
+
+// SealedCredential implements core.Store.
+func (s *Store) SealedCredential(ctx context.Context, rotationID string) ([]byte, error) {
+	var b []byte
+	err := s.b.queryRow(ctx, `SELECT sealed_credential FROM rotations WHERE id = $1`, rotationID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlstore: rotation %s: %w", rotationID, core.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: sealed credential of %s: %w", rotationID, err)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("sqlstore: credential of rotation %s: %w", rotationID, core.ErrNotFound)
+	}
+	return b, nil
+}
+
+// write runs one statement in a write transaction and returns the rows it affected.
+func (s *Store) write(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := s.b.inTx(ctx, func(tx querier) error {
+		var err error
+		n, err = tx.exec(ctx, q, args...)
+		return err
+	})
+	return n, err
+}
+
+// DeleteCredential implements core.Store. Deleting an unknown or already deleted credential is
+// not an error.
+func (s *Store) DeleteCredential(ctx context.Context, rotationID string) error {
+	if _, err := s.write(ctx, `UPDATE rotations SET sealed_credential = NULL WHERE id = $1 AND sealed_credential IS NOT NULL`, rotationID); err != nil {
+		return fmt.Errorf("sqlstore: delete credential of %s: %w", rotationID, err)
+	}
+	return nil
+}
+
+// PurgeCredentials implements core.Store.
+func (s *Store) PurgeCredentials(ctx context.Context, finishedBefore time.Time) (int, error) {
+	n, err := s.write(ctx, `UPDATE rotations SET sealed_credential = NULL
+		WHERE sealed_credential IS NOT NULL AND finished_at IS NOT NULL AND finished_at < $1`, micros(finishedBefore))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: purge credentials: %w", err)
+	}
+	return int(n), nil
+}
+
+// AcquireLease implements core.Store: one conditional UPDATE, so of two replicas racing for a
+// free lease exactly one matches the row (PostgreSQL re-checks the condition after the row
+// lock; SQLite runs one write transaction at a time).
+func (s *Store) AcquireLease(ctx context.Context, rotationID, owner string, ttl time.Duration) (bool, error) {
+	var ok bool
+	err := s.b.inTx(ctx, func(q querier) error {
+		n, err := q.exec(ctx, `UPDATE rotations SET lease_owner = $2, lease_until = @now + $3
+			WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= @now)`,
+			rotationID, owner, ttlMicros(ttl))
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			ok = true
+			return nil
+		}
+		var one int
+		err = q.queryRow(ctx, `SELECT 1 FROM rotations WHERE id = $1`, rotationID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return core.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: acquire lease on %s: %w", rotationID, err)
+	}
+	return ok, nil
+}
+
+// RenewLease implements core.Store.
+func (s *Store) RenewLease(ctx context.Context, rotationID, owner string, ttl time.Duration) (bool, error) {
+	n, err := s.write(ctx, `UPDATE rotations SET lease_until = @now + $3 WHERE id = $1 AND lease_owner = $2`,
+		rotationID, owner, ttlMicros(ttl))
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: renew lease on %s: %w", rotationID, err)
+	}
+	return n > 0, nil
+}
+
+// ReleaseLease implements core.Store.
+func (s *Store) ReleaseLease(ctx context.Context, rotationID, owner string) error {
+	if _, err := s.write(ctx, `UPDATE rotations SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2`,
+		rotationID, owner); err != nil {
+		return fmt.Errorf("sqlstore: release lease on %s: %w", rotationID, err)
+	}
+	return nil
+}
+
+// ClaimOrphans implements core.Store. On PostgreSQL the candidate rows are selected FOR UPDATE
+// SKIP LOCKED (the lease condition is re-checked on the locked row), so concurrent callers
+// split the orphans between them; on SQLite the write transaction is exclusive. limit <= 0
+// claims them all.
+func (s *Store) ClaimOrphans(ctx context.Context, owner string, ttl time.Duration, limit int) ([]string, error) {
+	if limit <= 0 {
+		limit = math.MaxInt32
+	}
+	var ids []string
+	err := s.b.inTx(ctx, func(q querier) error {
+		ids = nil
+		rs, err := q.query(ctx, `UPDATE rotations SET lease_owner = $1, lease_until = @now + $2
+			WHERE id IN (
+				SELECT id FROM rotations
+				WHERE status NOT IN `+finishedStatuses+` AND (lease_owner IS NULL OR lease_until <= @now)
+				ORDER BY id LIMIT $3 @skiplocked)
+			RETURNING id`, owner, ttlMicros(ttl), limit)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim orphans: %w", err)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// ClaimTarget implements core.Store. The claim row of (source, target) is created if missing
+// (INSERT ... ON CONFLICT DO NOTHING: granted), else read under a row lock (PostgreSQL: FOR
+// UPDATE; SQLite: the exclusive write transaction) and updated only when granted.
+func (s *Store) ClaimTarget(ctx context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) (core.ClaimResult, error) {
+	var res core.ClaimResult
+	err := s.b.inTx(ctx, func(q querier) error {
+		n, err := q.exec(ctx, `INSERT INTO target_claims (source, target, seq, rotation_id, inflight, inflight_until)
+			VALUES ($1, $2, $3, $4, TRUE, @now + $5) ON CONFLICT (source, target) DO NOTHING`,
+			source, target, seq, rotationID, ttlMicros(ttl))
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			res = core.ClaimGranted
+			return nil
+		}
+		var (
+			curSeq int64
+			curRot string
+			live   bool
+		)
+		if err := q.queryRow(ctx, `SELECT seq, rotation_id, (inflight AND inflight_until > @now)
+			FROM target_claims WHERE source = $1 AND target = $2 @forupdate`, source, target).Scan(&curSeq, &curRot, &live); err != nil {
+			return err
+		}
+		switch {
+		case curSeq > seq:
+			res = core.ClaimSuperseded
+			return nil
+		case curRot != rotationID && live:
+			res = core.ClaimBusy
+			return nil
+		}
+		if _, err := q.exec(ctx, `UPDATE target_claims SET seq = $3, rotation_id = $4, inflight = TRUE, inflight_until = @now + $5
+			WHERE source = $1 AND target = $2`, source, target, seq, rotationID, ttlMicros(ttl)); err != nil {
+			return err
+		}
+		res = core.ClaimGranted
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: claim target %s/%s for %s: %w", source, target, rotationID, err)
+	}
+	return res, nil
+}
+
+// ReleaseTarget implements core.Store.
+func (s *Store) ReleaseTarget(ctx context.Context, source, target, rotationID string) error {
+	if _, err := s.write(ctx, `UPDATE target_claims SET inflight = FALSE WHERE source = $1 AND target = $2 AND rotation_id = $3`,
+		source, target, rotationID); err != nil {
+		return fmt.Errorf("sqlstore: release target %s/%s for %s: %w", source, target, rotationID, err)
+	}
+	return nil
+}
+
+// AppendAudit implements core.Store.
+func (s *Store) AppendAudit(ctx context.Context, e core.AuditEvent) error {
+	if _, err := s.write(ctx, `INSERT INTO audit_events (occurred_at, actor, action, source, rotation_id, target, status, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		micros(e.At), e.Actor, e.Action, e.Source, e.RotationID, e.Target, e.Status, e.Detail); err != nil {
+		return fmt.Errorf("sqlstore: append audit event %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// ListAudit implements core.Store: newest (last appended) first.
+func (s *Store) ListAudit(ctx context.Context, f core.AuditFilter) ([]core.AuditEvent, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Source != "" {
+		args = append(args, f.Source)
+		where = append(where, "source = $"+strconv.Itoa(len(args)))
+	}
+	if f.RotationID != "" {
+		args = append(args, f.RotationID)
+		where = append(where, "rotation_id = $"+strconv.Itoa(len(args)))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = core.DefaultListLimit
+	}
+	q := `SELECT occurred_at, actor, action, source, rotation_id, target, status, detail FROM audit_events`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	q += ` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+	rs, err := s.b.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list audit: %w", err)
+	}
+	defer rs.Close()
+	var out []core.AuditEvent
+	for rs.Next() {
+		var (
+			e  core.AuditEvent
+			at int64
+		)
+		if err := rs.Scan(&at, &e.Actor, &e.Action, &e.Source, &e.RotationID, &e.Target, &e.Status, &e.Detail); err != nil {
+			return nil, fmt.Errorf("sqlstore: list audit: %w", err)
+		}
+		e.At = fromMicros(at)
+		out = append(out, e)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list audit: %w", err)
+	}
+	return out, nil
+}
+
+// Ping implements core.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.b.ping(ctx); err != nil {
+		return fmt.Errorf("sqlstore: ping: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,964 @@
+// Package storetest is the conformance suite every core.Store must pass: Run checks each method
+// against the semantics stated in core/store.go (and implemented for one process by
+// store/memstore), including the rules that matter with several goroutines or replicas at once:
+// per-source sequence numbers, idempotency keys, leases, orphan claims and target claims.
+//
+// Use it from a store's tests:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) core.Store { return open(t) })
+//	}
+//
+// open must return a new, empty store each time it is called; Run closes it when the subtest
+// ends. Subtests run in parallel with each other. Lease and claim expiry are tested with TTLs of
+// tens of milliseconds, so the whole suite takes a few seconds.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/credsync/credsync/core"
+)
+
+// shortTTL is the lease/claim TTL of expiry tests; expiryWait outlasts it comfortably.
+const (
+	shortTTL   = 50 * time.Millisecond
+	expiryWait = 150 * time.Millisecond
+	longTTL    = time.Minute
+)
+
+// base is the creation time of test rotations: UTC, whole microseconds (what SQL stores keep).
+var base = time.Date(2026, 3, 14, 15, 9, 26, 535897000, time.UTC)
+
+// Run runs the conformance suite against stores made by open.
+func Run(t *testing.T, open func(t *testing.T) core.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s core.Store)
+	}{
+		{"CreateAssignsSeqPerSource", testCreateSeq},
+		{"CreateDuplicateID", testCreateDuplicateID},
+		{"CreateConcurrentSeqs", testCreateConcurrentSeqs},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyConcurrent", testIdempotencyConcurrent},
+		{"RoundTrip", testRoundTrip},
+		{"Update", testUpdate},
+		{"NotFound", testNotFound},
+		{"List", testList},
+		{"ListDefaultLimit", testListDefaultLimit},
+		{"Credentials", testCredentials},
+		{"PurgeCredentials", testPurge},
+		{"Leases", testLeases},
+		{"LeaseExpiry", testLeaseExpiry},
+		{"LeaseConcurrent", testLeaseConcurrent},
+		{"ClaimOrphans", testClaimOrphans},
+		{"ClaimOrphansLimit", testClaimOrphansLimit},
+		{"ClaimOrphansExpired", testClaimOrphansExpired},
+		{"ClaimOrphansConcurrent", testClaimOrphansConcurrent},
+		{"ClaimTarget", testClaimTarget},
+		{"ClaimTargetExpiry", testClaimTargetExpiry},
+		{"ClaimTargetConcurrent", testClaimTargetConcurrent},
+		{"Audit", testAudit},
+		{"AuditDefaultLimit", testAuditDefaultLimit},
+		{"Ping", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			require.NotNil(t, s, "open returned no store")
+			t.Cleanup(func() { assert.NoError(t, s.Close(), "Close") })
+			tc.fn(t, s)
+		})
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func id(n int) string { return fmt.Sprintf("rot_%04d", n) }
+
+// rot returns a running rotation n of source created n minutes after base.
+func rot(n int, source string) *core.Rotation {
+	return &core.Rotation{
+		ID:        id(n),
+		Source:    source,
+		Status:    core.RotationRunning,
+		CreatedAt: base.Add(time.Duration(n) * time.Minute),
+		Actor:     "rotation-job",
+		Type:      core.TypePassword,
+		Targets: []core.TargetResult{
+			{Name: "felt/0", Platform: "felt", Vendor: "felt", Status: core.TargetPending},
+		},
+	}
+}
+
+func create(t *testing.T, s core.Store, n core.NewRotation) {
+	t.Helper()
+	hit, err := s.CreateRotation(ctxT(t), n)
+	require.NoError(t, err, "CreateRotation %s", n.Rotation.ID)
+	require.Nil(t, hit, "CreateRotation %s: unexpected idempotency hit", n.Rotation.ID)
+}
+
+// createStatus creates rotation n of source with the given status (finished ones get a finish
+// time) and no lease.
+func createStatus(t *testing.T, s core.Store, n int, source string, st core.RotationStatus) *core.Rotation {
+	t.Helper()
+	r := rot(n, source)
+	r.Status = st
+	if st.Finished() {
+		f := r.CreatedAt.Add(time.Second)
+		r.FinishedAt = &f
+	}
+	create(t, s, core.NewRotation{Rotation: r})
+	return r
+}
+
+func get(t *testing.T, s core.Store, id string) *core.Rotation {
+	t.Helper()
+	r, err := s.GetRotation(ctxT(t), id)
+	require.NoError(t, err, "GetRotation %s", id)
+	require.NotNil(t, r)
+	return r
+}
+
+func ids(rs []*core.Rotation) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func tptr(t time.Time) *time.Time { return &t }
+
+// norm returns a copy of r with every time in UTC, so a store that keeps times in another
+// location (memstore keeps what it was given) compares equal to one that returns UTC.
+func norm(r *core.Rotation) *core.Rotation {
+	c := r.Clone()
+	c.CreatedAt = c.CreatedAt.UTC()
+	if c.FinishedAt != nil {
+		c.FinishedAt = tptr(c.FinishedAt.UTC())
+	}
+	for i := range c.Targets {
+		if t := c.Targets[i].StartedAt; t != nil {
+			c.Targets[i].StartedAt = tptr(t.UTC())
+		}
+		if t := c.Targets[i].FinishedAt; t != nil {
+			c.Targets[i].FinishedAt = tptr(t.UTC())
+		}
+	}
+	return c
+}
+
+func requireSameRotation(t *testing.T, want, got *core.Rotation, msgAndArgs ...any) {
+	t.Helper()
+	require.Equal(t, norm(want), norm(got), msgAndArgs...)
+}
+
+// ---- CreateRotation ----
+
+func testCreateSeq(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	want := []struct {
+		source string
+		seq    int64
+	}{{"a", 1}, {"a", 2}, {"b", 1}, {"a", 3}, {"b", 2}, {"c", 1}}
+	for i, w := range want {
+		r := rot(i+1, w.source)
+		r.Seq = 99 // ignored: the store assigns it
+		create(t, s, core.NewRotation{Rotation: r})
+		require.Equal(t, w.seq, r.Seq, "CreateRotation sets Rotation.Seq of %s", r.ID)
+		require.Equal(t, w.seq, get(t, s, r.ID).Seq, "stored seq of %s", r.ID)
+	}
+	all, err := s.ListRotations(ctx, core.ListFilter{})
+	require.NoError(t, err)
+	require.Len(t, all, len(want))
+}
+
+func testCreateDuplicateID(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	create(t, s, core.NewRotation{Rotation: rot(1, "a"), SealedCredential: []byte("first")})
+	dup := rot(1, "a")
+	dup.Status = core.RotationFailed
+	hit, err := s.CreateRotation(ctx, core.NewRotation{Rotation: dup, SealedCredential: []byte("second")})
+	require.Error(t, err, "a second rotation with the same ID is refused")
+	require.Nil(t, hit)
+	got := get(t, s, id(1))
+	require.Equal(t, core.RotationRunning, got.Status, "the first rotation is untouched")
+	require.Equal(t, int64(1), got.Seq)
+	sealed, err := s.SealedCredential(ctx, id(1))
+	require.NoError(t, err)
+	require.Equal(t, []byte("first"), sealed)
+	// the refused creation did not use up a sequence number
+	r := rot(2, "a")
+	create(t, s, core.NewRotation{Rotation: r})
+	require.Equal(t, int64(2), r.Seq)
+}
+
+func testCreateConcurrentSeqs(t *testing.T, s core.Store) {
+	const n = 20
+	var wg sync.WaitGroup
+	seqs := make([]int64, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := rot(i+1, "busy-source")
+			hit, err := s.CreateRotation(context.Background(), core.NewRotation{Rotation: r, Owner: "replica", LeaseTTL: longTTL})
+			if err == nil && hit != nil {
+				err = errors.New("unexpected idempotency hit")
+			}
+			seqs[i], errs[i] = r.Seq, err
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "goroutine %d", i)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for i, seq := range seqs {
+		require.Equal(t, int64(i+1), seq, "20 concurrent creations of one source get seqs 1..20: %v", seqs)
+	}
+	create(t, s, core.NewRotation{Rotation: rot(100, "other-source")})
+	require.Equal(t, int64(1), get(t, s, id(100)).Seq, "another source counts on its own")
+}
+
+// ---- idempotency ----
+
+func testIdempotency(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	h, err := s.FindIdempotencyKey(ctx, "job", "key-1")
+	require.NoError(t, err)
+	require.Nil(t, h, "unused key")
+
+	first := rot(1, "a")
+	create(t, s, core.NewRotation{Rotation: first, SealedCredential: []byte("sealed-1"), Owner: "replica-1", LeaseTTL: longTTL,
+		Actor: "job", IdempotencyKey: "key-1", RequestHash: "hash-1"})
+	require.Equal(t, int64(1), first.Seq)
+
+	h, err = s.FindIdempotencyKey(ctx, "job", "key-1")
+	require.NoError(t, err)
+	require.Equal(t, &core.IdempotencyHit{RotationID: id(1), RequestHash: "hash-1"}, h)
+
+	// the same key again (even with another request hash): the first rotation, nothing recorded
+	second := rot(2, "a")
+	hit, err := s.CreateRotation(ctx, core.NewRotation{Rotation: second, SealedCredential: []byte("sealed-2"), Owner: "replica-2",
+		LeaseTTL: longTTL, Actor: "job", IdempotencyKey: "key-1", RequestHash: "hash-2"})
+	require.NoError(t, err)
+	require.Equal(t, &core.IdempotencyHit{RotationID: id(1), RequestHash: "hash-1"}, hit)
+	require.Zero(t, second.Seq, "a hit assigns no seq")
+	_, err = s.GetRotation(ctx, id(2))
+	require.ErrorIs(t, err, core.ErrNotFound, "a hit records no rotation")
+	_, err = s.SealedCredential(ctx, id(2))
+	require.ErrorIs(t, err, core.ErrNotFound, "a hit records no credential")
+	sealed, err := s.SealedCredential(ctx, id(1))
+	require.NoError(t, err)
+	require.Equal(t, []byte("sealed-1"), sealed)
+	ok, err := s.AcquireLease(ctx, id(1), "replica-2", longTTL)
+	require.NoError(t, err)
+	require.False(t, ok, "a hit takes no lease: replica-1 still holds it")
+
+	// a hit used up no sequence number
+	third := rot(3, "a")
+	create(t, s, core.NewRotation{Rotation: third})
+	require.Equal(t, int64(2), third.Seq)
+
+	// keys are per actor
+	h, err = s.FindIdempotencyKey(ctx, "other-job", "key-1")
+	require.NoError(t, err)
+	require.Nil(t, h)
+	fourth := rot(4, "a")
+	create(t, s, core.NewRotation{Rotation: fourth, Actor: "other-job", IdempotencyKey: "key-1", RequestHash: "hash-4"})
+	h, err = s.FindIdempotencyKey(ctx, "other-job", "key-1")
+	require.NoError(t, err)
+	require.Equal(t, &core.IdempotencyHit{RotationID: id(4), RequestHash: "hash-4"}, h)
+
+	// no key: nothing recorded, and "" is never found
+	create(t, s, core.NewRotation{Rotation: rot(5, "a"), Actor: "job"})
+	h, err = s.FindIdempotencyKey(ctx, "job", "")
+	require.NoError(t, err)
+	require.Nil(t, h)
+}
+
+func testIdempotencyConcurrent(t *testing.T, s core.Store) {
+	const n = 10
+	var wg sync.WaitGroup
+	hits := make([]*core.IdempotencyHit, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			hits[i], errs[i] = s.CreateRotation(context.Background(), core.NewRotation{Rotation: rot(i+1, "a"),
+				Actor: "job", IdempotencyKey: "same", RequestHash: "h"})
+		}(i)
+	}
+	wg.Wait()
+	created := ""
+	for i := 0; i < n; i++ {
+		require.NoError(t, errs[i], "goroutine %d", i)
+		if hits[i] == nil {
+			require.Empty(t, created, "only one of %d concurrent requests with one key creates a rotation", n)
+			created = id(i + 1)
+		}
+	}
+	require.NotEmpty(t, created, "one request creates the rotation")
+	for i := 0; i < n; i++ {
+		if hits[i] != nil {
+			require.Equal(t, core.IdempotencyHit{RotationID: created, RequestHash: "h"}, *hits[i])
+		}
+	}
+	all, err := s.ListRotations(ctxT(t), core.ListFilter{})
+	require.NoError(t, err)
+	require.Equal(t, []string{created}, ids(all))
+	require.Equal(t, int64(1), all[0].Seq)
+}
+
+// ---- Get / Update ----
+
+func fullRotation() *core.Rotation {
+	started := base.Add(2 * time.Second)
+	done := base.Add(5 * time.Second)
+	return &core.Rotation{
+		ID:        id(1),
+		Source:    "warehouse-pg",
+		Status:    core.RotationRunning,
+		CreatedAt: base,
+		Actor:     "rotation-job",
+		Type:      core.TypeKeyPair,
+		Targets: []core.TargetResult{
+			{Name: "felt/0", Platform: "felt", Vendor: "felt", Status: core.TargetSucceeded, Verified: true,
+				Attempts: 1, StartedAt: &started, FinishedAt: &done},
+			{Name: "databrain", Platform: "databrain-eu", Vendor: "databrain", Status: core.TargetFailed, Attempts: 3,
+				Warning:   "slow to verify",
+				Error:     &core.Error{Code: "vendor_rejected", Message: "credential test failed", Retryable: true, VendorStatus: 400},
+				StartedAt: &started, FinishedAt: &done},
+			{Name: "rivergen/2", Platform: "rivergen", Vendor: "rivergen", Status: core.TargetRunning, Attempts: 2, StartedAt: &started},
+			{Name: "rivergen/3", Platform: "rivergen", Vendor: "rivergen", Status: core.TargetPending},
+			{Name: "felt/4", Platform: "felt", Vendor: "felt", Status: core.TargetSuperseded,
+				Error: &core.Error{Code: "superseded", Message: "a newer rotation took over"}},
+		},
+	}
+}
+
+func testRoundTrip(t *testing.T, s core.Store) {
+	want := fullRotation()
+	create(t, s, core.NewRotation{Rotation: want, SealedCredential: []byte{0, 1, 2, 255}, Owner: "r", LeaseTTL: longTTL})
+	require.Equal(t, int64(1), want.Seq)
+	got := get(t, s, want.ID)
+	requireSameRotation(t, want, got, "every field survives the round trip")
+	require.Equal(t, time.UTC, got.CreatedAt.Location(), "times come back in UTC")
+
+	// a finished rotation, created with its finish time
+	fin := rot(2, "b")
+	fin.Status = core.RotationSucceeded
+	fin.FinishedAt = tptr(base.Add(time.Hour))
+	fin.Targets[0].Status = core.TargetSucceeded
+	create(t, s, core.NewRotation{Rotation: fin})
+	requireSameRotation(t, fin, get(t, s, fin.ID))
+
+	// no targets: an empty list, not null
+	empty := rot(3, "c")
+	empty.Targets = nil
+	create(t, s, core.NewRotation{Rotation: empty})
+	got = get(t, s, empty.ID)
+	require.NotNil(t, got.Targets)
+	require.Empty(t, got.Targets)
+
+	// callers get copies
+	got = get(t, s, want.ID)
+	got.Targets[1].Error.Code = "mutated"
+	got.Targets[0].Name = "mutated"
+	again := get(t, s, want.ID)
+	require.Equal(t, "vendor_rejected", again.Targets[1].Error.Code)
+	require.Equal(t, "felt/0", again.Targets[0].Name)
+}
+
+func testUpdate(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	r := fullRotation()
+	create(t, s, core.NewRotation{Rotation: r})
+	create(t, s, core.NewRotation{Rotation: rot(2, r.Source)})
+
+	r.Status = core.RotationPartial
+	r.FinishedAt = tptr(base.Add(10 * time.Minute))
+	r.Targets[2].Status = core.TargetSucceeded
+	r.Targets[2].Verified = true
+	r.Targets[2].Attempts = 4
+	r.Targets[2].FinishedAt = tptr(base.Add(9 * time.Minute))
+	r.Targets[3].Status = core.TargetFailed
+	r.Targets[3].Error = &core.Error{Code: "interrupted", Message: "resubmit the rotation"}
+	r.Targets[1].Error = nil
+	r.Targets[1].Warning = ""
+	r.Seq = 42 // ignored: the seq is the store's
+	require.NoError(t, s.UpdateRotation(ctx, r))
+	got := get(t, s, r.ID)
+	r.Seq = 1
+	requireSameRotation(t, r, got)
+
+	// again, back to running without finish time and with fewer targets
+	r.Status = core.RotationRunning
+	r.FinishedAt = nil
+	r.Targets = r.Targets[:2]
+	require.NoError(t, s.UpdateRotation(ctx, r))
+	requireSameRotation(t, r, get(t, s, r.ID))
+	require.Equal(t, int64(2), get(t, s, id(2)).Seq, "other rotations untouched")
+	require.Equal(t, core.RotationRunning, get(t, s, id(2)).Status)
+}
+
+func testNotFound(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	create(t, s, core.NewRotation{Rotation: rot(1, "a")})
+	_, err := s.GetRotation(ctx, "rot_nope")
+	require.ErrorIs(t, err, core.ErrNotFound)
+	err = s.UpdateRotation(ctx, rot(2, "a"))
+	require.ErrorIs(t, err, core.ErrNotFound)
+	_, err = s.GetRotation(ctx, id(2))
+	require.ErrorIs(t, err, core.ErrNotFound, "an update does not create")
+	_, err = s.SealedCredential(ctx, "rot_nope")
+	require.ErrorIs(t, err, core.ErrNotFound)
+	_, err = s.AcquireLease(ctx, "rot_nope", "r", longTTL)
+	require.ErrorIs(t, err, core.ErrNotFound)
+	ok, err := s.RenewLease(ctx, "rot_nope", "r", longTTL)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.NoError(t, s.ReleaseLease(ctx, "rot_nope", "r"))
+	require.NoError(t, s.DeleteCredential(ctx, "rot_nope"))
+	require.NoError(t, s.ReleaseTarget(ctx, "a", "nope", "rot_nope"))
+}
+
+// ---- List ----
+
+func testList(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	list := func(f core.ListFilter) []string {
+		t.Helper()
+		rs, err := s.ListRotations(ctx, f)
+		require.NoError(t, err, "ListRotations %+v", f)
+		return ids(rs)
+	}
+	require.Empty(t, list(core.ListFilter{}), "empty store")
+
+	// created out of order: the listing is by ID, newest first
+	spec := map[int]struct {
+		source string
+		status core.RotationStatus
+	}{
+		3: {"a", core.RotationSucceeded}, 1: {"a", core.RotationFailed}, 7: {"b", core.RotationRunning},
+		2: {"b", core.RotationSucceeded}, 5: {"a", core.RotationRunning}, 4: {"b", core.RotationFailed},
+		6: {"a", core.RotationSucceeded},
+	}
+	for _, n := range []int{3, 1, 7, 2, 5, 4, 6} {
+		createStatus(t, s, n, spec[n].source, spec[n].status)
+	}
+	require.Equal(t, []string{id(7), id(6), id(5), id(4), id(3), id(2), id(1)}, list(core.ListFilter{}))
+	require.Equal(t, []string{id(6), id(5), id(3), id(1)}, list(core.ListFilter{Source: "a"}))
+	require.Equal(t, []string{id(7), id(4), id(2)}, list(core.ListFilter{Source: "b"}))
+	require.Empty(t, list(core.ListFilter{Source: "zzz"}))
+	require.Equal(t, []string{id(6), id(3), id(2)}, list(core.ListFilter{Status: core.RotationSucceeded}))
+	require.Equal(t, []string{id(6), id(3)}, list(core.ListFilter{Source: "a", Status: core.RotationSucceeded}))
+	require.Equal(t, []string{id(4)}, list(core.ListFilter{Source: "b", Status: core.RotationFailed}))
+	require.Empty(t, list(core.ListFilter{Status: core.RotationPartial}))
+	require.Equal(t, []string{id(7), id(6)}, list(core.ListFilter{Limit: 2}))
+	require.Equal(t, []string{id(4), id(3), id(2), id(1)}, list(core.ListFilter{Before: id(5)}))
+	require.Equal(t, []string{id(3), id(1)}, list(core.ListFilter{Source: "a", Before: id(5)}))
+	require.Equal(t, []string{id(3)}, list(core.ListFilter{Source: "a", Status: core.RotationSucceeded, Before: id(6)}))
+	require.Empty(t, list(core.ListFilter{Before: id(1)}))
+	require.Equal(t, []string{id(7), id(6), id(5), id(4), id(3), id(2), id(1)}, list(core.ListFilter{Before: "rot_9999"}))
+
+	// paging: each page starts before the last ID of the previous one
+	var all []string
+	before := ""
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 10, "paging terminates")
+		page := list(core.ListFilter{Before: before, Limit: 3})
+		if len(page) == 0 {
+			break
+		}
+		require.LessOrEqual(t, len(page), 3)
+		all = append(all, page...)
+		before = page[len(page)-1]
+	}
+	require.Equal(t, []string{id(7), id(6), id(5), id(4), id(3), id(2), id(1)}, all)
+
+	// the listing reflects updates
+	r := get(t, s, id(7))
+	r.Status = core.RotationSucceeded
+	r.FinishedAt = tptr(base.Add(time.Hour))
+	require.NoError(t, s.UpdateRotation(ctx, r))
+	require.Equal(t, []string{id(7), id(6), id(3), id(2)}, list(core.ListFilter{Status: core.RotationSucceeded}))
+
+	// listed rotations are complete
+	rs, err := s.ListRotations(ctx, core.ListFilter{Source: "a", Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	want := rot(6, "a")
+	want.Status = core.RotationSucceeded
+	want.FinishedAt = tptr(want.CreatedAt.Add(time.Second))
+	want.Seq = 4
+	requireSameRotation(t, want, rs[0])
+}
+
+func testListDefaultLimit(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	const n = core.DefaultListLimit + 5
+	for i := 1; i <= n; i++ {
+		create(t, s, core.NewRotation{Rotation: rot(i, "a")})
+	}
+	rs, err := s.ListRotations(ctx, core.ListFilter{})
+	require.NoError(t, err)
+	require.Len(t, rs, core.DefaultListLimit, "Limit 0 means %d", core.DefaultListLimit)
+	require.Equal(t, id(n), rs[0].ID)
+	require.Equal(t, id(n-core.DefaultListLimit+1), rs[len(rs)-1].ID)
+	rs, err = s.ListRotations(ctx, core.ListFilter{Limit: n + 10})
+	require.NoError(t, err)
+	require.Len(t, rs, n, "an explicit limit above the default is honoured")
+	rs, err = s.ListRotations(ctx, core.ListFilter{Before: id(6)})
+	require.NoError(t, err)
+	require.Equal(t, []string{id(5), id(4), id(3), id(2), id(1)}, ids(rs))
+}
+
+// ---- credentials ----
+
+func testCredentials(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	sealed := []byte("\x00nonce\xffciphertext\x01")
+	create(t, s, core.NewRotation{Rotation: rot(1, "a"), SealedCredential: sealed})
+	create(t, s, core.NewRotation{Rotation: rot(2, "a")}) // no key: no credential
+	create(t, s, core.NewRotation{Rotation: rot(3, "a"), SealedCredential: []byte("other")})
+
+	got, err := s.SealedCredential(ctx, id(1))
+	require.NoError(t, err)
+	require.Equal(t, sealed, got)
+	got[0] = 'X'
+	again, err := s.SealedCredential(ctx, id(1))
+	require.NoError(t, err)
+	require.Equal(t, sealed, again, "callers get copies")
+
+	_, err = s.SealedCredential(ctx, id(2))
+	require.ErrorIs(t, err, core.ErrNotFound, "never stored")
+	_, err = s.SealedCredential(ctx, "rot_nope")
+	require.ErrorIs(t, err, core.ErrNotFound, "unknown rotation")
+
+	require.NoError(t, s.DeleteCredential(ctx, id(1)))
+	_, err = s.SealedCredential(ctx, id(1))
+	require.ErrorIs(t, err, core.ErrNotFound, "deleted")
+	require.NoError(t, s.DeleteCredential(ctx, id(1)), "deleting twice is fine")
+	require.NoError(t, s.DeleteCredential(ctx, id(2)), "deleting a never stored credential is fine")
+	get(t, s, id(1)) // the rotation stays
+
+	got, err = s.SealedCredential(ctx, id(3))
+	require.NoError(t, err)
+	require.Equal(t, []byte("other"), got, "other rotations keep theirs")
+}
+
+func testPurge(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	now := base.Add(24 * time.Hour)
+	mk := func(n int, finished *time.Time, sealed []byte) {
+		r := rot(n, "a")
+		if finished != nil {
+			r.Status = core.RotationSucceeded
+			r.FinishedAt = finished
+		}
+		create(t, s, core.NewRotation{Rotation: r, SealedCredential: sealed})
+	}
+	mk(1, tptr(now.Add(-2*time.Hour)), []byte("old"))              // purged
+	mk(2, tptr(now.Add(-30*time.Minute)), []byte("recent"))        // kept: finished after the cut
+	mk(3, nil, []byte("unfinished"))                               // kept: not finished
+	mk(4, tptr(now.Add(-3*time.Hour)), nil)                        // nothing to purge
+	mk(5, tptr(now.Add(-time.Hour-time.Microsecond)), []byte("x")) // purged: just before
+	mk(6, tptr(now.Add(-time.Hour)), []byte("at the cut"))         // kept: not before the cut
+
+	n, err := s.PurgeCredentials(ctx, now.Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	for _, gone := range []int{1, 5} {
+		_, err := s.SealedCredential(ctx, id(gone))
+		require.ErrorIs(t, err, core.ErrNotFound, "%s purged", id(gone))
+	}
+	for want, n := range map[string]int{"recent": 2, "unfinished": 3, "at the cut": 6} {
+		got, err := s.SealedCredential(ctx, id(n))
+		require.NoError(t, err, "%s kept", id(n))
+		require.Equal(t, []byte(want), got)
+	}
+	n, err = s.PurgeCredentials(ctx, now.Add(-time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing left to purge")
+
+	// a rotation finished later by UpdateRotation is purged by its finish time
+	r := get(t, s, id(3))
+	r.Status = core.RotationFailed
+	r.FinishedAt = tptr(now.Add(-5 * time.Hour))
+	require.NoError(t, s.UpdateRotation(ctx, r))
+	n, err = s.PurgeCredentials(ctx, now)
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "rot 2, 3 and 6")
+	get(t, s, id(3)) // rotations stay
+}
+
+// ---- leases ----
+
+func acquire(t *testing.T, s core.Store, rid, owner string, ttl time.Duration) bool {
+	t.Helper()
+	ok, err := s.AcquireLease(ctxT(t), rid, owner, ttl)
+	require.NoError(t, err, "AcquireLease %s by %s", rid, owner)
+	return ok
+}
+
+func renew(t *testing.T, s core.Store, rid, owner string, ttl time.Duration) bool {
+	t.Helper()
+	ok, err := s.RenewLease(ctxT(t), rid, owner, ttl)
+	require.NoError(t, err, "RenewLease %s by %s", rid, owner)
+	return ok
+}
+
+func testLeases(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	create(t, s, core.NewRotation{Rotation: rot(1, "a"), Owner: "alpha", LeaseTTL: longTTL})
+	create(t, s, core.NewRotation{Rotation: rot(2, "a")}) // created without a lease
+
+	require.False(t, acquire(t, s, id(1), "beta", longTTL), "a live lease of another owner is refused")
+	require.True(t, acquire(t, s, id(1), "alpha", longTTL), "the owner re-acquires its own lease")
+	require.True(t, renew(t, s, id(1), "alpha", longTTL))
+	require.False(t, renew(t, s, id(1), "beta", longTTL), "only the owner renews")
+	require.False(t, acquire(t, s, id(1), "beta", longTTL), "a failed renew did not take the lease")
+
+	require.NoError(t, s.ReleaseLease(ctx, id(1), "beta"), "releasing another's lease is a no-op")
+	require.False(t, acquire(t, s, id(1), "beta", longTTL), "still alpha's")
+	require.NoError(t, s.ReleaseLease(ctx, id(1), "alpha"))
+	require.False(t, renew(t, s, id(1), "alpha", longTTL), "released: nothing to renew")
+	require.True(t, acquire(t, s, id(1), "beta", longTTL), "a released lease is free")
+	require.False(t, acquire(t, s, id(1), "alpha", longTTL))
+	require.False(t, renew(t, s, id(1), "alpha", longTTL), "alpha lost it")
+	require.True(t, renew(t, s, id(1), "beta", longTTL))
+
+	require.True(t, acquire(t, s, id(2), "gamma", longTTL), "no lease: free")
+	require.False(t, acquire(t, s, id(2), "alpha", longTTL))
+	require.False(t, acquire(t, s, id(1), "gamma", longTTL), "leases are per rotation")
+}
+
+func testLeaseExpiry(t *testing.T, s core.Store) {
+	create(t, s, core.NewRotation{Rotation: rot(1, "a"), Owner: "alpha", LeaseTTL: shortTTL})
+	create(t, s, core.NewRotation{Rotation: rot(2, "a")})
+	require.True(t, acquire(t, s, id(2), "alpha", shortTTL))
+	require.False(t, acquire(t, s, id(1), "beta", longTTL), "live")
+	time.Sleep(expiryWait)
+	require.True(t, acquire(t, s, id(1), "beta", longTTL), "an expired lease (from CreateRotation) is free")
+	require.False(t, renew(t, s, id(1), "alpha", longTTL), "alpha lost it")
+	require.True(t, acquire(t, s, id(2), "beta", longTTL), "an expired lease (from AcquireLease) is free")
+
+	// renewing keeps a lease alive past its first TTL
+	create(t, s, core.NewRotation{Rotation: rot(3, "a"), Owner: "alpha", LeaseTTL: shortTTL})
+	require.True(t, renew(t, s, id(3), "alpha", longTTL))
+	time.Sleep(expiryWait)
+	require.False(t, acquire(t, s, id(3), "beta", longTTL), "renewed for longer: still alpha's")
+}
+
+func testLeaseConcurrent(t *testing.T, s core.Store) {
+	create(t, s, core.NewRotation{Rotation: rot(1, "a")})
+	const n = 10
+	var wg sync.WaitGroup
+	won := make([]bool, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			won[i], errs[i] = s.AcquireLease(context.Background(), id(1), fmt.Sprintf("replica-%d", i), longTTL)
+		}(i)
+	}
+	wg.Wait()
+	winners := 0
+	for i := 0; i < n; i++ {
+		require.NoError(t, errs[i])
+		if won[i] {
+			winners++
+			require.True(t, renew(t, s, id(1), fmt.Sprintf("replica-%d", i), longTTL), "the winner holds the lease")
+		}
+	}
+	require.Equal(t, 1, winners, "exactly one of %d racing replicas gets a free lease", n)
+}
+
+// ---- orphans ----
+
+func claim(t *testing.T, s core.Store, owner string, ttl time.Duration, limit int) []string {
+	t.Helper()
+	got, err := s.ClaimOrphans(ctxT(t), owner, ttl, limit)
+	require.NoError(t, err, "ClaimOrphans by %s", owner)
+	return got
+}
+
+func testClaimOrphans(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	require.Empty(t, claim(t, s, "me", longTTL, 10), "empty store")
+
+	createStatus(t, s, 1, "a", core.RotationRunning)                                                 // orphan: no lease
+	create(t, s, core.NewRotation{Rotation: rot(2, "a"), Owner: "dead", LeaseTTL: time.Millisecond}) // orphan once expired
+	create(t, s, core.NewRotation{Rotation: rot(3, "a"), Owner: "alive", LeaseTTL: longTTL})         // leased
+	createStatus(t, s, 4, "b", core.RotationSucceeded)                                               // finished
+	createStatus(t, s, 5, "b", core.RotationFailed)                                                  // finished
+	createStatus(t, s, 6, "b", core.RotationPartial)                                                 // finished
+	createStatus(t, s, 7, "b", core.RotationPending)                                                 // orphan
+	createStatus(t, s, 8, "c", core.RotationRunning)                                                 // orphan, released below
+	require.True(t, acquire(t, s, id(8), "alive", longTTL))
+	require.NoError(t, s.ReleaseLease(ctx, id(8), "alive"))
+	// finished by UpdateRotation: not an orphan
+	r := createStatus(t, s, 9, "c", core.RotationRunning)
+	r.Status, r.FinishedAt = core.RotationSucceeded, tptr(base)
+	require.NoError(t, s.UpdateRotation(ctx, r))
+	time.Sleep(10 * time.Millisecond) // rot 2's lease expires
+
+	got := claim(t, s, "me", longTTL, 0)
+	require.Equal(t, []string{id(1), id(2), id(7), id(8)}, got, "unfinished rotations without a live lease, oldest first (limit 0: all)")
+	for _, rid := range got {
+		require.False(t, acquire(t, s, rid, "other", longTTL), "%s is now leased to me", rid)
+		require.True(t, renew(t, s, rid, "me", longTTL), "%s is now leased to me", rid)
+	}
+	require.False(t, acquire(t, s, id(3), "me", longTTL), "the live lease was not taken")
+	require.Empty(t, claim(t, s, "other", longTTL, 10), "claimed orphans are leased")
+	require.Empty(t, claim(t, s, "me", longTTL, 10), "not even to the same owner again")
+}
+
+func testClaimOrphansLimit(t *testing.T, s core.Store) {
+	for i := 1; i <= 5; i++ {
+		createStatus(t, s, i, "a", core.RotationRunning)
+	}
+	require.Equal(t, []string{id(1), id(2)}, claim(t, s, "me", longTTL, 2))
+	require.Equal(t, []string{id(3), id(4)}, claim(t, s, "you", longTTL, 2))
+	require.Equal(t, []string{id(5)}, claim(t, s, "me", longTTL, 2))
+	require.Empty(t, claim(t, s, "me", longTTL, 2))
+	require.True(t, renew(t, s, id(3), "you", longTTL))
+	require.False(t, renew(t, s, id(3), "me", longTTL))
+}
+
+func testClaimOrphansExpired(t *testing.T, s core.Store) {
+	for i := 1; i <= 3; i++ {
+		createStatus(t, s, i, "a", core.RotationRunning)
+	}
+	require.Equal(t, []string{id(1), id(2), id(3)}, claim(t, s, "dies", shortTTL, 10))
+	require.Empty(t, claim(t, s, "survivor", longTTL, 10), "live leases")
+	require.True(t, renew(t, s, id(2), "dies", longTTL)) // this one it keeps renewing
+	time.Sleep(expiryWait)
+	require.Equal(t, []string{id(1), id(3)}, claim(t, s, "survivor", longTTL, 10), "expired leases are taken over")
+	require.False(t, renew(t, s, id(1), "dies", longTTL), "the dead replica lost them")
+	require.True(t, renew(t, s, id(2), "dies", longTTL))
+}
+
+func testClaimOrphansConcurrent(t *testing.T, s core.Store) {
+	const orphans, workers, batch = 50, 8, 3
+	for i := 1; i <= orphans; i++ {
+		createStatus(t, s, i, "a", core.RotationRunning)
+	}
+	var wg sync.WaitGroup
+	claimed := make([][]string, workers)
+	errs := make([]error, workers)
+	start := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			<-start
+			for round := 0; round < orphans; round++ {
+				got, err := s.ClaimOrphans(context.Background(), fmt.Sprintf("replica-%d", w), longTTL, batch)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				if len(got) > batch {
+					errs[w] = fmt.Errorf("claimed %d > limit %d", len(got), batch)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				claimed[w] = append(claimed[w], got...)
+			}
+		}(w)
+	}
+	close(start)
+	wg.Wait()
+	owner := map[string]int{}
+	for w := 0; w < workers; w++ {
+		require.NoError(t, errs[w], "replica-%d", w)
+		for _, rid := range claimed[w] {
+			prev, dup := owner[rid]
+			require.False(t, dup, "%s claimed by replica-%d and replica-%d", rid, prev, w)
+			owner[rid] = w
+		}
+	}
+	require.Len(t, owner, orphans, "every orphan claimed exactly once")
+	require.Empty(t, claim(t, s, "late", longTTL, 0))
+	for rid, w := range owner {
+		require.True(t, renew(t, s, rid, fmt.Sprintf("replica-%d", w), longTTL), "%s leased to its claimer", rid)
+	}
+}
+
+// ---- target claims ----
+
+func claimTarget(t *testing.T, s core.Store, source, target string, seq int64, rid string, ttl time.Duration) core.ClaimResult {
+	t.Helper()
+	res, err := s.ClaimTarget(ctxT(t), source, target, seq, rid, ttl)
+	require.NoError(t, err, "ClaimTarget %s/%s seq %d %s", source, target, seq, rid)
+	return res
+}
+
+func testClaimTarget(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	const src, tgt = "warehouse", "felt/0"
+	r1, r2, r3 := id(1), id(2), id(3)
+
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 1, r1, longTTL), "first claim")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 1, r1, longTTL), "a rotation re-claims its own in-flight target")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 2, r2, longTTL), "an older rotation's call is in flight")
+	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r2), "releasing a claim one does not hold is a no-op")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 2, r2, longTTL), "still r1's")
+
+	// other targets and other sources are independent
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, "databrain", 2, r2, longTTL))
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, "other-source", tgt, 1, "rot_other", longTTL))
+
+	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r1))
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, r2, longTTL), "granted once the older call is released")
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, r1, longTTL), "a higher seq has claimed the target")
+	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r2))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, r1, longTTL), "superseded stays superseded after release")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, r2, longTTL), "the same rotation again after its release")
+
+	// superseded is decided before busy: r3 in flight, r1 and r2 (older) are superseded
+	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r2))
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 3, r3, longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 2, r2, longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, r1, longTTL))
+	// a newer rotation waits for an older one in flight, then takes over
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 4, id(4), longTTL))
+	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r3))
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 4, id(4), longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 3, r3, longTTL))
+
+	// the other target's claim by r2 was untouched by all this
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, "databrain", 3, r3, longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, "databrain", 1, r1, longTTL))
+}
+
+func testClaimTargetExpiry(t *testing.T, s core.Store) {
+	const src, tgt = "warehouse", "rivergen/1"
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 1, id(1), shortTTL))
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 2, id(2), longTTL))
+	time.Sleep(expiryWait)
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, id(2), shortTTL), "the dead replica's in-flight mark expired")
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, id(1), longTTL))
+	// re-claiming renews the in-flight mark
+	time.Sleep(shortTTL / 2)
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, id(2), longTTL))
+	time.Sleep(expiryWait)
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 3, id(3), longTTL), "renewed for longer: still in flight")
+}
+
+func testClaimTargetConcurrent(t *testing.T, s core.Store) {
+	const n = 10
+	var wg sync.WaitGroup
+	res := make([]core.ClaimResult, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			res[i], errs[i] = s.ClaimTarget(context.Background(), "warehouse", "felt/0", int64(i+1), id(i+1), longTTL)
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	granted := 0
+	for i := 0; i < n; i++ {
+		require.NoError(t, errs[i])
+		if res[i] == core.ClaimGranted {
+			granted++
+		}
+	}
+	require.Equal(t, 1, granted, "one call in flight per target, whatever the race: %v", res)
+}
+
+// ---- audit ----
+
+func testAudit(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	evs, err := s.ListAudit(ctx, core.AuditFilter{})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+
+	var appended []core.AuditEvent
+	add := func(e core.AuditEvent) {
+		require.NoError(t, s.AppendAudit(ctx, e))
+		appended = append(appended, e)
+	}
+	add(core.AuditEvent{At: base, Actor: "rotation-job", Action: "rotation.submitted", Source: "a", RotationID: id(1)})
+	add(core.AuditEvent{At: base.Add(time.Second), Action: "target.finished", Source: "a", RotationID: id(1), Target: "felt/0", Status: "succeeded"})
+	add(core.AuditEvent{At: base.Add(2 * time.Second), Action: "target.finished", Source: "a", RotationID: id(1), Target: "databrain", Status: "failed", Detail: "vendor_rejected"})
+	add(core.AuditEvent{At: base.Add(2 * time.Second), Actor: "ops", Action: "rotation.submitted", Source: "b", RotationID: id(2)})
+	add(core.AuditEvent{At: base.Add(3 * time.Second), Action: "rotation.finished", Source: "a", RotationID: id(1), Status: "partial"})
+	add(core.AuditEvent{At: base.Add(time.Second), Actor: "ops", Action: "rotation.retried", Source: "a", RotationID: id(1)}) // out of time order: listed by appending
+
+	list := func(f core.AuditFilter) []core.AuditEvent {
+		t.Helper()
+		evs, err := s.ListAudit(ctx, f)
+		require.NoError(t, err, "ListAudit %+v", f)
+		for i := range evs {
+			evs[i].At = evs[i].At.UTC()
+		}
+		return evs
+	}
+	rev := func(idx ...int) []core.AuditEvent {
+		out := make([]core.AuditEvent, len(idx))
+		for i, j := range idx {
+			out[i] = appended[j]
+		}
+		return out
+	}
+	require.Equal(t, rev(5, 4, 3, 2, 1, 0), list(core.AuditFilter{}), "newest first, every field kept")
+	require.Equal(t, rev(5, 4, 2, 1, 0), list(core.AuditFilter{Source: "a"}))
+	require.Equal(t, rev(3), list(core.AuditFilter{Source: "b"}))
+	require.Equal(t, rev(3), list(core.AuditFilter{RotationID: id(2)}))
+	require.Equal(t, rev(5, 4), list(core.AuditFilter{RotationID: id(1), Limit: 2}))
+	require.Equal(t, rev(5, 4, 2, 1, 0), list(core.AuditFilter{Source: "a", RotationID: id(1)}))
+	require.Empty(t, list(core.AuditFilter{Source: "b", RotationID: id(1)}))
+	require.Empty(t, list(core.AuditFilter{Source: "zzz"}))
+}
+
+func testAuditDefaultLimit(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	const n = 105
+	for i := 0; i < n; i++ {
+		require.NoError(t, s.AppendAudit(ctx, core.AuditEvent{At: base.Add(time.Duration(i) * time.Second),
+			Action: "target.finished", Source: "a", RotationID: id(i)}))
+	}
+	evs, err := s.ListAudit(ctx, core.AuditFilter{})
+	require.NoError(t, err)
+	require.Len(t, evs, 100, "Limit 0 means 100")
+	require.Equal(t, id(n-1), evs[0].RotationID)
+	require.Equal(t, id(n-100), evs[99].RotationID)
+	evs, err = s.ListAudit(ctx, core.AuditFilter{Limit: 200})
+	require.NoError(t, err)
+	require.Len(t, evs, n)
+}
+
+func testPing(t *testing.T, s core.Store) {
+	require.NoError(t, s.Ping(ctxT(t)))
+}
