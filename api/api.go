@@ -74,6 +74,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger) *Server {
 	e.GET("/v1/rotations/:id", s.getRotation, s.authenticate)
 	e.POST("/v1/rotations/:id/retry", s.retryRotation, s.authenticate)
 	e.GET("/v1/sources", s.listSources, s.authenticate)
+	e.GET("/v1/audit", s.listAudit, s.authenticate)
 	s.echo = e
 	return s
 }
@@ -232,7 +233,7 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	if _, err := s.eng.List(ctx, core.ListFilter{Limit: 1}); err != nil {
+	if err := s.eng.Ping(ctx); err != nil {
 		s.log.Warn("not ready", zap.Error(err))
 		return fail(http.StatusServiceUnavailable, "not_ready", "the rotation store does not answer")
 	}
@@ -385,35 +386,79 @@ func (s *Server) getRotation(c echo.Context) error {
 	return c.JSON(http.StatusOK, rot)
 }
 
-// ListResponse is the answer to GET /v1/rotations.
+// ListResponse is the answer to GET /v1/rotations. NextBefore, when set, fetches the next page
+// (?before=<next_before>).
 type ListResponse struct {
-	Rotations []*core.Rotation `json:"rotations"`
+	Rotations  []*core.Rotation `json:"rotations"`
+	NextBefore string           `json:"next_before,omitempty"`
 }
 
 func (s *Server) listRotations(c echo.Context) error {
-	f := core.ListFilter{Source: c.QueryParam("source"), Status: core.RotationStatus(c.QueryParam("status"))}
+	f := core.ListFilter{Source: c.QueryParam("source"), Status: core.RotationStatus(c.QueryParam("status")), Before: c.QueryParam("before")}
 	switch f.Status {
 	case "", core.RotationPending, core.RotationRunning, core.RotationSucceeded, core.RotationPartial, core.RotationFailed:
 	default:
 		return fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("status=%q: one of pending, running, succeeded, partial, failed", f.Status))
 	}
-	if l := c.QueryParam("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("limit=%q: a number from 1 to 1000", l))
-		}
-		f.Limit = n
+	limit, err := parseLimit(c.QueryParam("limit"))
+	if err != nil {
+		return err
 	}
+	f.Limit = limit
 	rots, err := s.eng.List(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, ListResponse{Rotations: rots})
+	resp := ListResponse{Rotations: rots}
+	if n := len(rots); n > 0 && n == effectiveLimit(limit) {
+		resp.NextBefore = rots[n-1].ID
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+func parseLimit(l string) (int, error) {
+	if l == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("limit=%q: a number from 1 to 1000", l))
+	}
+	return n, nil
+}
+
+func effectiveLimit(l int) int {
+	if l == 0 {
+		return core.DefaultListLimit
+	}
+	return l
+}
+
+// AuditResponse is the answer to GET /v1/audit.
+type AuditResponse struct {
+	Events []core.AuditEvent `json:"events"`
+}
+
+// listAudit answers who rotated which source when, and each target's outcome, newest first.
+func (s *Server) listAudit(c echo.Context) error {
+	limit, err := parseLimit(c.QueryParam("limit"))
+	if err != nil {
+		return err
+	}
+	evs, err := s.eng.Audit(c.Request().Context(), core.AuditFilter{Source: c.QueryParam("source"), RotationID: c.QueryParam("rotation_id"), Limit: limit})
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []core.AuditEvent{}
+	}
+	return c.JSON(http.StatusOK, AuditResponse{Events: evs})
 }
 
 func (s *Server) retryRotation(c echo.Context) error {
 	c.Set("rotation_id", c.Param("id"))
-	rot, err := s.eng.Retry(c.Request().Context(), c.Param("id"))
+	actor, _ := c.Get(ctxActor).(string)
+	rot, err := s.eng.Retry(c.Request().Context(), c.Param("id"), actor)
 	if err != nil {
 		return err
 	}

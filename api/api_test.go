@@ -19,6 +19,7 @@ import (
 	"github.com/credsync/credsync/api"
 	"github.com/credsync/credsync/core"
 	_ "github.com/credsync/credsync/internal/golden" // registers -update
+	"github.com/credsync/credsync/internal/keyring"
 	"github.com/credsync/credsync/store/memstore"
 )
 
@@ -84,7 +85,10 @@ func newEnv(t *testing.T) *env {
 	failing := &countingAdapter{accepts: []core.CredentialType{core.TypePassword}, fail: true}
 	obs, logs := observer.New(zap.DebugLevel)
 	log := zap.New(obs)
+	kr, err := keyring.Generate()
+	require.NoError(t, err)
 	eng, err := core.NewEngine(core.EngineConfig{
+		Sealer:    kr,
 		Platforms: []core.Platform{{Name: "p", Vendor: "fake", MaxAttempts: 1}},
 		Sources: []*core.Source{
 			{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: pw}, {Name: "b", Platform: "p", Vendor: "fake", Adapter: pw2}}},
@@ -326,4 +330,43 @@ func TestOneLogLinePerRequest(t *testing.T) {
 	require.EqualValues(t, 200, reqs[0].ContextMap()["status"])
 	require.Equal(t, "job", reqs[0].ContextMap()["actor"])
 	require.EqualValues(t, 401, reqs[1].ContextMap()["status"])
+}
+
+func TestPagingAndAudit(t *testing.T) {
+	e := newEnv(t)
+	var ids []string
+	for i := 0; i < 3; i++ {
+		_, b := e.do(t, call{method: "POST", path: "/v1/rotations?wait=5s", body: pwBody("db")})
+		var rot core.Rotation
+		require.NoError(t, json.Unmarshal(b, &rot))
+		ids = append(ids, rot.ID)
+	}
+	resp, b := e.do(t, call{method: "GET", path: "/v1/rotations?limit=2"})
+	require.Equal(t, 200, resp.StatusCode)
+	var page api.ListResponse
+	require.NoError(t, json.Unmarshal(b, &page))
+	require.Len(t, page.Rotations, 2)
+	require.Equal(t, ids[2], page.Rotations[0].ID)
+	require.Equal(t, ids[1], page.NextBefore)
+	_, b = e.do(t, call{method: "GET", path: "/v1/rotations?limit=2&before=" + page.NextBefore})
+	page = api.ListResponse{}
+	require.NoError(t, json.Unmarshal(b, &page))
+	require.Len(t, page.Rotations, 1)
+	require.Equal(t, ids[0], page.Rotations[0].ID)
+	require.Empty(t, page.NextBefore)
+
+	resp, b = e.do(t, call{method: "GET", path: "/v1/audit?source=db&limit=50"})
+	require.Equal(t, 200, resp.StatusCode)
+	var audit api.AuditResponse
+	require.NoError(t, json.Unmarshal(b, &audit))
+	submitted := 0
+	for _, ev := range audit.Events {
+		if ev.Action == "rotation.submitted" {
+			submitted++
+			require.Equal(t, "job", ev.Actor, "the audit trail names the API token")
+		}
+	}
+	require.Equal(t, 3, submitted)
+	resp, _ = e.do(t, call{method: "GET", path: "/v1/audit?limit=0"})
+	require.Equal(t, 400, resp.StatusCode)
 }

@@ -303,3 +303,62 @@ func fieldList(fields []field) string {
 	s = append(s, "ssh_tunnel")
 	return strings.Join(s, ", ")
 }
+
+// EncodeClear is the inverse of DecodeCredential: the credential as JSON with every secret in
+// clear. Its only use is to be sealed (encrypted) for storage; never log or return it.
+func (c *Credential) EncodeClear() ([]byte, error) {
+	m := map[string]any{"type": string(c.Type)}
+	str := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	sec := func(k string, s Secret) {
+		if !s.IsZero() {
+			m[k] = s.Reveal()
+		}
+	}
+	str("username", c.Username)
+	sec("password", c.Password)
+	sec("private_key", c.PrivateKey)
+	sec("private_key_passphrase", c.PrivateKeyPassphrase)
+	str("private_key_name", c.PrivateKeyName)
+	sec("token", c.Token)
+	str("client_id", c.ClientID)
+	sec("client_secret", c.ClientSecret)
+	if !c.ServiceAccountJSON.IsZero() {
+		m["service_account_json"] = json.RawMessage(c.ServiceAccountJSON.Reveal())
+	}
+	str("filename", c.Filename)
+	str("access_key_id", c.AccessKeyID)
+	sec("secret_access_key", c.SecretAccessKey)
+	str("role_arn", c.RoleARN)
+	str("role_session_name", c.RoleSessionName)
+	sec("connection_string", c.ConnectionString)
+	if len(c.Headers) > 0 {
+		hs := make([]map[string]any, len(c.Headers))
+		for i, h := range c.Headers {
+			hs[i] = map[string]any{"name": h.Name, "value": h.Value.Reveal(), "sensitive": h.Sensitive}
+		}
+		m["headers"] = hs
+	}
+	if c.SSHTunnel != nil {
+		t := map[string]any{"private_key": c.SSHTunnel.PrivateKey.Reveal()}
+		if !c.SSHTunnel.Passphrase.IsZero() {
+			t["passphrase"] = c.SSHTunnel.Passphrase.Reveal()
+		}
+		m["ssh_tunnel"] = t
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode credential: %w", err)
+	}
+	return b, nil
+}
+
+// Sealer encrypts credentials at rest. aad binds a sealed credential to its rotation, so a
+// ciphertext copied onto another rotation does not open.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}

@@ -69,3 +69,28 @@ func TestDecodeCredentialRejects(t *testing.T) {
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "very-secret-value")
 }
+
+func TestEncodeClearRoundTrips(t *testing.T) {
+	for _, js := range []string{
+		`{"type":"password","username":"u","password":"p"}`,
+		`{"type":"key_pair","private_key":"k","private_key_passphrase":"pp","private_key_name":"n"}`,
+		`{"type":"gcp_service_account","service_account_json":{"type":"service_account","k":"v"},"filename":"f.json"}`,
+		`{"type":"custom_headers","headers":[{"name":"X","value":"v","sensitive":true},{"name":"Y","value":"w","sensitive":false}]}`,
+		`{"type":"token","token":"t","ssh_tunnel":{"private_key":"sk","passphrase":"sp"}}`,
+		`{"type":"aws_access_key","access_key_id":"A","secret_access_key":"S"}`,
+		`{"type":"aws_assume_role","role_arn":"r","role_session_name":"s"}`,
+		`{"type":"azure_connection_string","connection_string":"c"}`,
+		`{"type":"oauth_client","client_id":"c","client_secret":"s"}`,
+	} {
+		c, err := core.DecodeCredential([]byte(js))
+		require.NoError(t, err)
+		clear, err := c.EncodeClear()
+		require.NoError(t, err)
+		back, err := core.DecodeCredential(clear)
+		require.NoError(t, err, string(clear))
+		again, err := back.EncodeClear()
+		require.NoError(t, err)
+		require.JSONEq(t, string(clear), string(again))
+		require.ElementsMatch(t, c.Secrets(), back.Secrets())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"os"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -25,6 +26,14 @@ const (
 	DefaultBackoffBase    = 500 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
 	DefaultRetention      = 7 * 24 * time.Hour
+	DefaultLeaseTTL       = 30 * time.Second
+)
+
+// Target error codes set by the engine itself (besides the adapters' codes in adapter.go).
+const (
+	CodeSuperseded    = "superseded"     // a newer rotation of the source took the target over
+	CodeInterrupted   = "interrupted"    // the gateway restarted and could not resume (no credential)
+	CodeTargetRemoved = "target_removed" // the target left the config while the rotation was unfinished
 )
 
 // Clock is the engine's view of time; tests replace it to make backoff instant and observable.
@@ -66,11 +75,23 @@ type EngineConfig struct {
 	Sources   []*Source
 	Store     Store
 	Logger    *zap.Logger
+	// DurableStore says the store outlives the process: targets stopped by a shutdown are then
+	// left unfinished for the next start to resume, instead of ending canceled.
+	DurableStore bool
+	// Sealer encrypts the credential kept for resuming and retrying. Without one nothing is kept:
+	// a rotation interrupted by a restart ends with code interrupted, and retry is refused.
+	Sealer Sealer
+	// Owner names this gateway replica in leases; it should survive a restart of the same replica
+	// (so that it resumes its own rotations at once) and differ between replicas.
+	Owner string
+	// LeaseTTL is how long a replica's claim on a rotation lasts without renewal; a dead
+	// replica's rotations are taken over after it.
+	LeaseTTL time.Duration
 	// Deadline bounds a whole rotation, retries and verification included.
 	Deadline time.Duration
 	Backoff  Backoff
-	// Retention is how long the credential of a rotation that did not fully succeed is kept in
-	// memory so that POST /v1/rotations/{id}/retry can send it again.
+	// Retention is how long the sealed credential of a rotation that did not fully succeed is
+	// kept for POST /v1/rotations/{id}/retry.
 	Retention time.Duration
 	Clock     Clock
 	// Jitter picks the actual wait in [d/2, d]; nil uses a uniform random pick.
@@ -81,7 +102,8 @@ type EngineConfig struct {
 
 // Engine fans rotations out to targets: concurrently, bounded per platform, each call retried
 // with backoff while the adapter says a retry may help, within a per-attempt timeout and a
-// per-rotation deadline.
+// per-rotation deadline. Every state change is written to the store before and after each vendor
+// call, so another start (or another replica) can resume what a crash interrupted.
 type Engine struct {
 	cfg       EngineConfig
 	log       *zap.Logger
@@ -93,21 +115,12 @@ type Engine struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // runs
+	bg     sync.WaitGroup // background loop
 
 	mu      sync.Mutex
 	closing bool
 	runs    map[string]*run
-	idem    map[string]idemEntry
-	idemMu  sync.Mutex
-}
-
-// idemEntry remembers which rotation an Idempotency-Key created. In memory only: the durable
-// stores keep it across restarts.
-type idemEntry struct {
-	hash       string
-	rotationID string
-	at         time.Time
 }
 
 type platformRun struct {
@@ -115,14 +128,16 @@ type platformRun struct {
 	sem chan struct{}
 }
 
-// run is a rotation the engine is working on, or finished but still holding its credential.
+// run is a rotation this replica is working on.
 type run struct {
-	mu       sync.Mutex
-	rot      *Rotation
-	cred     Credential
-	done     chan struct{}
-	active   bool
-	finished time.Time
+	mu      sync.Mutex
+	rot     *Rotation
+	cred    Credential
+	done    chan struct{}
+	cancel  context.CancelFunc
+	lost    bool                          // the lease went to another replica: write nothing more
+	targets map[string]context.CancelFunc // per running target, to supersede it
+	super   map[string]bool               // targets a newer local rotation took over
 }
 
 type work struct {
@@ -131,7 +146,8 @@ type work struct {
 	req    Request
 }
 
-// NewEngine checks the wiring and returns a ready engine.
+// NewEngine checks the wiring and returns an engine. Call Start to resume unfinished rotations and
+// run the lease loop.
 func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("engine: a store is required")
@@ -151,6 +167,13 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Owner == "" {
+		host, _ := os.Hostname()
+		cfg.Owner = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock{}
 	}
@@ -167,7 +190,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, clock: cfg.Clock,
-		platforms: map[string]*platformRun{}, sources: map[string]*Source{}, runs: map[string]*run{}, idem: map[string]idemEntry{},
+		platforms: map[string]*platformRun{}, sources: map[string]*Source{}, runs: map[string]*run{},
 	}
 	for _, p := range cfg.Platforms {
 		if p.Timeout <= 0 {
@@ -210,6 +233,189 @@ func (e *Engine) Platform(name string) (Platform, bool) {
 	return p.Platform, true
 }
 
+// Owner is this replica's lease owner name.
+func (e *Engine) Owner() string { return e.cfg.Owner }
+
+// Start resumes the unfinished rotations this replica may take (its own from before a restart,
+// and any whose lease expired), then keeps renewing leases, taking over dead replicas' rotations
+// and purging expired credentials until Shutdown.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := e.resumeAll(ctx); err != nil {
+		return err
+	}
+	e.bg.Add(1)
+	go e.loop()
+	return nil
+}
+
+func (e *Engine) loop() {
+	defer e.bg.Done()
+	renew := time.NewTicker(e.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	orphans := time.NewTicker(e.cfg.LeaseTTL / 2)
+	defer orphans.Stop()
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
+	e.purge()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-renew.C:
+			e.renewLeases()
+		case <-orphans.C:
+			e.claimOrphans()
+		case <-purge.C:
+			e.purge()
+		}
+	}
+}
+
+func (e *Engine) renewLeases() {
+	e.mu.Lock()
+	runs := make(map[string]*run, len(e.runs))
+	for id, r := range e.runs {
+		runs[id] = r
+	}
+	e.mu.Unlock()
+	for id, r := range runs {
+		ok, err := e.store.RenewLease(e.ctx, id, e.cfg.Owner, e.cfg.LeaseTTL)
+		if err != nil {
+			e.log.Warn("store: renew lease", zap.String("rotation_id", id), zap.Error(err))
+			continue
+		}
+		if !ok {
+			e.log.Warn("lease lost: another replica took this rotation over; stopping here", zap.String("rotation_id", id))
+			r.mu.Lock()
+			r.lost = true
+			r.mu.Unlock()
+			r.cancel()
+		}
+	}
+}
+
+func (e *Engine) claimOrphans() {
+	if e.isClosing() {
+		return
+	}
+	ids, err := e.store.ClaimOrphans(e.ctx, e.cfg.Owner, e.cfg.LeaseTTL, 16)
+	if err != nil {
+		e.log.Warn("store: claim orphaned rotations", zap.Error(err))
+		return
+	}
+	for _, id := range ids {
+		e.resume(e.ctx, id)
+	}
+}
+
+func (e *Engine) purge() {
+	n, err := e.store.PurgeCredentials(e.ctx, e.clock.Now().Add(-e.cfg.Retention))
+	if err != nil {
+		e.log.Warn("store: purge expired credentials", zap.Error(err))
+	} else if n > 0 {
+		e.log.Info("purged credentials past their retention", zap.Int("rotations", n))
+	}
+}
+
+// resumeAll takes every unfinished rotation whose lease this replica can acquire.
+func (e *Engine) resumeAll(ctx context.Context) error {
+	for _, st := range []RotationStatus{RotationRunning, RotationPending} {
+		before := ""
+		for {
+			rots, err := e.store.ListRotations(ctx, ListFilter{Status: st, Before: before, Limit: 200})
+			if err != nil {
+				return fmt.Errorf("list unfinished rotations: %w", err)
+			}
+			for _, r := range rots {
+				ok, err := e.store.AcquireLease(ctx, r.ID, e.cfg.Owner, e.cfg.LeaseTTL)
+				if err != nil {
+					return fmt.Errorf("lease rotation %s: %w", r.ID, err)
+				}
+				if ok {
+					e.resume(ctx, r.ID)
+				}
+			}
+			if len(rots) < 200 {
+				break
+			}
+			before = rots[len(rots)-1].ID
+		}
+	}
+	return nil
+}
+
+// resume continues a rotation this replica holds the lease of.
+func (e *Engine) resume(ctx context.Context, id string) {
+	e.mu.Lock()
+	_, active := e.runs[id]
+	e.mu.Unlock()
+	if active {
+		return
+	}
+	rot, err := e.store.GetRotation(ctx, id)
+	if err != nil {
+		e.log.Error("resume: read rotation", zap.String("rotation_id", id), zap.Error(err))
+		return
+	}
+	if rot.Status.Finished() {
+		_ = e.store.ReleaseLease(ctx, id, e.cfg.Owner)
+		return
+	}
+	cred, cerr := e.openCredential(ctx, id)
+	src := e.sources[rot.Source]
+	var ws []work
+	now := e.clock.Now().UTC()
+	for i := range rot.Targets {
+		tr := &rot.Targets[i]
+		if tr.Status.Finished() {
+			continue
+		}
+		t := findTarget(src, tr.Name)
+		switch {
+		case t == nil:
+			tr.Status, tr.FinishedAt = TargetFailed, &now
+			tr.Error = &Error{Code: CodeTargetRemoved, Message: "the target is no longer in the config; this part of the rotation cannot be resumed"}
+		case cerr != nil:
+			tr.Status, tr.FinishedAt = TargetFailed, &now
+			tr.Error = &Error{Code: CodeInterrupted, Retryable: true, Message: "the gateway restarted before this target finished and holds no credential to resume with (" + cerr.Error() + "): submit the rotation again"}
+		default:
+			req, err := t.Adapter.Build(cred)
+			if err != nil {
+				tr.Status, tr.FinishedAt = TargetFailed, &now
+				tr.Error = &Error{Code: CodeInternal, Message: "rebuilding the request on resume failed: " + Scrub(err.Error(), cred.Secrets())}
+				continue
+			}
+			tr.Status = TargetPending
+			ws = append(ws, work{idx: i, target: t, req: req})
+		}
+	}
+	e.log.Info("resuming rotation", zap.String("rotation_id", id), zap.String("source", rot.Source), zap.Int("targets", len(ws)))
+	e.audit(AuditEvent{Action: "rotation.resumed", Source: rot.Source, RotationID: id, Detail: fmt.Sprintf("%d target(s) to send", len(ws))})
+	e.launch(rot, cred, ws)
+}
+
+func (e *Engine) openCredential(ctx context.Context, id string) (Credential, error) {
+	if e.cfg.Sealer == nil {
+		return Credential{}, errors.New("no encryption key is configured")
+	}
+	sealed, err := e.store.SealedCredential(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Credential{}, errors.New("its credential was not stored or has been deleted")
+	}
+	if err != nil {
+		return Credential{}, fmt.Errorf("read credential: %w", err)
+	}
+	clear, err := e.cfg.Sealer.Open(sealed, []byte(id))
+	if err != nil {
+		return Credential{}, fmt.Errorf("decrypt credential (is the key that sealed it still configured?): %w", err)
+	}
+	cred, err := DecodeCredential(clear)
+	if err != nil {
+		return Credential{}, fmt.Errorf("decode stored credential: %w", err)
+	}
+	return cred, nil
+}
+
 // SubmitRequest asks for one rotation.
 type SubmitRequest struct {
 	Source     string
@@ -247,16 +453,12 @@ func (e *Engine) prepare(req SubmitRequest) (*Source, []work, error) {
 	selected := src.Targets
 	var problems []Problem
 	if len(req.Targets) > 0 {
-		byName := map[string]*Target{}
-		for _, t := range src.Targets {
-			byName[t.Name] = t
-		}
 		seen := map[string]bool{}
 		selected = nil
 		for i, n := range req.Targets {
-			t, ok := byName[n]
+			t := findTarget(src, n)
 			switch {
-			case !ok:
+			case t == nil:
 				problems = append(problems, Problem{Field: fmt.Sprintf("targets[%d]", i), Message: fmt.Sprintf("source %q has no target %q (targets: %s)", src.Name, n, targetNames(src))})
 			case seen[n]:
 				problems = append(problems, Problem{Field: fmt.Sprintf("targets[%d]", i), Message: fmt.Sprintf("target %q is listed twice", n)})
@@ -270,7 +472,7 @@ func (e *Engine) prepare(req SubmitRequest) (*Source, []work, error) {
 		return nil, nil, &InputError{Message: "invalid targets", Problems: problems}
 	}
 	var ws []work
-	for i, t := range selected {
+	for _, t := range selected {
 		r, err := t.Adapter.Build(req.Credential)
 		if err != nil {
 			var ie *InputError
@@ -286,7 +488,7 @@ func (e *Engine) prepare(req SubmitRequest) (*Source, []work, error) {
 			}
 			continue
 		}
-		ws = append(ws, work{idx: i, target: t, req: r})
+		ws = append(ws, work{idx: len(ws), target: t, req: r})
 	}
 	if len(problems) > 0 {
 		return nil, nil, &InputError{Message: fmt.Sprintf("the credential cannot go to every target of source %q; nothing was sent", src.Name), Problems: problems}
@@ -315,49 +517,32 @@ func (e *Engine) Plan(req SubmitRequest) ([]Planned, error) {
 	return out, nil
 }
 
-// Submit validates a rotation, records it and starts it in the background. The returned
-// rotation is a snapshot taken before any vendor call. With an IdempotencyKey seen before, it
-// returns the rotation that key created (replayed true), or a *ConflictError when the request
-// differs from the first one.
-func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rot *Rotation, replayed bool, err error) {
-	if req.IdempotencyKey != "" {
-		key := req.Actor + "\x00" + req.IdempotencyKey
-		// Keyed submissions are serialised so that two concurrent repeats cannot both start one.
-		e.idemMu.Lock()
-		defer e.idemMu.Unlock()
-		e.mu.Lock()
-		prev, ok := e.idem[key]
-		e.mu.Unlock()
-		if ok {
-			if prev.hash != req.RequestHash {
-				return nil, false, &ConflictError{Message: fmt.Sprintf("Idempotency-Key %q was used for a different request (rotation %s): use a new key for a new rotation", req.IdempotencyKey, prev.rotationID)}
-			}
-			rot, err := e.Get(ctx, prev.rotationID)
-			return rot, true, err
-		}
-		rot, err := e.submit(ctx, req)
-		if err != nil {
-			return nil, false, err
-		}
-		e.mu.Lock()
-		e.idem[key] = idemEntry{hash: req.RequestHash, rotationID: rot.ID, at: e.clock.Now()}
-		e.mu.Unlock()
-		return rot, false, nil
-	}
-	rot, err = e.submit(ctx, req)
-	return rot, false, err
+func (e *Engine) isClosing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closing
 }
 
-func (e *Engine) submit(ctx context.Context, req SubmitRequest) (*Rotation, error) {
-	e.mu.Lock()
-	closing := e.closing
-	e.mu.Unlock()
-	if closing {
-		return nil, ErrShuttingDown
+// Submit validates a rotation, records it (with its sealed credential) and starts it in the
+// background. The returned rotation is a snapshot taken before any vendor call. With an
+// IdempotencyKey seen before, it returns the rotation that key created (replayed true), or a
+// *ConflictError when the request differs from the first one.
+func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool, error) {
+	if e.isClosing() {
+		return nil, false, ErrShuttingDown
+	}
+	if req.IdempotencyKey != "" {
+		hit, err := e.store.FindIdempotencyKey(ctx, req.Actor, req.IdempotencyKey)
+		if err != nil {
+			return nil, false, fmt.Errorf("look up Idempotency-Key: %w", err)
+		}
+		if hit != nil {
+			return e.replay(ctx, req, hit)
+		}
 	}
 	src, ws, err := e.prepare(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := e.clock.Now().UTC()
 	rot := &Rotation{ID: e.cfg.NewID(), Source: src.Name, Status: RotationPending, CreatedAt: now,
@@ -366,113 +551,160 @@ func (e *Engine) submit(ctx context.Context, req SubmitRequest) (*Rotation, erro
 		rot.Targets = append(rot.Targets, TargetResult{Name: w.target.Name, Platform: w.target.Platform,
 			Vendor: w.target.Vendor, Status: TargetPending})
 	}
-	for i := range ws {
-		ws[i].idx = i
+	var sealed []byte
+	if e.cfg.Sealer != nil {
+		clear, err := req.Credential.EncodeClear()
+		if err != nil {
+			return nil, false, err
+		}
+		if sealed, err = e.cfg.Sealer.Seal(clear, []byte(rot.ID)); err != nil {
+			return nil, false, fmt.Errorf("encrypt credential: %w", err)
+		}
 	}
+	hit, err := e.store.CreateRotation(ctx, NewRotation{Rotation: rot, SealedCredential: sealed, Owner: e.cfg.Owner,
+		LeaseTTL: e.cfg.LeaseTTL, Actor: req.Actor, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash})
+	if err != nil {
+		return nil, false, fmt.Errorf("record rotation: %w", err)
+	}
+	if hit != nil { // a concurrent submission with the same key won
+		return e.replay(ctx, req, hit)
+	}
+	if rot.Seq == 0 {
+		stored, err := e.store.GetRotation(ctx, rot.ID)
+		if err != nil {
+			return nil, false, fmt.Errorf("read back rotation: %w", err)
+		}
+		rot.Seq = stored.Seq
+	}
+	e.log.Info("rotation accepted", zap.String("rotation_id", rot.ID), zap.String("source", src.Name), zap.Int64("seq", rot.Seq),
+		zap.String("credential_type", string(req.Credential.Type)), zap.Int("targets", len(ws)), zap.String("actor", req.Actor))
+	e.audit(AuditEvent{Actor: req.Actor, Action: "rotation.submitted", Source: src.Name, RotationID: rot.ID,
+		Detail: fmt.Sprintf("%s to %d target(s)", req.Credential.Type, len(ws))})
+	e.supersedeLocal(rot)
+	snapshot := rot.Clone()
+	if !e.launch(rot, req.Credential, ws) {
+		return nil, false, ErrShuttingDown
+	}
+	return snapshot, false, nil
+}
+
+func (e *Engine) replay(ctx context.Context, req SubmitRequest, hit *IdempotencyHit) (*Rotation, bool, error) {
+	if hit.RequestHash != req.RequestHash {
+		return nil, false, &ConflictError{Message: fmt.Sprintf("Idempotency-Key %q was used for a different request (rotation %s): use a new key for a new rotation", req.IdempotencyKey, hit.RotationID)}
+	}
+	rot, err := e.Get(ctx, hit.RotationID)
+	return rot, true, err
+}
+
+// supersedeLocal stops this replica's older rotations of the same source from sending to the
+// targets the new one covers. (Across replicas, the store's target claims do the same.)
+func (e *Engine) supersedeLocal(newer *Rotation) {
+	names := map[string]bool{}
+	for _, t := range newer.Targets {
+		names[t.Name] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.runs {
+		r.mu.Lock()
+		if r.rot.Source == newer.Source && r.rot.Seq < newer.Seq {
+			for name := range names {
+				r.super[name] = true
+				if cancel, ok := r.targets[name]; ok {
+					cancel()
+				}
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// launch starts working a rotation; false when the engine is shutting down.
+func (e *Engine) launch(rot *Rotation, cred Credential, ws []work) bool {
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Deadline)
+	r := &run{rot: rot, cred: cred, done: make(chan struct{}), cancel: cancel,
+		targets: map[string]context.CancelFunc{}, super: map[string]bool{}}
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
-		return nil, ErrShuttingDown
+		cancel()
+		return false
 	}
-	e.sweepLocked(now)
-	if err := e.store.CreateRotation(ctx, rot.Clone()); err != nil {
-		e.mu.Unlock()
-		return nil, fmt.Errorf("record rotation: %w", err)
-	}
-	r := &run{rot: rot, cred: req.Credential, done: make(chan struct{}), active: true}
 	e.runs[rot.ID] = r
-	snapshot := rot.Clone()
 	e.wg.Add(1)
 	e.mu.Unlock()
-	e.log.Info("rotation accepted", zap.String("rotation_id", rot.ID), zap.String("source", src.Name),
-		zap.String("credential_type", string(req.Credential.Type)), zap.Int("targets", len(ws)), zap.String("actor", req.Actor))
-	go e.execute(r, ws)
-	return snapshot, nil
+	go e.execute(ctx, r, ws)
+	return true
 }
 
 // Retry sends the rotation's credential again to its targets that did not succeed.
-func (e *Engine) Retry(ctx context.Context, id string) (*Rotation, error) {
-	e.mu.Lock()
-	if e.closing {
-		e.mu.Unlock()
+func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error) {
+	if e.isClosing() {
 		return nil, ErrShuttingDown
 	}
-	r, ok := e.runs[id]
+	e.mu.Lock()
+	_, active := e.runs[id]
 	e.mu.Unlock()
-	if !ok {
-		if _, err := e.Get(ctx, id); err != nil {
-			return nil, err
-		}
-		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s no longer holds its credential (it succeeded, or its retention passed): submit a new rotation", id)}
-	}
-	r.mu.Lock()
-	if r.active {
-		r.mu.Unlock()
+	if active {
 		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s is still running: wait for it to finish, then retry", id)}
 	}
-	src := e.sources[r.rot.Source]
-	byName := map[string]*Target{}
-	for _, t := range src.Targets {
-		byName[t.Name] = t
+	rot, err := e.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !rot.Status.Finished() {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s is still running on another replica: wait for it to finish, then retry", id)}
+	}
+	src := e.sources[rot.Source]
+	var retryable []int
+	for i, tr := range rot.Targets {
+		if tr.Status != TargetSucceeded && tr.Status != TargetSuperseded && findTarget(src, tr.Name) != nil {
+			retryable = append(retryable, i)
+		}
+	}
+	if len(retryable) == 0 {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s has no target left to retry (succeeded or superseded ones are not sent again)", id)}
+	}
+	cred, err := e.openCredential(ctx, id)
+	if err != nil {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s cannot be retried: %v; submit a new rotation", id, err)}
+	}
+	ok, err := e.store.AcquireLease(ctx, id, e.cfg.Owner, e.cfg.LeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("lease rotation %s: %w", id, err)
+	}
+	if !ok {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s is being retried by another replica", id)}
 	}
 	var ws []work
-	for i, tr := range r.rot.Targets {
-		t := byName[tr.Name]
-		if tr.Status == TargetSucceeded || t == nil {
-			continue
-		}
-		req, err := t.Adapter.Build(r.cred)
+	for _, i := range retryable {
+		tr := &rot.Targets[i]
+		t := findTarget(src, tr.Name)
+		req, err := t.Adapter.Build(cred)
 		if err != nil {
-			r.mu.Unlock()
+			_ = e.store.ReleaseLease(ctx, id, e.cfg.Owner)
 			return nil, fmt.Errorf("rebuild request for target %q: %w", t.Name, err)
 		}
+		tr.Status, tr.Error, tr.Verified, tr.Warning, tr.FinishedAt = TargetPending, nil, false, "", nil
 		ws = append(ws, work{idx: i, target: t, req: req})
 	}
-	if len(ws) == 0 {
-		r.mu.Unlock()
-		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s has no target left to retry", id)}
-	}
-	for _, w := range ws {
-		tr := &r.rot.Targets[w.idx]
-		tr.Status, tr.Error, tr.Verified, tr.Warning, tr.FinishedAt = TargetPending, nil, false, "", nil
-	}
-	r.rot.Status, r.rot.FinishedAt = RotationPending, nil
-	r.active, r.done = true, make(chan struct{})
-	snapshot := r.rot.Clone()
-	err := e.store.UpdateRotation(ctx, snapshot.Clone())
-	r.mu.Unlock()
-	if err != nil {
+	rot.Status, rot.FinishedAt = RotationPending, nil
+	if err := e.store.UpdateRotation(ctx, rot); err != nil {
+		_ = e.store.ReleaseLease(ctx, id, e.cfg.Owner)
 		return nil, fmt.Errorf("record retry: %w", err)
 	}
-	e.mu.Lock()
-	e.wg.Add(1)
-	e.mu.Unlock()
-	e.log.Info("rotation retried", zap.String("rotation_id", id), zap.Int("targets", len(ws)))
-	go e.execute(r, ws)
+	e.log.Info("rotation retried", zap.String("rotation_id", id), zap.Int("targets", len(ws)), zap.String("actor", actor))
+	e.audit(AuditEvent{Actor: actor, Action: "rotation.retried", Source: rot.Source, RotationID: id, Detail: fmt.Sprintf("%d target(s)", len(ws))})
+	snapshot := rot.Clone()
+	if !e.launch(rot, cred, ws) {
+		return nil, ErrShuttingDown
+	}
 	return snapshot, nil
 }
 
-// sweepLocked forgets credentials held past their retention. Call with e.mu held.
-func (e *Engine) sweepLocked(now time.Time) {
-	for id, r := range e.runs {
-		r.mu.Lock()
-		expired := !r.active && now.Sub(r.finished) > e.cfg.Retention
-		r.mu.Unlock()
-		if expired {
-			delete(e.runs, id)
-		}
-	}
-	for k, v := range e.idem {
-		if now.Sub(v.at) > e.cfg.Retention {
-			delete(e.idem, k)
-		}
-	}
-}
-
-func (e *Engine) execute(r *run, ws []work) {
+func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	defer e.wg.Done()
-	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Deadline)
-	defer cancel()
+	defer r.cancel()
 	e.update(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
 
 	var wg sync.WaitGroup
@@ -485,13 +717,38 @@ func (e *Engine) execute(r *run, ws []work) {
 	}
 	wg.Wait()
 
+	r.mu.Lock()
+	lost := r.lost
+	r.mu.Unlock()
+	interrupted := e.cfg.DurableStore && errors.Is(e.ctx.Err(), context.Canceled) && e.isClosing()
 	var final *Rotation
-	e.update(ctx, r, func(rot *Rotation) {
-		now := e.clock.Now().UTC()
-		rot.Status = Outcome(rot.Targets)
-		rot.FinishedAt = &now
-		final = rot.Clone()
-	})
+	if !lost && !interrupted {
+		e.update(ctx, r, func(rot *Rotation) {
+			if rot.Status = Outcome(rot.Targets); rot.Status.Finished() {
+				now := e.clock.Now().UTC()
+				rot.FinishedAt = &now
+			}
+			final = rot.Clone()
+		})
+	}
+	bg := context.WithoutCancel(ctx)
+	if final != nil && final.Status.Finished() {
+		e.finished(bg, final)
+	}
+	if !lost {
+		if err := e.store.ReleaseLease(bg, r.rot.ID, e.cfg.Owner); err != nil {
+			e.log.Warn("store: release lease", zap.String("rotation_id", r.rot.ID), zap.Error(err))
+		}
+	}
+	e.mu.Lock()
+	delete(e.runs, r.rot.ID)
+	e.mu.Unlock()
+	close(r.done)
+}
+
+// finished records the end of a rotation: the log line, the audit event and, when every target
+// succeeded, the deletion of its credential.
+func (e *Engine) finished(ctx context.Context, final *Rotation) {
 	var errs *multierror.Error
 	for _, t := range final.Targets {
 		if t.Error != nil {
@@ -504,27 +761,24 @@ func (e *Engine) execute(r *run, ws []work) {
 		fields = append(fields, zap.String("errors", err.Error()))
 	}
 	e.log.Info("rotation finished", fields...)
-
-	r.mu.Lock()
-	r.active = false
-	r.finished = e.clock.Now()
-	close(r.done)
-	succeeded := final.Status == RotationSucceeded
-	r.mu.Unlock()
-	if succeeded {
-		// Nothing left to retry: drop the credential at once.
-		e.mu.Lock()
-		delete(e.runs, final.ID)
-		e.mu.Unlock()
+	e.audit(AuditEvent{Action: "rotation.finished", Source: final.Source, RotationID: final.ID, Status: string(final.Status)})
+	if final.Status == RotationSucceeded {
+		if err := e.store.DeleteCredential(ctx, final.ID); err != nil {
+			e.log.Warn("store: delete credential of a finished rotation", zap.String("rotation_id", final.ID), zap.Error(err))
+		}
 	}
 }
 
 // update applies fn to the rotation and writes the result to the store, in order: the lock is
-// held across the write so that two targets' updates cannot reach the store swapped.
+// held across the write so that two targets' updates cannot reach the store swapped. Nothing is
+// written once the lease is lost.
 func (e *Engine) update(ctx context.Context, r *run, fn func(*Rotation)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fn(r.rot)
+	if r.lost {
+		return
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := e.store.UpdateRotation(sctx, r.rot.Clone()); err != nil {
@@ -532,14 +786,35 @@ func (e *Engine) update(ctx context.Context, r *run, fn func(*Rotation)) {
 	}
 }
 
+func (e *Engine) audit(ev AuditEvent) {
+	if ev.At.IsZero() {
+		ev.At = e.clock.Now().UTC()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.AppendAudit(ctx, ev); err != nil {
+		e.log.Error("store: append audit event", zap.String("action", ev.Action), zap.String("rotation_id", ev.RotationID), zap.Error(err))
+	}
+}
+
+// errSuperseded marks a target a newer rotation took over.
+var errSuperseded = errors.New("superseded")
+
 func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 	secrets := r.cred.Secrets()
 	p := e.platforms[w.target.Platform]
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.mu.Lock()
+	r.targets[w.target.Name] = cancel
+	startSuperseded := r.super[w.target.Name]
+	seq, source := r.rot.Seq, r.rot.Source
+	attempts := r.rot.Targets[w.idx].Attempts // continues across resumes and retries
+	r.mu.Unlock()
 	var (
-		attempts int
-		ver      Verification
-		err      error
-		retry    bool
+		ver   Verification
+		err   error
+		retry bool
 	)
 	defer func() {
 		if rec := recover(); rec != nil {
@@ -547,66 +822,148 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 				zap.String("panic", Scrub(fmt.Sprint(rec), secrets)), zap.String("stack", Scrub(string(debug.Stack()), secrets)))
 			err, retry = &Error{Code: CodeInternal, Message: "internal error in credsync (see the gateway log)"}, false
 		}
+		r.mu.Lock()
+		delete(r.targets, w.target.Name)
+		if r.super[w.target.Name] && err != nil {
+			err = errSuperseded
+		}
+		r.mu.Unlock()
 		e.finishTarget(ctx, r, w, attempts, ver, err, retry, secrets)
 	}()
+	if startSuperseded {
+		err = errSuperseded
+		return
+	}
 
 	e.update(ctx, r, func(rot *Rotation) {
 		now := e.clock.Now().UTC()
 		t := &rot.Targets[w.idx]
-		t.Status, t.StartedAt, t.Attempts = TargetRunning, &now, 0
+		t.Status, t.StartedAt = TargetRunning, &now
 	})
-	attempts, retry, err = e.withRetry(ctx, p, true, func(actx context.Context) (bool, error) {
+	claimTTL := p.Timeout + time.Second // the call cannot outlive its attempt timeout
+	first := attempts
+	n := 0
+	// Claim the target before every send: never after a newer rotation, never while an older
+	// rotation's call to it is in flight. The claim is taken before the attempt's timeout starts
+	// and released once the call has returned.
+	gate := func(gctx context.Context) (func(), error) {
+		if err := e.claim(gctx, source, w.target.Name, seq, r.rot.ID, claimTTL); err != nil {
+			return nil, err
+		}
+		return func() {
+			if err := e.store.ReleaseTarget(context.WithoutCancel(gctx), source, w.target.Name, r.rot.ID); err != nil {
+				e.log.Warn("store: release target claim", zap.String("rotation_id", r.rot.ID), zap.String("target", w.target.Name), zap.Error(err))
+			}
+		}, nil
+	}
+	n, retry, err = e.withRetry(tctx, p, true, gate, func(actx context.Context) (bool, error) {
 		return w.target.Adapter.Send(actx, w.req)
 	}, func(n int) {
-		e.update(ctx, r, func(rot *Rotation) { rot.Targets[w.idx].Attempts = n })
+		attempts = first + n
+		e.update(ctx, r, func(rot *Rotation) { rot.Targets[w.idx].Attempts = first + n })
 	})
+	attempts = first + n
 	if err != nil {
 		return
 	}
-	_, retry, err = e.withRetry(ctx, p, false, func(vctx context.Context) (bool, error) {
+	_, retry, err = e.withRetry(tctx, p, false, nil, func(vctx context.Context) (bool, error) {
 		v, retry, err := w.target.Adapter.Verify(vctx)
 		ver = v
 		return retry, err
 	}, nil)
 }
 
+// claim waits until the store grants this rotation the target, or says a newer one has it.
+func (e *Engine) claim(ctx context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) error {
+	for {
+		res, err := e.store.ClaimTarget(ctx, source, target, seq, rotationID, ttl)
+		if err != nil {
+			return fmt.Errorf("store: claim target: %w", err)
+		}
+		switch res {
+		case ClaimGranted:
+			return nil
+		case ClaimSuperseded:
+			return errSuperseded
+		}
+		if err := e.clock.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
 func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int, ver Verification, err error, retry bool, secrets []string) {
+	interrupted := e.cfg.DurableStore && err != nil && errors.Is(ctx.Err(), context.Canceled) && e.isClosing()
 	var res TargetResult
 	e.update(ctx, r, func(rot *Rotation) {
 		now := e.clock.Now().UTC()
 		t := &rot.Targets[w.idx]
-		t.Attempts, t.FinishedAt = attempts, &now
-		if err != nil {
-			t.Status, t.Verified, t.Error = TargetFailed, false, e.targetError(ctx, err, retry, secrets)
-		} else {
-			t.Status, t.Verified, t.Warning = TargetSucceeded, ver.Verified, Scrub(ver.Warning, secrets)
+		t.Attempts = attempts
+		switch {
+		case interrupted:
+			// Stopped by shutdown: leave it unfinished for the next start to resume.
+			t.Status = TargetPending
+		case errors.Is(err, errSuperseded):
+			t.Status, t.Verified, t.FinishedAt = TargetSuperseded, false, &now
+			t.Error = &Error{Code: CodeSuperseded, Message: "a newer rotation of this source took this target over; this older credential was not sent again"}
+		case err != nil:
+			t.Status, t.Verified, t.FinishedAt = TargetFailed, false, &now
+			t.Error = e.targetError(ctx, err, retry, secrets)
+		default:
+			t.Status, t.Verified, t.Warning, t.FinishedAt = TargetSucceeded, ver.Verified, Scrub(ver.Warning, secrets), &now
 		}
 		res = *t
 	})
+	if interrupted {
+		e.log.Info("target interrupted by shutdown; it resumes at the next start", zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name))
+		return
+	}
 	fields := []zap.Field{zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name),
 		zap.String("platform", res.Platform), zap.String("vendor", res.Vendor), zap.String("status", string(res.Status)),
 		zap.Int("attempts", res.Attempts), zap.Bool("verified", res.Verified)}
 	if res.Warning != "" {
 		fields = append(fields, zap.String("warning", res.Warning))
 	}
+	detail := ""
 	if res.Error != nil {
+		detail = res.Error.Code
 		fields = append(fields, zap.String("error_code", res.Error.Code), zap.String("error", res.Error.Message),
 			zap.Bool("retryable", res.Error.Retryable), zap.Int("vendor_status", res.Error.VendorStatus))
 		e.log.Warn("target failed", fields...)
-		return
+	} else {
+		e.log.Info("target succeeded", fields...)
 	}
-	e.log.Info("target succeeded", fields...)
+	e.audit(AuditEvent{Action: "target.finished", Source: r.rot.Source, RotationID: r.rot.ID, Target: res.Name, Status: string(res.Status), Detail: detail})
 }
+
+// gateFunc runs before each attempt, outside its timeout and its concurrency slot; the returned
+// release runs after the attempt.
+type gateFunc func(ctx context.Context) (release func(), err error)
 
 // withRetry is the one retry stage: it calls fn until it succeeds, says a retry would not help,
 // runs out of attempts, or the rotation's deadline leaves no room for the next wait. It holds a
 // slot of the platform's concurrency bound only while a call is in flight.
-func (e *Engine) withRetry(ctx context.Context, p *platformRun, perAttemptTimeout bool, fn func(context.Context) (bool, error), onAttempt func(int)) (int, bool, error) {
+func (e *Engine) withRetry(ctx context.Context, p *platformRun, perAttemptTimeout bool, gate gateFunc, fn func(context.Context) (bool, error), onAttempt func(int)) (int, bool, error) {
 	var lastErr error
 	for n := 1; ; n++ {
+		release := func() {}
+		if gate != nil {
+			rel, err := gate(ctx)
+			if errors.Is(err, errSuperseded) {
+				return n - 1, false, err
+			}
+			if err != nil {
+				if lastErr == nil {
+					lastErr = err
+				}
+				return n - 1, true, lastErr
+			}
+			release = rel
+		}
 		select {
 		case p.sem <- struct{}{}:
 		case <-ctx.Done():
+			release()
 			if lastErr == nil {
 				lastErr = ctx.Err()
 			}
@@ -619,6 +976,7 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, perAttemptTimeou
 		retry, err := fn(actx)
 		cancel()
 		<-p.sem
+		release()
 		if onAttempt != nil {
 			onAttempt(n)
 		}
@@ -672,7 +1030,7 @@ func (e *Engine) targetError(ctx context.Context, err error, retry bool, secrets
 		retry = true
 	case errors.Is(ctx.Err(), context.Canceled):
 		out.Code = CodeCanceled
-		out.Message = "the gateway stopped before this target finished; retry the rotation"
+		out.Message = "the gateway stopped working on this target before it finished; retry the rotation"
 		retry = true
 	}
 	out.Retryable = retry
@@ -693,21 +1051,28 @@ func (e *Engine) Get(ctx context.Context, id string) (*Rotation, error) {
 	return rot, nil
 }
 
-// Wait returns the rotation once it has finished, or its current state when ctx ends first.
+// Wait returns the rotation once it has finished, or its current state when ctx ends first. A
+// rotation worked by another replica is polled.
 func (e *Engine) Wait(ctx context.Context, id string) (*Rotation, error) {
-	e.mu.Lock()
-	r, ok := e.runs[id]
-	e.mu.Unlock()
-	if ok {
-		r.mu.Lock()
-		done := r.done
-		r.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
+	for {
+		e.mu.Lock()
+		r, ok := e.runs[id]
+		e.mu.Unlock()
+		if ok {
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return e.Get(context.WithoutCancel(ctx), id)
+			}
+		}
+		rot, err := e.Get(context.WithoutCancel(ctx), id)
+		if err != nil || rot.Status.Finished() {
+			return rot, err
+		}
+		if e.clock.Sleep(ctx, 200*time.Millisecond) != nil {
+			return e.Get(context.WithoutCancel(ctx), id)
 		}
 	}
-	return e.Get(context.WithoutCancel(ctx), id)
 }
 
 // List returns rotations newest first.
@@ -723,6 +1088,18 @@ func (e *Engine) List(ctx context.Context, f ListFilter) ([]*Rotation, error) {
 	}
 	return rots, nil
 }
+
+// Audit returns audit events, newest first.
+func (e *Engine) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	evs, err := e.store.ListAudit(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	return evs, nil
+}
+
+// Ping checks the store answers.
+func (e *Engine) Ping(ctx context.Context) error { return e.store.Ping(ctx) }
 
 // SourceView is a configured source as GET /v1/sources shows it.
 type SourceView struct {
@@ -779,8 +1156,9 @@ func (e *Engine) Sources(ctx context.Context) ([]SourceView, error) {
 	return out, nil
 }
 
-// Shutdown stops accepting rotations and waits for running ones until ctx ends; then it cancels
-// what is left (those targets end with code canceled) and waits for them to be recorded.
+// Shutdown stops accepting rotations and waits for running ones until ctx ends; then it stops
+// what is left. With a durable store those targets stay unfinished and the next start (or
+// another replica) resumes them; leases are released so that happens at once.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closing = true
@@ -790,15 +1168,28 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		e.wg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
-		e.cancel()
-		return nil
 	case <-ctx.Done():
-		e.cancel()
-		<-done
-		return fmt.Errorf("shutdown: rotations still running after the grace period were canceled: %w", ctx.Err())
+		err = fmt.Errorf("shutdown: rotations still running after the grace period were stopped; they resume at the next start: %w", ctx.Err())
 	}
+	e.cancel()
+	<-done
+	e.bg.Wait()
+	return err
+}
+
+func findTarget(s *Source, name string) *Target {
+	if s == nil {
+		return nil
+	}
+	for _, t := range s.Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
 }
 
 func targetNames(s *Source) string {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/keyring"
 	"github.com/credsync/credsync/store/memstore"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -128,7 +129,9 @@ func newHarness(t *testing.T, platforms []core.Platform, targets map[string]*fak
 	}
 	obs, logs := observer.New(zap.DebugLevel)
 	clock := &fakeClock{}
-	cfg := core.EngineConfig{Platforms: platforms, Sources: []*core.Source{src}, Store: memstore.New(),
+	kr, err := keyring.Generate()
+	require.NoError(t, err)
+	cfg := core.EngineConfig{Platforms: platforms, Sources: []*core.Source{src}, Store: memstore.New(), Sealer: kr,
 		Logger: zap.New(obs), Clock: clock, Jitter: func(d time.Duration) time.Duration { return d },
 		Backoff: core.Backoff{Base: 100 * time.Millisecond, Max: time.Second}}
 	for _, o := range opts {
@@ -394,14 +397,14 @@ func TestRetryEndpointResendsFailedOnly(t *testing.T) {
 	h := newHarness(t, []core.Platform{plat}, map[string]*fakeAdapter{"p-a": a, "p-b": b})
 	rot := h.rotate(t, pw("x"))
 	require.Equal(t, core.RotationPartial, rot.Status)
-	_, err := h.eng.Retry(context.Background(), rot.ID)
+	_, err := h.eng.Retry(context.Background(), rot.ID, "job")
 	require.NoError(t, err)
 	rot, err = h.eng.Wait(context.Background(), rot.ID)
 	require.NoError(t, err)
 	require.Equal(t, core.RotationSucceeded, rot.Status)
 	require.Equal(t, 2, a.calls())
 	require.Equal(t, 1, b.calls(), "a succeeded target is not sent again")
-	_, err = h.eng.Retry(context.Background(), rot.ID)
+	_, err = h.eng.Retry(context.Background(), rot.ID, "job")
 	var ce *core.ConflictError
 	require.True(t, errors.As(err, &ce), "nothing left to retry: %v", err)
 
