@@ -42,6 +42,9 @@ type Server struct {
 	APITokens []APIToken `yaml:"api_tokens" validate:"required,min=1"`
 	// RotationDeadline bounds one rotation, retries and verification included (default 10m).
 	RotationDeadline time.Duration `yaml:"rotation_deadline" validate:"gte=0"`
+	// ReplicaID names this gateway in rotation leases (default <hostname>:<listen>). It must stay
+	// the same across restarts of one replica and differ between replicas.
+	ReplicaID string `yaml:"replica_id"`
 }
 
 // APIToken is one caller of the gateway.
@@ -52,10 +55,19 @@ type APIToken struct {
 
 // Store selects where rotations are kept.
 type Store struct {
-	// Driver is memory (the default in this build). sqlite and postgres are the durable stores of
-	// DESIGN.md; they are refused with an explanation until they exist.
+	// Driver is sqlite (the default: one embedded file), postgres (several replicas on one
+	// database) or memory (nothing survives a restart; tests and experiments).
 	Driver string `yaml:"driver" validate:"omitempty,oneof=memory sqlite postgres"`
-	DSN    string `yaml:"dsn"`
+	// DSN is the SQLite file (default credsync.db) or the PostgreSQL connection string.
+	DSN string `yaml:"dsn"`
+	// EncryptionKeyFile holds the base64 AES-256 key that seals stored credentials, instead of
+	// the CREDSYNC_ENCRYPTION_KEY variable.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// CredentialRetention is how long the sealed credential of a rotation that did not fully
+	// succeed is kept for retries (default 168h).
+	CredentialRetention time.Duration `yaml:"credential_retention" validate:"gte=0"`
+	// LeaseTTL is how long a replica's claim on a rotation lasts without renewal (default 30s).
+	LeaseTTL time.Duration `yaml:"lease_ttl" validate:"gte=0"`
 }
 
 // Platform is one vendor account.
@@ -150,10 +162,19 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		return nil, err
 	}
 	switch f.Store.Driver {
-	case "", "memory":
-		f.Store.Driver = "memory"
-	default:
-		return nil, yamlx.Errorf(valueOr(storeNode, "driver"), "store.driver %q is not available in this build yet: use driver: memory (rotations are then lost on restart)", f.Store.Driver)
+	case "", "sqlite":
+		f.Store.Driver = "sqlite"
+		if f.Store.DSN == "" {
+			f.Store.DSN = "credsync.db"
+		}
+	case "postgres":
+		if f.Store.DSN == "" {
+			return nil, yamlx.Errorf(orRoot(storeNode, root), "store.dsn is required with driver postgres (e.g. postgres://credsync@db:5432/credsync)")
+		}
+	case "memory":
+		if f.Store.DSN != "" {
+			return nil, yamlx.Errorf(valueOr(storeNode, "dsn"), "store.dsn has no meaning with driver memory")
+		}
 	}
 
 	platformsNode := yamlx.Lookup(root, "platforms")

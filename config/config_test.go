@@ -13,7 +13,7 @@ import (
 	_ "github.com/credsync/credsync/internal/golden" // registers -update
 )
 
-// designExample is the config of DESIGN.md, store aside (this build keeps rotations in memory).
+// designExample is the config of DESIGN.md, on the in-memory store so that parsing opens nothing.
 const designExample = `server:
   listen: 127.0.0.1:8080
   api_tokens:                 # who may call the gateway
@@ -107,7 +107,8 @@ func TestRefusedConfigsSayWhichLine(t *testing.T) {
 		{"databrain field of another type", "schema: public}", "schema: public, warehouse: WH}", "line 33: \"warehouse\" is not a field of Databrain postgres"},
 		{"bad vendor", "    vendor: felt\n", "    vendor: tableau\n", "line 10: platforms.felt.vendor is \"tableau\""},
 		{"bad base_url", "https://felt.com", "felt.com", "line 11: platforms.felt.base_url"},
-		{"durable store not yet available", "driver: memory", "driver: sqlite", "line 7: store.driver \"sqlite\" is not available"},
+		{"unknown store driver", "driver: memory", "driver: mysql", "line 7: store.driver is \"mysql\": must be one of memory, sqlite, postgres"},
+		{"postgres needs a dsn", "driver: memory", "driver: postgres", "line 7: store.dsn is required with driver postgres"},
 		{"bad duration", "timeout: 5s", "timeout: soon", "line 21"},
 		{"bad number", "max_attempts: 3", "max_attempts: three", "line 22"},
 		{"duplicate target name", "      - platform: rivergen\n", "      - platform: rivergen\n        name: production-postgres\n", "already used"},
@@ -141,6 +142,13 @@ func TestRefusedWholeDocuments(t *testing.T) {
 			require.Error(t, err)
 		})
 	}
+}
+
+func TestStoreDefaults(t *testing.T) {
+	cfg, err := config.Parse([]byte(strings.Replace(designExample, "store:\n  driver: memory\n", "", 1)), lookup)
+	require.NoError(t, err)
+	require.Equal(t, "sqlite", cfg.File.Store.Driver, "the embedded store is the default")
+	require.Equal(t, "credsync.db", cfg.File.Store.DSN)
 }
 
 func TestShortAPITokenRefused(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,47 +17,107 @@ import (
 	"github.com/credsync/credsync/api"
 	"github.com/credsync/credsync/config"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/keyring"
 	"github.com/credsync/credsync/store/memstore"
+	"github.com/credsync/credsync/store/sqlstore"
 )
 
 // Options tune a gateway beyond its config file.
 type Options struct {
 	// ShutdownGrace is how long running rotations may go on after a stop signal (default 30s).
 	ShutdownGrace time.Duration
+	// Keys says where the key that seals stored credentials comes from.
+	Keys keyring.Source
+	// AllowNoKey lets a durable store run without an encryption key: no credential is stored,
+	// so a rotation interrupted by a restart ends with code interrupted and cannot be retried.
+	AllowNoKey bool
 }
 
 // Gateway is credsync serving its API.
 type Gateway struct {
 	Engine *core.Engine
 	API    *api.Server
+	store  core.Store
 	log    *zap.Logger
 	opts   Options
 }
 
-// New builds the gateway for cfg.
-func New(cfg *config.Config, log *zap.Logger, opts Options) (*Gateway, error) {
+// KeysFromEnv reads CREDSYNC_ENCRYPTION_KEY and CREDSYNC_ENCRYPTION_OLD_KEYS (comma-separated).
+func KeysFromEnv(getenv func(string) string, keyFile string) keyring.Source {
+	var older []string
+	if o := getenv("CREDSYNC_ENCRYPTION_OLD_KEYS"); o != "" {
+		older = strings.Split(o, ",")
+	}
+	return keyring.Source{Key: getenv("CREDSYNC_ENCRYPTION_KEY"), KeyFile: keyFile, OlderKey: older}
+}
+
+// New opens the store (applying its migrations) and builds the gateway for cfg.
+func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options) (*Gateway, error) {
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 30 * time.Second
 	}
-	var store core.Store
-	switch cfg.File.Store.Driver {
-	case "memory":
-		store = memstore.New()
+	durable := cfg.File.Store.Driver != "memory"
+	var sealer core.Sealer
+	kr, err := keyring.Load(opts.Keys)
+	switch {
+	case err == nil:
+		sealer = kr
+	case errors.Is(err, keyring.ErrNoKey) && !durable:
+		// Nothing outlives the process: an ephemeral key keeps retries working meanwhile.
+		if sealer, err = keyring.Generate(); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, keyring.ErrNoKey) && opts.AllowNoKey:
+		log.Warn("no encryption key: credentials are not stored, so rotations interrupted by a restart end failed (code interrupted) and cannot be retried")
+	case errors.Is(err, keyring.ErrNoKey):
+		return nil, fmt.Errorf("%w; or start with --allow-no-encryption-key to store no credential (interrupted rotations then cannot resume)", err)
 	default:
-		return nil, fmt.Errorf("store driver %q is not available", cfg.File.Store.Driver)
+		return nil, err
+	}
+	store, err := openStore(ctx, cfg.File.Store)
+	if err != nil {
+		return nil, err
+	}
+	owner := cfg.File.Server.ReplicaID
+	if owner == "" {
+		host, _ := os.Hostname()
+		owner = host + ":" + cfg.File.Server.Listen
 	}
 	eng, err := core.NewEngine(core.EngineConfig{
 		Platforms: cfg.Platforms, Sources: cfg.Sources, Store: store, Logger: log.Named("engine"),
-		Deadline: cfg.File.Server.RotationDeadline,
+		Deadline: cfg.File.Server.RotationDeadline, Sealer: sealer, DurableStore: durable, Owner: owner,
+		LeaseTTL: cfg.File.Store.LeaseTTL, Retention: cfg.File.Store.CredentialRetention,
 	})
 	if err != nil {
+		_ = store.Close()
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	tokens := make([]api.Token, len(cfg.File.Server.APITokens))
 	for i, t := range cfg.File.Server.APITokens {
 		tokens[i] = api.Token{Name: t.Name, Token: t.Token}
 	}
-	return &Gateway{Engine: eng, API: api.New(eng, tokens, log.Named("api")), log: log, opts: opts}, nil
+	return &Gateway{Engine: eng, API: api.New(eng, tokens, log.Named("api")), store: store, log: log, opts: opts}, nil
+}
+
+func openStore(ctx context.Context, s config.Store) (core.Store, error) {
+	switch s.Driver {
+	case "memory":
+		return memstore.New(), nil
+	case "sqlite":
+		st, err := sqlstore.OpenSQLite(ctx, s.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite store %s: %w", s.DSN, err)
+		}
+		return st, nil
+	case "postgres":
+		st, err := sqlstore.OpenPostgres(ctx, s.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
+		}
+		return st, nil
+	default:
+		return nil, fmt.Errorf("unknown store driver %q", s.Driver)
+	}
 }
 
 // Serve answers on l until ctx ends, then stops accepting requests, lets running rotations finish
@@ -68,6 +130,11 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		WriteTimeout:      api.MaxWait + 30*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+	}
+	defer func() { _ = g.store.Close() }()
+	if err := g.Engine.Start(ctx); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("resume unfinished rotations: %w", err)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

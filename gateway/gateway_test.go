@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/credsync/credsync/gateway"
 	"github.com/credsync/credsync/internal/demo"
 	_ "github.com/credsync/credsync/internal/golden" // registers -update
+	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/store/sqlstore"
 )
 
 // TestShutdownLetsRunningRotationsFinish stops the gateway while a rotation is still verifying
@@ -30,9 +33,10 @@ func TestShutdownLetsRunningRotationsFinish(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	env := fakes.Env("shutdown-api-token-0123")
-	cfg, err := config.Parse([]byte(fakes.Config(l.Addr().String())), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	dbPath := filepath.Join(t.TempDir(), "credsync.db")
+	cfg, err := config.Parse([]byte(fakes.Config(l.Addr().String(), dbPath)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
-	gw, err := gateway.New(cfg, zap.NewNop(), gateway.Options{ShutdownGrace: 10 * time.Second})
+	gw, err := gateway.New(context.Background(), cfg, zap.NewNop(), gateway.Options{ShutdownGrace: 10 * time.Second, Keys: keyring.Source{Key: demo.NewKey()}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -52,11 +56,15 @@ func TestShutdownLetsRunningRotationsFinish(t *testing.T) {
 
 	cancel() // SIGTERM
 	require.NoError(t, <-served)
-	final, err := gw.Engine.Get(context.Background(), rot.ID)
+	_, _, err = gw.Engine.Submit(context.Background(), core.SubmitRequest{Source: "s3-role"})
+	require.ErrorIs(t, err, core.ErrShuttingDown)
+
+	// Serve closed the store; read what it recorded.
+	st, err := sqlstore.OpenSQLite(context.Background(), dbPath)
+	require.NoError(t, err)
+	defer func() { _ = st.Close() }()
+	final, err := st.GetRotation(context.Background(), rot.ID)
 	require.NoError(t, err)
 	require.Equal(t, core.RotationSucceeded, final.Status, "the running rotation finished within the grace period")
 	require.True(t, final.Targets[0].Verified)
-
-	_, _, err = gw.Engine.Submit(context.Background(), core.SubmitRequest{Source: "s3-role"})
-	require.ErrorIs(t, err, core.ErrShuttingDown)
 }

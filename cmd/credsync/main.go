@@ -33,13 +33,17 @@ const (
 const usage = `credsync — push one rotated credential to every platform that holds a copy.
 
 Usage:
-  credsync serve    --config FILE [--log-level info] [--shutdown-grace 30s]
-        Run the gateway: REST API under /v1, /healthz, /readyz.
+  credsync serve    --config FILE [--log-level info] [--shutdown-grace 30s] [--allow-no-encryption-key]
+        Run the gateway: REST API under /v1, /healthz, /readyz. Unfinished rotations (a crash, a
+        restart) resume at start. Stored credentials are sealed with CREDSYNC_ENCRYPTION_KEY
+        (base64 of 32 bytes; older keys that still open: CREDSYNC_ENCRYPTION_OLD_KEYS, comma-separated)
+        or store.encryption_key_file.
   credsync validate --config FILE
         Load and validate FILE (env expansion, strict keys, every target's vendor rules); print a
         summary of sources and targets, exit 0 when valid, 3 when not.
   credsync demo     [--listen 127.0.0.1:8080] [--once]
-        Start fake Felt, Databrain and RiverGen servers on loopback and a gateway in front of them,
+        Start fake Felt, Databrain and RiverGen servers on loopback and a gateway (on an embedded
+        SQLite store in a temporary directory) in front of them,
         rotate one credential of each supported type through all three, print a per-target table,
         then keep serving and print a curl line to try. --once exits after the table: 0 when every
         target succeeded, 1 otherwise.
@@ -117,7 +121,8 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 	fs := newFlags("serve", stderr, "Run the gateway.")
 	cfgPath := fs.String("config", "", "config file (required)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM/SIGINT, how long running rotations may finish")
+	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM/SIGINT, how long running rotations may finish; the rest resume at the next start")
+	noKey := fs.Bool("allow-no-encryption-key", false, "run a durable store without CREDSYNC_ENCRYPTION_KEY: no credential is stored, interrupted rotations end failed (code interrupted)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -136,7 +141,10 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "credsync serve: invalid config:", err)
 		return exitConfig
 	}
-	gw, err := gateway.New(cfg, log, gateway.Options{ShutdownGrace: *grace})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	gw, err := gateway.New(ctx, cfg, log, gateway.Options{ShutdownGrace: *grace, AllowNoKey: *noKey,
+		Keys: gateway.KeysFromEnv(os.Getenv, cfg.File.Store.EncryptionKeyFile)})
 	if err != nil {
 		fmt.Fprintln(stderr, "credsync serve:", err)
 		return exitFailure
@@ -146,8 +154,6 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "credsync serve: listen on %s: %v (change server.listen)\n", cfg.File.Server.Listen, err)
 		return exitFailure
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := gw.Serve(ctx, l); err != nil {
 		log.Error("gateway stopped with an error", zap.Error(err))
 		return exitFailure

@@ -68,3 +68,16 @@ func TestDemoOnceExitsZero(t *testing.T) {
 	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	require.Contains(t, out.String(), "SOURCE")
 }
+
+func TestServeRefusesDurableStoreWithoutKey(t *testing.T) {
+	t.Setenv("CREDSYNC_TEST_API_TOKEN", "0123456789abcdef0123")
+	t.Setenv("CREDSYNC_ENCRYPTION_KEY", "")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	cfg := strings.Replace(validConfig, "platforms:", "store:\n  driver: sqlite\n  dsn: "+filepath.Join(dir, "c.db")+"\nplatforms:", 1)
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	var out, errb bytes.Buffer
+	require.Equal(t, exitFailure, run([]string{"serve", "--config", path}, &out, &errb))
+	require.Contains(t, errb.String(), "CREDSYNC_ENCRYPTION_KEY")
+	require.Contains(t, errb.String(), "--allow-no-encryption-key")
+}

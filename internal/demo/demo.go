@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"github.com/credsync/credsync/config"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/gateway"
+	"github.com/credsync/credsync/internal/keyring"
 )
 
 // Options configure a demo run.
@@ -50,7 +52,11 @@ type Fakes struct {
 }
 
 // StartFakes starts the fake vendors on loopback and seeds the objects Config refers to.
-func StartFakes() (*Fakes, error) {
+func StartFakes() (*Fakes, error) { return StartFakesWith(nil) }
+
+// StartFakesWith is StartFakes with each vendor's handler wrapped (tests use it to observe or
+// disturb the traffic); wrap may be nil.
+func StartFakesWith(wrap func(vendor string, h http.Handler) http.Handler) (*Fakes, error) {
 	f := &Fakes{URLs: map[string]string{}, Tokens: map[string]string{}}
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
 		f.Tokens[v] = v + "-demo-" + randHex(12)
@@ -59,6 +65,9 @@ func StartFakes() (*Fakes, error) {
 	f.Databrain = databrain.NewFake(f.Tokens[databrain.Vendor])
 	f.RiverGen = rivergen.NewFake(f.Tokens[rivergen.Vendor])
 	for v, h := range map[string]http.Handler{felt.Vendor: f.Felt, databrain.Vendor: f.Databrain, rivergen.Vendor: f.RiverGen} {
+		if wrap != nil {
+			h = wrap(v, h)
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			f.Close()
@@ -104,9 +113,10 @@ func (f *Fakes) Close() {
 }
 
 // Config renders the demo's config file: ${VAR} references for every token, as an operator
-// would write it. Env gives the values those references resolve to.
-func (f *Fakes) Config(listen string) string {
-	return fmt.Sprintf(configTemplate, listen, f.URLs[felt.Vendor], f.URLs[databrain.Vendor], f.URLs[rivergen.Vendor])
+// would write it; the store is the embedded SQLite file at dbPath. Env gives the values the
+// references resolve to.
+func (f *Fakes) Config(listen, dbPath string) string {
+	return fmt.Sprintf(configTemplate, listen, dbPath, f.URLs[felt.Vendor], f.URLs[databrain.Vendor], f.URLs[rivergen.Vendor])
 }
 
 // Env returns the environment the demo config expects.
@@ -127,7 +137,8 @@ server:
       token: ${CREDSYNC_API_TOKEN}
   rotation_deadline: 2m
 store:
-  driver: memory
+  driver: sqlite
+  dsn: %s
 platforms:
   felt:
     vendor: felt
@@ -299,7 +310,7 @@ func Run(ctx context.Context, o Options) (bool, error) {
 	}
 	apiToken := "demo-" + randHex(16)
 	env := fakes.Env(apiToken)
-	cfgText := fakes.Config(l.Addr().String())
+	cfgText := fakes.Config(l.Addr().String(), filepath.Join(dir, "credsync.db"))
 	cfgPath := filepath.Join(dir, "credsync.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		_ = l.Close()
@@ -310,7 +321,7 @@ func Run(ctx context.Context, o Options) (bool, error) {
 		_ = l.Close()
 		return false, fmt.Errorf("demo config: %w", err)
 	}
-	gw, err := gateway.New(cfg, log, gateway.Options{ShutdownGrace: 5 * time.Second})
+	gw, err := gateway.New(ctx, cfg, log, gateway.Options{ShutdownGrace: 5 * time.Second, Keys: keyring.Source{Key: NewKey()}})
 	if err != nil {
 		_ = l.Close()
 		return false, err
@@ -322,7 +333,7 @@ func Run(ctx context.Context, o Options) (bool, error) {
 
 	base := "http://" + l.Addr().String()
 	fmt.Fprintf(o.Out, "credsync demo: fake Felt %s, Databrain %s, RiverGen %s\n", fakes.URLs[felt.Vendor], fakes.URLs[databrain.Vendor], fakes.URLs[rivergen.Vendor])
-	fmt.Fprintf(o.Out, "gateway %s (config %s, log %s)\n\n", base, cfgPath, o.LogFile)
+	fmt.Fprintf(o.Out, "gateway %s (config %s, store %s, log %s)\n\n", base, cfgPath, cfg.File.Store.DSN, o.LogFile)
 
 	client := &http.Client{Timeout: 3 * time.Minute}
 	var results []*core.Rotation
@@ -414,6 +425,13 @@ func PrintTable(w io.Writer, rots []*core.Rotation) {
 		}
 	}
 	fmt.Fprintf(w, "\n%d of %d rotations succeeded on every target.\n", ok, len(rots))
+}
+
+// NewKey returns a fresh base64 AES-256 key, as `openssl rand -base64 32` would.
+func NewKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func randHex(n int) string {

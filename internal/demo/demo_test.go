@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/credsync/credsync/gateway"
 	"github.com/credsync/credsync/internal/demo"
 	"github.com/credsync/credsync/internal/golden"
+	"github.com/credsync/credsync/internal/keyring"
 )
 
 func TestDemoOnce(t *testing.T) {
@@ -51,11 +53,11 @@ func startStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	token := "e2e-api-token-0123456789"
 	env := fakes.Env(token)
-	cfg, err := config.Parse([]byte(fakes.Config(l.Addr().String())), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := config.Parse([]byte(fakes.Config(l.Addr().String(), filepath.Join(t.TempDir(), "credsync.db"))), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
 	logs := &syncBuf{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
-	gw, err := gateway.New(cfg, log, gateway.Options{ShutdownGrace: 5 * time.Second})
+	gw, err := gateway.New(context.Background(), cfg, log, gateway.Options{ShutdownGrace: 5 * time.Second, Keys: keyring.Source{Key: demo.NewKey()}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
