@@ -75,6 +75,8 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger) *Server {
 	e.POST("/v1/rotations/:id/retry", s.retryRotation, s.authenticate)
 	e.GET("/v1/sources", s.listSources, s.authenticate)
 	e.GET("/v1/audit", s.listAudit, s.authenticate)
+	s.routesDocs(e)
+	s.routesStatus(e)
 	s.echo = e
 	return s
 }

@@ -121,6 +121,7 @@ type Engine struct {
 	mu      sync.Mutex
 	closing bool
 	runs    map[string]*run
+	ids     idGen
 }
 
 type platformRun struct {
@@ -185,9 +186,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
 		}
 	}
-	if cfg.NewID == nil {
-		cfg.NewID = newRotationID
-	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, clock: cfg.Clock,
 		platforms: map[string]*platformRun{}, sources: map[string]*Source{}, runs: map[string]*run{},
@@ -220,6 +218,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.order = append(e.order, s.Name)
 	}
 	sort.Strings(e.order)
+	if e.cfg.NewID == nil {
+		e.cfg.NewID = e.ids.next
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	return e, nil
 }
@@ -1203,8 +1204,30 @@ func targetNames(s *Source) string {
 	return names
 }
 
-func newRotationID() string {
-	var b [6]byte
+// idGen makes rotation ids that sort by creation: milliseconds, then a counter within the
+// millisecond (and across a clock step back), then randomness so replicas do not collide.
+type idGen struct {
+	mu     sync.Mutex
+	lastMS int64
+	seq    uint16
+}
+
+func (g *idGen) next() string {
+	g.mu.Lock()
+	ms := time.Now().UnixMilli()
+	if ms <= g.lastMS {
+		ms = g.lastMS
+		g.seq++
+		if g.seq == 0 { // 65536 ids in one millisecond: borrow the next one
+			ms++
+		}
+	} else {
+		g.seq = 0
+	}
+	g.lastMS = ms
+	seq := g.seq
+	g.mu.Unlock()
+	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("rot_%011x%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("rot_%011x%04x%s", ms, seq, hex.EncodeToString(b[:]))
 }

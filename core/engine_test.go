@@ -437,3 +437,15 @@ func TestIdempotencyKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, a.calls(), "a replayed request sends nothing")
 }
+
+func TestRotationIDsSortByCreation(t *testing.T) {
+	a := &fakeAdapter{accepts: types}
+	h := newHarness(t, []core.Platform{plat}, map[string]*fakeAdapter{"p-a": a}, func(c *core.EngineConfig) { c.NewID = nil })
+	var last string
+	for i := 0; i < 200; i++ {
+		rot, _, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x")})
+		require.NoError(t, err)
+		require.Greater(t, rot.ID, last, "ids created in one millisecond still sort in order")
+		last = rot.ID
+	}
+}

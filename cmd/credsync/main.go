@@ -47,14 +47,18 @@ Usage:
         rotate one credential of each supported type through all three, print a per-target table,
         then keep serving and print a curl line to try. --once exits after the table: 0 when every
         target succeeded, 1 otherwise.
+%s
   credsync help
         Show this text. "credsync COMMAND --help" shows a command's flags.
 
 Environment: ${VAR} references in the config file are read from the environment; a missing one
 is an error naming it.
 
-Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid config.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid config.%s
 `
+
+// usageText is the usage with the client verbs' part (client.go) filled in.
+func usageText() string { return fmt.Sprintf(usage, clientUsage, clientExitCodes) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -62,12 +66,12 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return exitUsage
 	}
 	switch args[0] {
 	case "help", "-h", "--help", "-help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText())
 		return exitOK
 	case "serve":
 		return cmdServe(args[1:], stdout, stderr)
@@ -76,7 +80,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "credsync: unknown command %q\n\n%s", args[0], usage)
+		if cmd, ok := clientCommands[args[0]]; ok {
+			return cmd(args[1:], stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "credsync: unknown command %q\n\n%s", args[0], usageText())
 		return exitUsage
 	}
 }

@@ -1,0 +1,27 @@
+package core
+
+import "context"
+
+// CheckStatus is what a target check learned about a target's platform object.
+type CheckStatus string
+
+// Check statuses (credsync check, external-secrets' Ready / Unknown / Error).
+const (
+	CheckReady        CheckStatus = "ready"        // reachable, token accepted, the object exists (and has the configured type)
+	CheckUnauthorized CheckStatus = "unauthorized" // the platform refused the token
+	CheckNotFound     CheckStatus = "not_found"    // the configured object does not exist
+	CheckMismatch     CheckStatus = "mismatch"     // it exists but is not what the config says (e.g. another credential type)
+	CheckUnreachable  CheckStatus = "unreachable"  // network error, timeout, 5xx
+	CheckUnknown      CheckStatus = "unknown"      // the vendor's API offers no way to check without changing anything
+)
+
+// CheckResult is one target's check.
+type CheckResult struct {
+	Status  CheckStatus `json:"status"`
+	Message string      `json:"message"`
+}
+
+// Checker is implemented by adapters that can check their target without changing it.
+type Checker interface {
+	Check(ctx context.Context) CheckResult
+}
