@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"regexp"
@@ -23,28 +24,65 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/credsync/credsync/core"
 )
 
-// MaxBodyBytes bounds a request body; a larger one is refused with 413.
+// MaxBodyBytes is the default bound of a request body; a larger one is refused with 413.
 const MaxBodyBytes = 1 << 20
 
 // MaxWait bounds ?wait=.
 const MaxWait = 5 * time.Minute
 
-// Token is one caller allowed to use the API.
+// Token is one caller allowed to use the API: its clear value, or only the SHA-256 of it.
 type Token struct {
-	Name  string
-	Token core.Secret
+	Name   string
+	Token  core.Secret
+	SHA256 [sha256.Size]byte // used when Token is empty
+}
+
+// Recorder receives API metrics; route is the route pattern, never the raw path.
+type Recorder interface {
+	APIRequest(route string, code int)
+	APIRateLimited(token string)
+}
+
+// Option tunes the API.
+type Option func(*Server)
+
+// WithMetrics serves h at GET /metrics (no auth, like /healthz) and counts requests into r.
+func WithMetrics(h http.Handler, r Recorder) Option {
+	return func(s *Server) { s.metricsHandler, s.recorder = h, r }
+}
+
+// WithRateLimit limits each API token to rps requests per second with bursts of burst; a caller
+// over its limit gets 429 with Retry-After.
+func WithRateLimit(rps float64, burst int) Option {
+	return func(s *Server) { s.rps, s.burst = rps, burst }
+}
+
+// WithMaxBody bounds request bodies (default MaxBodyBytes).
+func WithMaxBody(n int64) Option {
+	return func(s *Server) {
+		if n > 0 {
+			s.maxBody = n
+		}
+	}
 }
 
 // Server is the HTTP API in front of an engine.
 type Server struct {
-	eng    *core.Engine
-	log    *zap.Logger
-	tokens []tokenDigest
-	echo   *echo.Echo
+	eng            *core.Engine
+	log            *zap.Logger
+	tokens         []tokenDigest
+	echo           *echo.Echo
+	metricsHandler http.Handler
+	recorder       Recorder
+	rps            float64
+	burst          int
+	maxBody        int64
+	limiters       map[string]*rate.Limiter
 }
 
 type tokenDigest struct {
@@ -53,13 +91,23 @@ type tokenDigest struct {
 }
 
 // New returns the API with its routes.
-func New(eng *core.Engine, tokens []Token, log *zap.Logger) *Server {
+func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{eng: eng, log: log}
+	s := &Server{eng: eng, log: log, maxBody: MaxBodyBytes, limiters: map[string]*rate.Limiter{}}
+	for _, o := range opts {
+		o(s)
+	}
 	for _, t := range tokens {
-		s.tokens = append(s.tokens, tokenDigest{name: t.Name, digest: sha256.Sum256([]byte(t.Token.Reveal()))})
+		d := t.SHA256
+		if !t.Token.IsZero() {
+			d = sha256.Sum256([]byte(t.Token.Reveal()))
+		}
+		s.tokens = append(s.tokens, tokenDigest{name: t.Name, digest: d})
+		if s.rps > 0 {
+			s.limiters[t.Name] = rate.NewLimiter(rate.Limit(s.rps), max(1, s.burst))
+		}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -75,6 +123,9 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger) *Server {
 	e.POST("/v1/rotations/:id/retry", s.retryRotation, s.authenticate)
 	e.GET("/v1/sources", s.listSources, s.authenticate)
 	e.GET("/v1/audit", s.listAudit, s.authenticate)
+	if s.metricsHandler != nil {
+		e.GET("/metrics", echo.WrapHandler(s.metricsHandler))
+	}
 	s.routesDocs(e)
 	s.routesStatus(e)
 	s.echo = e
@@ -178,6 +229,17 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return e
 		}
 		c.Set(ctxActor, name)
+		if lim := s.limiters[name]; lim != nil && !lim.Allow() {
+			r := lim.Reserve()
+			wait := r.Delay()
+			r.Cancel()
+			if s.recorder != nil {
+				s.recorder.APIRateLimited(name)
+			}
+			e := fail(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("token %q is over its request rate limit: retry after %s", name, wait.Round(time.Second)))
+			e.header = http.Header{"Retry-After": {strconv.Itoa(int(math.Ceil(wait.Seconds())))}}
+			return e
+		}
 		return next(c)
 	}
 }
@@ -211,6 +273,13 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			fields = append(fields, zap.String("rotation_id", id))
 		}
 		s.log.Info("request", fields...)
+		if s.recorder != nil {
+			route := c.Path()
+			if route == "" || strings.HasSuffix(route, "*") {
+				route = "unmatched"
+			}
+			s.recorder.APIRequest(route, c.Response().Status)
+		}
 		return nil
 	}
 }
@@ -262,11 +331,11 @@ func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return nil, fail(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.maxBody))
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return nil, fail(http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("the body is over %d bytes", MaxBodyBytes))
+			return nil, fail(http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("the body is over %d bytes", s.maxBody))
 		}
 		return nil, fail(http.StatusBadRequest, "bad_request", "could not read the request body")
 	}

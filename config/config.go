@@ -45,12 +45,37 @@ type Server struct {
 	// ReplicaID names this gateway in rotation leases (default <hostname>:<listen>). It must stay
 	// the same across restarts of one replica and differ between replicas.
 	ReplicaID string `yaml:"replica_id"`
+	// TLS serves HTTPS (and, with client_ca_file, requires client certificates).
+	TLS *TLS `yaml:"tls"`
+	// ReadTimeout, WriteTimeout and IdleTimeout bound connections (defaults 30s, wait+30s, 2m).
+	ReadTimeout  time.Duration `yaml:"read_timeout" validate:"gte=0"`
+	WriteTimeout time.Duration `yaml:"write_timeout" validate:"gte=0"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout" validate:"gte=0"`
+	// MaxBodyBytes bounds a request body (default 1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes" validate:"gte=0"`
+	// RateLimit bounds each API token's requests (0: no limit).
+	RateLimit RateLimit `yaml:"rate_limit"`
 }
 
-// APIToken is one caller of the gateway.
+// TLS is the gateway's certificate and, optionally, the CA its clients' certificates must chain to.
+type TLS struct {
+	CertFile     string `yaml:"cert_file" validate:"required"`
+	KeyFile      string `yaml:"key_file" validate:"required"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	RequestsPerSecond float64 `yaml:"requests_per_second" validate:"gte=0"`
+	Burst             int     `yaml:"burst" validate:"gte=0"`
+}
+
+// APIToken is one caller of the gateway: its token in clear (from ${VAR}), or only the hex
+// SHA-256 of it (so the config file holds no usable secret).
 type APIToken struct {
-	Name  string      `yaml:"name" validate:"required"`
-	Token core.Secret `yaml:"token"`
+	Name        string      `yaml:"name" validate:"required"`
+	Token       core.Secret `yaml:"token"`
+	TokenSHA256 string      `yaml:"token_sha256" validate:"omitempty,len=64,hexadecimal"`
 }
 
 // Store selects where rotations are kept.
@@ -81,6 +106,10 @@ type Platform struct {
 	MaxAttempts int `yaml:"max_attempts" validate:"gte=0,lte=100"`
 	// MaxConcurrency bounds calls in flight to this platform, across rotations (default 8).
 	MaxConcurrency int `yaml:"max_concurrency" validate:"gte=0,lte=10000"`
+	// RateLimit bounds calls started per second to this platform (default: none), in bursts of
+	// up to Burst (default max(1, rate_limit)).
+	RateLimit float64 `yaml:"rate_limit" validate:"gte=0"`
+	Burst     int     `yaml:"burst" validate:"gte=0"`
 }
 
 // Source is one credential and the targets that hold a copy of it. Each target block is decoded
@@ -141,6 +170,11 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if f.Server.Listen == "" {
 		f.Server.Listen = DefaultListen
 	}
+	if f.Server.TLS != nil {
+		if err := check(v, yamlx.Lookup(serverNode, "tls"), "server.tls", *f.Server.TLS); err != nil {
+			return nil, err
+		}
+	}
 	tokensNode := yamlx.Lookup(serverNode, "api_tokens")
 	seenTok := map[string]bool{}
 	for i, t := range f.Server.APITokens {
@@ -152,8 +186,12 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 			return nil, yamlx.Errorf(n, "server.api_tokens: the name %q is used twice", t.Name)
 		}
 		seenTok[t.Name] = true
-		if len(t.Token.Reveal()) < 16 {
-			return nil, yamlx.Errorf(valueOr(n, "token"), "server.api_tokens[%d] (%s): the token must be at least 16 characters (is its ${VAR} empty?)", i, t.Name)
+		switch {
+		case !t.Token.IsZero() && t.TokenSHA256 != "":
+			return nil, yamlx.Errorf(n, "server.api_tokens[%d] (%s): give token or token_sha256, not both", i, t.Name)
+		case t.TokenSHA256 != "":
+		case len(t.Token.Reveal()) < 16:
+			return nil, yamlx.Errorf(valueOr(n, "token"), "server.api_tokens[%d] (%s): the token must be at least 16 characters (is its ${VAR} empty?), or give token_sha256", i, t.Name)
 		}
 	}
 
@@ -198,7 +236,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		}
 		vendors[name] = vp
 		cfg.Platforms = append(cfg.Platforms, core.Platform{Name: name, Vendor: p.Vendor, Timeout: p.Timeout,
-			MaxAttempts: p.MaxAttempts, MaxConcurrency: p.MaxConcurrency})
+			MaxAttempts: p.MaxAttempts, MaxConcurrency: p.MaxConcurrency, RateLimit: p.RateLimit, Burst: p.Burst})
 	}
 
 	sourcesNode := yamlx.Lookup(root, "sources")
@@ -324,6 +362,10 @@ func describe(fe validator.FieldError) string {
 		return fmt.Sprintf("is %q: must be host:port", fmt.Sprint(fe.Value()))
 	case "gte":
 		return "must be at least " + fe.Param()
+	case "len":
+		return "must be " + fe.Param() + " characters long"
+	case "hexadecimal":
+		return "must be hexadecimal (sha256sum of the token)"
 	case "lte":
 		return "must be at most " + fe.Param()
 	default:

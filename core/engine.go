@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
 
 // Defaults for EngineConfig and Platform fields left zero.
@@ -98,6 +99,8 @@ type EngineConfig struct {
 	Jitter func(d time.Duration) time.Duration
 	// NewID names rotations; nil uses a time-ordered random id.
 	NewID func() string
+	// Observer receives metrics events; nil discards them.
+	Observer Observer
 }
 
 // Engine fans rotations out to targets: concurrently, bounded per platform, each call retried
@@ -124,9 +127,30 @@ type Engine struct {
 	ids     idGen
 }
 
+// platformRun is the engine's shared state towards one platform: its concurrency bound, its
+// rate limit, and a pause every call to it honours after the platform answered 429.
 type platformRun struct {
 	Platform
-	sem chan struct{}
+	sem     chan struct{}
+	limiter *rate.Limiter // nil: no rate limit
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+}
+
+// pause holds every call to the platform until t (a 429 slows that platform only).
+func (p *platformRun) pause(t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t.After(p.pausedUntil) {
+		p.pausedUntil = t
+	}
+}
+
+func (p *platformRun) pausedFor(now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pausedUntil.Sub(now)
 }
 
 // run is a rotation this replica is working on.
@@ -178,6 +202,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock{}
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	if cfg.Jitter == nil {
 		cfg.Jitter = func(d time.Duration) time.Duration {
 			if d <= 1 {
@@ -200,7 +227,15 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		if p.MaxConcurrency <= 0 {
 			p.MaxConcurrency = DefaultMaxConcurrency
 		}
-		e.platforms[p.Name] = &platformRun{Platform: p, sem: make(chan struct{}, p.MaxConcurrency)}
+		pr := &platformRun{Platform: p, sem: make(chan struct{}, p.MaxConcurrency)}
+		if p.RateLimit > 0 {
+			if p.Burst <= 0 {
+				p.Burst = max(1, int(p.RateLimit))
+				pr.Burst = p.Burst
+			}
+			pr.limiter = rate.NewLimiter(rate.Limit(p.RateLimit), p.Burst)
+		}
+		e.platforms[p.Name] = pr
 	}
 	for _, s := range cfg.Sources {
 		if _, dup := e.sources[s.Name]; dup {
@@ -706,6 +741,7 @@ func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error)
 func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	defer e.wg.Done()
 	defer r.cancel()
+	e.cfg.Observer.RotationStarted()
 	e.update(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
 
 	var wg sync.WaitGroup
@@ -735,6 +771,9 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	bg := context.WithoutCancel(ctx)
 	if final != nil && final.Status.Finished() {
 		e.finished(bg, final)
+		e.cfg.Observer.RotationFinished(final.Status)
+	} else {
+		e.cfg.Observer.RotationFinished("") // left unfinished: no longer in flight here
 	}
 	if !lost {
 		if err := e.store.ReleaseLease(bg, r.rot.ID, e.cfg.Owner); err != nil {
@@ -857,7 +896,7 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 			}
 		}, nil
 	}
-	n, retry, err = e.withRetry(tctx, p, true, gate, func(actx context.Context) (bool, error) {
+	n, retry, err = e.withRetry(tctx, p, "update", gate, func(actx context.Context) (bool, error) {
 		return w.target.Adapter.Send(actx, w.req)
 	}, func(n int) {
 		attempts = first + n
@@ -867,7 +906,7 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 	if err != nil {
 		return
 	}
-	_, retry, err = e.withRetry(tctx, p, false, nil, func(vctx context.Context) (bool, error) {
+	_, retry, err = e.withRetry(tctx, p, "verify", nil, func(vctx context.Context) (bool, error) {
 		v, retry, err := w.target.Adapter.Verify(vctx)
 		ver = v
 		return retry, err
@@ -919,6 +958,7 @@ func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int,
 		e.log.Info("target interrupted by shutdown; it resumes at the next start", zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name))
 		return
 	}
+	e.cfg.Observer.TargetFinished(res.Vendor, res.Platform, res.Status)
 	fields := []zap.Field{zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name),
 		zap.String("platform", res.Platform), zap.String("vendor", res.Vendor), zap.String("status", string(res.Status)),
 		zap.Int("attempts", res.Attempts), zap.Bool("verified", res.Verified)}
@@ -942,9 +982,12 @@ func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int,
 type gateFunc func(ctx context.Context) (release func(), err error)
 
 // withRetry is the one retry stage: it calls fn until it succeeds, says a retry would not help,
-// runs out of attempts, or the rotation's deadline leaves no room for the next wait. It holds a
-// slot of the platform's concurrency bound only while a call is in flight.
-func (e *Engine) withRetry(ctx context.Context, p *platformRun, perAttemptTimeout bool, gate gateFunc, fn func(context.Context) (bool, error), onAttempt func(int)) (int, bool, error) {
+// runs out of attempts, or the rotation's deadline leaves no room for the next wait. Each attempt
+// first waits out a pause of the platform (after a 429) and its rate limit, then holds a slot of
+// the platform's concurrency bound only while the call is in flight. op is "update" (with the
+// per-attempt timeout) or "verify" (bounded by the adapter and the deadline).
+func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate gateFunc, fn func(context.Context) (bool, error), onAttempt func(int)) (int, bool, error) {
+	perAttemptTimeout := op == "update"
 	var lastErr error
 	for n := 1; ; n++ {
 		release := func() {}
@@ -961,12 +1004,10 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, perAttemptTimeou
 			}
 			release = rel
 		}
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
+		if err := e.admit(ctx, p); err != nil {
 			release()
 			if lastErr == nil {
-				lastErr = ctx.Err()
+				lastErr = err
 			}
 			return n - 1, true, lastErr
 		}
@@ -974,10 +1015,21 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, perAttemptTimeou
 		if perAttemptTimeout {
 			actx, cancel = context.WithTimeout(ctx, p.Timeout)
 		}
+		started := e.clock.Now()
 		retry, err := fn(actx)
+		e.cfg.Observer.VendorCall(p.Vendor, p.Name, op, CallClass(err), e.clock.Now().Sub(started))
 		cancel()
 		<-p.sem
 		release()
+		var ce *Error
+		if errors.As(err, &ce) && ce.Code == CodeRateLimited {
+			// The platform asked everyone to slow down, not just this call.
+			wait := ce.RetryAfter
+			if wait <= 0 {
+				wait = e.cfg.Backoff.Base
+			}
+			p.pause(e.clock.Now().Add(wait))
+		}
 		if onAttempt != nil {
 			onAttempt(n)
 		}
@@ -992,9 +1044,31 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, perAttemptTimeou
 		if dl, ok := ctx.Deadline(); ok && e.clock.Now().Add(delay).After(dl) {
 			return n, retry, err
 		}
+		e.cfg.Observer.Retry(p.Vendor, p.Name)
 		if e.clock.Sleep(ctx, delay) != nil {
 			return n, retry, err
 		}
+	}
+}
+
+// admit waits until a call to the platform may start: the platform's 429 pause, its rate limit,
+// then a concurrency slot (held by the caller until the call returns).
+func (e *Engine) admit(ctx context.Context, p *platformRun) error {
+	if d := p.pausedFor(e.clock.Now()); d > 0 {
+		if err := e.clock.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+	if p.limiter != nil {
+		if err := p.limiter.Wait(ctx); err != nil {
+			return fmt.Errorf("rate limit of platform %s: %w", p.Name, err)
+		}
+	}
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -90,16 +90,24 @@ func (f *fakeAdapter) calls() int {
 	return f.sends
 }
 
-// fakeClock records the waits the retry stage asks for and returns at once.
+// fakeClock records the waits the engine asks for and returns at once, moving its time forward
+// by each wait.
 type fakeClock struct {
-	mu     sync.Mutex
-	sleeps []time.Duration
+	mu      sync.Mutex
+	sleeps  []time.Duration
+	skipped time.Duration
 }
 
-func (c *fakeClock) Now() time.Time { return time.Now() }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.skipped)
+}
+
 func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	c.mu.Lock()
 	c.sleeps = append(c.sleeps, d)
+	c.skipped += d
 	c.mu.Unlock()
 	return ctx.Err()
 }

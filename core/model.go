@@ -45,6 +45,10 @@ type Platform struct {
 	Timeout        time.Duration // per attempt
 	MaxAttempts    int           // per call, including the first
 	MaxConcurrency int           // calls in flight at once, across all rotations
+	// RateLimit bounds calls started per second to this platform (token bucket; 0: no limit),
+	// with bursts of up to Burst calls (default: max(1, RateLimit)).
+	RateLimit float64
+	Burst     int
 }
 
 // Target is one copy of a source's credential on one platform.

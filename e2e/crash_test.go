@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -143,4 +144,26 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 	// Both replicas answer for every rotation: the store is shared.
 	status, _, _ = b.call(t, "GET", "/v1/rotations/"+rot.ID, "", nil)
 	require.Equal(t, 200, status)
+}
+
+// TestSIGTERMLeavesWorkForTheNextStart: SIGTERM stops accepting, waits the grace period for the
+// in-flight call, exits 0, and the next start finishes the rotation.
+func TestSIGTERMLeavesWorkForTheNextStart(t *testing.T) {
+	gate := newHangGate()
+	s := newSetup(t, gate, "sqlite", filepath.Join(t.TempDir(), "credsync.db"))
+	addr := freeAddr(t)
+	g1 := s.start(t, "replica-1", addr)
+	status, _, b := g1.call(t, "POST", "/v1/rotations", `{"source":"warehouse-pg","credential":{"type":"password","password":"sigterm-pw"}}`, nil)
+	require.Equal(t, 202, status, "%s", b)
+	var rot core.Rotation
+	require.NoError(t, json.Unmarshal(b, &rot))
+	waitArrived(t, gate, g1)
+
+	require.NoError(t, g1.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, g1.cmd.Wait(), "a graceful stop exits 0:\n%s", g1.output())
+	require.Contains(t, g1.output(), "resumes at the next start")
+	close(gate.release)
+
+	g2 := s.start(t, "replica-1", addr)
+	assertAllSucceeded(t, g2.waitFinished(t, rot.ID))
 }

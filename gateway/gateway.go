@@ -4,6 +4,10 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +22,7 @@ import (
 	"github.com/credsync/credsync/config"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/metrics"
 	"github.com/credsync/credsync/store/memstore"
 	"github.com/credsync/credsync/store/sqlstore"
 )
@@ -35,11 +40,14 @@ type Options struct {
 
 // Gateway is credsync serving its API.
 type Gateway struct {
-	Engine *core.Engine
-	API    *api.Server
-	store  core.Store
-	log    *zap.Logger
-	opts   Options
+	Engine  *core.Engine
+	API     *api.Server
+	Metrics *metrics.Metrics
+	store   core.Store
+	log     *zap.Logger
+	opts    Options
+	server  config.Server
+	tls     *tls.Config
 }
 
 // KeysFromEnv reads CREDSYNC_ENCRYPTION_KEY and CREDSYNC_ENCRYPTION_OLD_KEYS (comma-separated).
@@ -78,6 +86,8 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	store = m.Store(store)
 	owner := cfg.File.Server.ReplicaID
 	if owner == "" {
 		host, _ := os.Hostname()
@@ -86,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 	eng, err := core.NewEngine(core.EngineConfig{
 		Platforms: cfg.Platforms, Sources: cfg.Sources, Store: store, Logger: log.Named("engine"),
 		Deadline: cfg.File.Server.RotationDeadline, Sealer: sealer, DurableStore: durable, Owner: owner,
-		LeaseTTL: cfg.File.Store.LeaseTTL, Retention: cfg.File.Store.CredentialRetention,
+		LeaseTTL: cfg.File.Store.LeaseTTL, Retention: cfg.File.Store.CredentialRetention, Observer: m,
 	})
 	if err != nil {
 		_ = store.Close()
@@ -95,8 +105,56 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 	tokens := make([]api.Token, len(cfg.File.Server.APITokens))
 	for i, t := range cfg.File.Server.APITokens {
 		tokens[i] = api.Token{Name: t.Name, Token: t.Token}
+		if t.TokenSHA256 != "" {
+			b, err := hex.DecodeString(t.TokenSHA256)
+			if err != nil || len(b) != sha256.Size {
+				_ = store.Close()
+				return nil, fmt.Errorf("server.api_tokens %s: token_sha256 is not a hex SHA-256", t.Name)
+			}
+			copy(tokens[i].SHA256[:], b)
+		}
 	}
-	return &Gateway{Engine: eng, API: api.New(eng, tokens, log.Named("api")), store: store, log: log, opts: opts}, nil
+	srv := cfg.File.Server
+	a := api.New(eng, tokens, log.Named("api"), api.WithMetrics(m.Handler(), m),
+		api.WithRateLimit(srv.RateLimit.RequestsPerSecond, srv.RateLimit.Burst), api.WithMaxBody(srv.MaxBodyBytes))
+	tlsCfg, err := serverTLS(srv.TLS)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return &Gateway{Engine: eng, API: a, Metrics: m, store: store, log: log, opts: opts, server: srv, tls: tlsCfg}, nil
+}
+
+// serverTLS loads the certificate and, with a client CA, requires and verifies client
+// certificates (mutual TLS).
+func serverTLS(t *config.TLS) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: load cert_file/key_file: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls: read client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server.tls: client_ca_file %s holds no PEM certificate", t.ClientCAFile)
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 func openStore(ctx context.Context, s config.Store) (core.Store, error) {
@@ -126,10 +184,15 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           g.API.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      api.MaxWait + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       orDefault(g.server.ReadTimeout, 30*time.Second),
+		WriteTimeout:      orDefault(g.server.WriteTimeout, api.MaxWait+30*time.Second),
+		IdleTimeout:       orDefault(g.server.IdleTimeout, 2*time.Minute),
 		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         g.tls,
+		ErrorLog:          zap.NewStdLog(g.log.Named("http")),
+	}
+	if g.tls != nil {
+		l = tls.NewListener(l, g.tls)
 	}
 	defer func() { _ = g.store.Close() }()
 	if err := g.Engine.Start(ctx); err != nil {
@@ -138,7 +201,8 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
-	g.log.Info("gateway listening", zap.String("addr", l.Addr().String()))
+	g.log.Info("gateway listening", zap.String("addr", l.Addr().String()), zap.Bool("tls", g.tls != nil),
+		zap.Bool("mutual_tls", g.tls != nil && g.tls.ClientAuth == tls.RequireAndVerifyClientCert))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -152,8 +216,14 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := errors.Join(herr, eerr); err != nil {
-		return err
+	// Running out of grace is not a failure: what is left is recorded and resumes at the next
+	// start (or on another replica).
+	for _, err := range []error{herr, eerr} {
+		if errors.Is(err, context.DeadlineExceeded) {
+			g.log.Warn("grace period over", zap.Error(err))
+		} else if err != nil {
+			return err
+		}
 	}
 	g.log.Info("stopped")
 	return nil

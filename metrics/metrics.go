@@ -1,0 +1,168 @@
+// Package metrics exposes credsync's Prometheus metrics: it implements core.Observer for the
+// engine and wraps the store to time it. Every label value is bounded (vendor and platform come
+// from the config, the rest are enums); no rotation id, target name or secret is ever a label.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/credsync/credsync/core"
+)
+
+// Metrics holds credsync's collectors in a registry of its own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	rotations      *prometheus.CounterVec
+	inFlight       prometheus.Gauge
+	targets        *prometheus.CounterVec
+	vendorLatency  *prometheus.HistogramVec
+	retries        *prometheus.CounterVec
+	storeLatency   *prometheus.HistogramVec
+	apiRequests    *prometheus.CounterVec
+	apiRateLimited *prometheus.CounterVec
+}
+
+var _ core.Observer = (*Metrics)(nil)
+
+// New registers the collectors (and the Go and process collectors) in a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsync_rotations_total", Help: "Rotations finished, by outcome.",
+		}, []string{"status"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "credsync_rotations_in_flight", Help: "Rotations this replica is working on.",
+		}),
+		targets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsync_target_updates_total", Help: "Target updates finished, by vendor, platform and outcome.",
+		}, []string{"vendor", "platform", "status"}),
+		vendorLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "credsync_vendor_request_duration_seconds", Help: "Vendor calls, by vendor, platform, operation (update, verify) and status class (2xx, 4xx, 5xx, network, other).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"vendor", "platform", "op", "class"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsync_vendor_retries_total", Help: "Vendor calls retried after a retryable failure, by vendor and platform.",
+		}, []string{"vendor", "platform"}),
+		storeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "credsync_store_operation_duration_seconds", Help: "Rotation store operations, by operation and result (ok, error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"op", "result"}),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsync_api_requests_total", Help: "API requests, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		apiRateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credsync_api_rate_limited_total", Help: "API requests refused with 429 by the per-token rate limit, by token name.",
+		}, []string{"token"}),
+	}
+	m.reg.MustRegister(m.rotations, m.inFlight, m.targets, m.vendorLatency, m.retries, m.storeLatency,
+		m.apiRequests, m.apiRateLimited, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the registry the collectors live in (tests read it).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// RotationStarted implements core.Observer.
+func (m *Metrics) RotationStarted() { m.inFlight.Inc() }
+
+// RotationFinished implements core.Observer; an empty status means the rotation was left
+// unfinished here (shutdown, lease lost).
+func (m *Metrics) RotationFinished(status core.RotationStatus) {
+	m.inFlight.Dec()
+	if status != "" {
+		m.rotations.WithLabelValues(string(status)).Inc()
+	}
+}
+
+// TargetFinished implements core.Observer.
+func (m *Metrics) TargetFinished(vendor, platform string, status core.TargetStatus) {
+	m.targets.WithLabelValues(vendor, platform, string(status)).Inc()
+}
+
+// VendorCall implements core.Observer.
+func (m *Metrics) VendorCall(vendor, platform, op, class string, took time.Duration) {
+	m.vendorLatency.WithLabelValues(vendor, platform, op, class).Observe(took.Seconds())
+}
+
+// Retry implements core.Observer.
+func (m *Metrics) Retry(vendor, platform string) { m.retries.WithLabelValues(vendor, platform).Inc() }
+
+// APIRequest counts one API request by its route pattern (never the raw path: ids stay out).
+func (m *Metrics) APIRequest(route string, code int) {
+	m.apiRequests.WithLabelValues(route, httpCode(code)).Inc()
+}
+
+// APIRateLimited counts a request refused by a token's rate limit.
+func (m *Metrics) APIRateLimited(token string) { m.apiRateLimited.WithLabelValues(token).Inc() }
+
+func httpCode(c int) string {
+	if c < 100 || c > 599 {
+		return "other"
+	}
+	const digits = "0123456789"
+	return string([]byte{digits[c/100], digits[c/10%10], digits[c%10]})
+}
+
+// Store wraps a core.Store, timing every operation.
+func (m *Metrics) Store(s core.Store) core.Store { return &timedStore{Store: s, m: m} }
+
+type timedStore struct {
+	core.Store
+	m *Metrics
+}
+
+func (t *timedStore) observe(op string, start time.Time, err error) {
+	res := "ok"
+	if err != nil {
+		res = "error"
+	}
+	t.m.storeLatency.WithLabelValues(op, res).Observe(time.Since(start).Seconds())
+}
+
+func (t *timedStore) CreateRotation(ctx context.Context, n core.NewRotation) (h *core.IdempotencyHit, err error) {
+	defer func(start time.Time) { t.observe("create_rotation", start, err) }(time.Now())
+	return t.Store.CreateRotation(ctx, n)
+}
+
+func (t *timedStore) UpdateRotation(ctx context.Context, r *core.Rotation) (err error) {
+	defer func(start time.Time) { t.observe("update_rotation", start, err) }(time.Now())
+	return t.Store.UpdateRotation(ctx, r)
+}
+
+func (t *timedStore) GetRotation(ctx context.Context, id string) (r *core.Rotation, err error) {
+	defer func(start time.Time) { t.observe("get_rotation", start, err) }(time.Now())
+	return t.Store.GetRotation(ctx, id)
+}
+
+func (t *timedStore) ListRotations(ctx context.Context, f core.ListFilter) (r []*core.Rotation, err error) {
+	defer func(start time.Time) { t.observe("list_rotations", start, err) }(time.Now())
+	return t.Store.ListRotations(ctx, f)
+}
+
+func (t *timedStore) ClaimTarget(ctx context.Context, source, target string, seq int64, id string, ttl time.Duration) (c core.ClaimResult, err error) {
+	defer func(start time.Time) { t.observe("claim_target", start, err) }(time.Now())
+	return t.Store.ClaimTarget(ctx, source, target, seq, id, ttl)
+}
+
+func (t *timedStore) ReleaseTarget(ctx context.Context, source, target, id string) (err error) {
+	defer func(start time.Time) { t.observe("release_target", start, err) }(time.Now())
+	return t.Store.ReleaseTarget(ctx, source, target, id)
+}
+
+func (t *timedStore) AppendAudit(ctx context.Context, e core.AuditEvent) (err error) {
+	defer func(start time.Time) { t.observe("append_audit", start, err) }(time.Now())
+	return t.Store.AppendAudit(ctx, e)
+}
