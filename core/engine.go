@@ -826,6 +826,30 @@ func (e *Engine) update(ctx context.Context, r *run, fn func(*Rotation)) {
 	}
 }
 
+// updateTarget applies fn to one target and writes that target alone. Only the target's own
+// goroutine writes its row, so its writes stay in order without holding the rotation's lock
+// across the store call.
+func (e *Engine) updateTarget(ctx context.Context, r *run, idx int, fn func(*TargetResult)) TargetResult {
+	r.mu.Lock()
+	fn(&r.rot.Targets[idx])
+	t := r.rot.Targets[idx]
+	if t.Error != nil {
+		c := *t.Error
+		t.Error = &c
+	}
+	lost, id := r.lost, r.rot.ID
+	r.mu.Unlock()
+	if lost {
+		return t
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.store.UpdateTarget(sctx, id, idx, t); err != nil {
+		e.log.Error("store: record target state", zap.String("rotation_id", id), zap.String("target", t.Name), zap.Error(err))
+	}
+	return t
+}
+
 func (e *Engine) audit(ev AuditEvent) {
 	if ev.At.IsZero() {
 		ev.At = e.clock.Now().UTC()
@@ -875,9 +899,8 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 		return
 	}
 
-	e.update(ctx, r, func(rot *Rotation) {
+	e.updateTarget(ctx, r, w.idx, func(t *TargetResult) {
 		now := e.clock.Now().UTC()
-		t := &rot.Targets[w.idx]
 		t.Status, t.StartedAt = TargetRunning, &now
 	})
 	claimTTL := p.Timeout + time.Second // the call cannot outlive its attempt timeout
@@ -900,7 +923,7 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 		return w.target.Adapter.Send(actx, w.req)
 	}, func(n int) {
 		attempts = first + n
-		e.update(ctx, r, func(rot *Rotation) { rot.Targets[w.idx].Attempts = first + n })
+		e.updateTarget(ctx, r, w.idx, func(t *TargetResult) { t.Attempts = first + n })
 	})
 	attempts = first + n
 	if err != nil {
@@ -934,10 +957,8 @@ func (e *Engine) claim(ctx context.Context, source, target string, seq int64, ro
 
 func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int, ver Verification, err error, retry bool, secrets []string) {
 	interrupted := e.cfg.DurableStore && err != nil && errors.Is(ctx.Err(), context.Canceled) && e.isClosing()
-	var res TargetResult
-	e.update(ctx, r, func(rot *Rotation) {
+	res := e.updateTarget(ctx, r, w.idx, func(t *TargetResult) {
 		now := e.clock.Now().UTC()
-		t := &rot.Targets[w.idx]
 		t.Attempts = attempts
 		switch {
 		case interrupted:
@@ -952,7 +973,6 @@ func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int,
 		default:
 			t.Status, t.Verified, t.Warning, t.FinishedAt = TargetSucceeded, ver.Verified, Scrub(ver.Warning, secrets), &now
 		}
-		res = *t
 	})
 	if interrupted {
 		e.log.Info("target interrupted by shutdown; it resumes at the next start", zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name))
@@ -1051,25 +1071,28 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate 
 	}
 }
 
-// admit waits until a call to the platform may start: the platform's 429 pause, its rate limit,
-// then a concurrency slot (held by the caller until the call returns).
+// admit waits until a call to the platform may start: the platform's 429 pause, a concurrency
+// slot (held by the caller until the call returns), then its rate limit.
 func (e *Engine) admit(ctx context.Context, p *platformRun) error {
 	if d := p.pausedFor(e.clock.Now()); d > 0 {
 		if err := e.clock.Sleep(ctx, d); err != nil {
 			return err
 		}
 	}
-	if p.limiter != nil {
-		if err := p.limiter.Wait(ctx); err != nil {
-			return fmt.Errorf("rate limit of platform %s: %w", p.Name, err)
-		}
-	}
 	select {
 	case p.sem <- struct{}{}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The rate limit is waited for holding the slot, so that a call starts as soon as its
+	// token is granted: waiting for the slot after the token would let calls bunch up.
+	if p.limiter != nil {
+		if err := p.limiter.Wait(ctx); err != nil {
+			<-p.sem
+			return fmt.Errorf("rate limit of platform %s: %w", p.Name, err)
+		}
+	}
+	return nil
 }
 
 // delay is the wait before attempt n+1.

@@ -87,6 +87,9 @@ type Store interface {
 	CreateRotation(ctx context.Context, n NewRotation) (*IdempotencyHit, error)
 	// UpdateRotation replaces a rotation's status, finish time and targets.
 	UpdateRotation(ctx context.Context, r *Rotation) error
+	// UpdateTarget replaces one target's state (its index in Rotation.Targets): the write a
+	// target's progress costs, whatever the number of targets.
+	UpdateTarget(ctx context.Context, rotationID string, idx int, t TargetResult) error
 	GetRotation(ctx context.Context, id string) (*Rotation, error)
 	// ListRotations returns rotations newest first.
 	ListRotations(ctx context.Context, f ListFilter) ([]*Rotation, error)

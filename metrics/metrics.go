@@ -142,6 +142,11 @@ func (t *timedStore) UpdateRotation(ctx context.Context, r *core.Rotation) (err 
 	return t.Store.UpdateRotation(ctx, r)
 }
 
+func (t *timedStore) UpdateTarget(ctx context.Context, id string, idx int, tr core.TargetResult) (err error) {
+	defer func(start time.Time) { t.observe("update_target", start, err) }(time.Now())
+	return t.Store.UpdateTarget(ctx, id, idx, tr)
+}
+
 func (t *timedStore) GetRotation(ctx context.Context, id string) (r *core.Rotation, err error) {
 	defer func(start time.Time) { t.observe("get_rotation", start, err) }(time.Now())
 	return t.Store.GetRotation(ctx, id)

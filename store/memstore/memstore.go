@@ -92,6 +92,22 @@ func (s *Store) UpdateRotation(_ context.Context, r *core.Rotation) error {
 	return nil
 }
 
+// UpdateTarget implements core.Store.
+func (s *Store) UpdateTarget(_ context.Context, id string, idx int, t core.TargetResult) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
+	if !ok || idx < 0 || idx >= len(e.rot.Targets) {
+		return fmt.Errorf("rotation %s target %d: %w", id, idx, core.ErrNotFound)
+	}
+	if t.Error != nil {
+		c := *t.Error
+		t.Error = &c
+	}
+	e.rot.Targets[idx] = t
+	return nil
+}
+
 // GetRotation implements core.Store.
 func (s *Store) GetRotation(_ context.Context, id string) (*core.Rotation, error) {
 	s.mu.Lock()

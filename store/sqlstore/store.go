@@ -20,7 +20,10 @@ var _ core.Store = (*Store)(nil)
 // finishedStatuses is the SQL list of finished rotation statuses (core.RotationStatus.Finished).
 var finishedStatuses = "('" + string(core.RotationSucceeded) + "', '" + string(core.RotationPartial) + "', '" + string(core.RotationFailed) + "')"
 
-const rotationColumns = `id, source, seq, status, created_at, finished_at, actor, credential_type, targets`
+const rotationColumns = `id, source, seq, status, created_at, finished_at, actor, credential_type`
+
+// targetChunk is how many target rows one INSERT writes.
+const targetChunk = 400
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
@@ -43,9 +46,8 @@ func scanRotation(r interface{ Scan(...any) error }) (*core.Rotation, error) {
 		created  int64
 		finished sql.NullInt64
 		ctype    string
-		targets  string
 	)
-	if err := r.Scan(&rot.ID, &rot.Source, &rot.Seq, &status, &created, &finished, &rot.Actor, &ctype, &targets); err != nil {
+	if err := r.Scan(&rot.ID, &rot.Source, &rot.Seq, &status, &created, &finished, &rot.Actor, &ctype); err != nil {
 		return nil, err
 	}
 	rot.Status = core.RotationStatus(status)
@@ -55,13 +57,72 @@ func scanRotation(r interface{ Scan(...any) error }) (*core.Rotation, error) {
 		t := fromMicros(finished.Int64)
 		rot.FinishedAt = &t
 	}
-	if err := json.Unmarshal([]byte(targets), &rot.Targets); err != nil {
-		return nil, fmt.Errorf("decode targets of rotation %s: %w", rot.ID, err)
-	}
-	if rot.Targets == nil {
-		rot.Targets = []core.TargetResult{}
-	}
+	rot.Targets = []core.TargetResult{}
 	return &rot, nil
+}
+
+// loadTargets fills in the targets of rotations read by scanRotation.
+func loadTargets(ctx context.Context, q querier, rots []*core.Rotation) error {
+	if len(rots) == 0 {
+		return nil
+	}
+	byID := make(map[string]*core.Rotation, len(rots))
+	ph := make([]string, len(rots))
+	args := make([]any, len(rots))
+	for i, r := range rots {
+		byID[r.ID] = r
+		ph[i] = "$" + strconv.Itoa(i+1)
+		args[i] = r.ID
+	}
+	rs, err := q.query(ctx, `SELECT rotation_id, idx, state FROM rotation_targets WHERE rotation_id IN (`+
+		strings.Join(ph, ", ")+`) ORDER BY rotation_id, idx`, args...)
+	if err != nil {
+		return fmt.Errorf("read targets: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var (
+			id    string
+			idx   int
+			state string
+		)
+		if err := rs.Scan(&id, &idx, &state); err != nil {
+			return fmt.Errorf("read targets: %w", err)
+		}
+		var t core.TargetResult
+		if err := json.Unmarshal([]byte(state), &t); err != nil {
+			return fmt.Errorf("decode target %d of rotation %s: %w", idx, id, err)
+		}
+		r := byID[id]
+		if idx != len(r.Targets) {
+			return fmt.Errorf("rotation %s: target %d missing", id, len(r.Targets))
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	return rs.Err()
+}
+
+// writeTargets upserts every target row of a rotation, in chunks.
+func writeTargets(ctx context.Context, q querier, id string, ts []core.TargetResult) error {
+	for start := 0; start < len(ts); start += targetChunk {
+		end := min(start+targetChunk, len(ts))
+		vals := make([]string, 0, end-start)
+		args := make([]any, 0, 3*(end-start))
+		for i := start; i < end; i++ {
+			b, err := json.Marshal(ts[i])
+			if err != nil {
+				return fmt.Errorf("encode target %d: %w", i, err)
+			}
+			n := len(args)
+			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d)", n+1, n+2, n+3))
+			args = append(args, id, i, string(b))
+		}
+		if _, err := q.exec(ctx, `INSERT INTO rotation_targets (rotation_id, idx, state) VALUES `+strings.Join(vals, ", ")+
+			` ON CONFLICT (rotation_id, idx) DO UPDATE SET state = excluded.state`, args...); err != nil {
+			return fmt.Errorf("write targets: %w", err)
+		}
+	}
+	return nil
 }
 
 func finishedArg(t *time.Time) any {
@@ -69,17 +130,6 @@ func finishedArg(t *time.Time) any {
 		return nil
 	}
 	return micros(*t)
-}
-
-func encodeTargets(ts []core.TargetResult) (string, error) {
-	if ts == nil {
-		ts = []core.TargetResult{}
-	}
-	b, err := json.Marshal(ts)
-	if err != nil {
-		return "", fmt.Errorf("encode targets: %w", err)
-	}
-	return string(b), nil
 }
 
 // errIdempotencyHit rolls back a CreateRotation that lost the race for its idempotency key.
@@ -95,15 +145,11 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 	if r == nil {
 		return nil, errors.New("sqlstore: create rotation: no rotation")
 	}
-	targets, err := encodeTargets(r.Targets)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: create rotation %s: %w", r.ID, err)
-	}
 	var (
 		hit *core.IdempotencyHit
 		seq int64
 	)
-	err = s.b.inTx(ctx, func(q querier) error {
+	err := s.b.inTx(ctx, func(q querier) error {
 		hit = nil
 		if n.IdempotencyKey != "" {
 			h, err := findIdempotencyKey(ctx, q, n.Actor, n.IdempotencyKey)
@@ -122,11 +168,14 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 		}
 		if _, err := q.exec(ctx, `INSERT INTO rotations (id, source, seq, status, created_at, finished_at, actor,
 				credential_type, targets, sealed_credential, lease_owner, lease_until)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11, ''),
-				CASE WHEN $11 = '' THEN NULL ELSE @now + $12 END)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]', $9, NULLIF($10, ''),
+				CASE WHEN $10 = '' THEN NULL ELSE @now + $11 END)`,
 			r.ID, r.Source, seq, string(r.Status), micros(r.CreatedAt), finishedArg(r.FinishedAt), r.Actor,
-			string(r.Type), targets, sealedArg(n.SealedCredential), n.Owner, ttlMicros(n.LeaseTTL)); err != nil {
+			string(r.Type), sealedArg(n.SealedCredential), n.Owner, ttlMicros(n.LeaseTTL)); err != nil {
 			return fmt.Errorf("insert: %w", err)
+		}
+		if err := writeTargets(ctx, q, r.ID, r.Targets); err != nil {
+			return err
 		}
 		if n.IdempotencyKey == "" {
 			return nil
@@ -162,22 +211,44 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 
 // UpdateRotation implements core.Store: it replaces the status, finish time and targets.
 func (s *Store) UpdateRotation(ctx context.Context, r *core.Rotation) error {
-	targets, err := encodeTargets(r.Targets)
-	if err != nil {
-		return fmt.Errorf("sqlstore: update rotation %s: %w", r.ID, err)
-	}
 	var n int64
-	err = s.b.inTx(ctx, func(q querier) error {
+	err := s.b.inTx(ctx, func(q querier) error {
 		var err error
-		n, err = q.exec(ctx, `UPDATE rotations SET status = $2, finished_at = $3, targets = $4 WHERE id = $1`,
-			r.ID, string(r.Status), finishedArg(r.FinishedAt), targets)
-		return err
+		n, err = q.exec(ctx, `UPDATE rotations SET status = $2, finished_at = $3 WHERE id = $1`,
+			r.ID, string(r.Status), finishedArg(r.FinishedAt))
+		if err != nil || n == 0 {
+			return err
+		}
+		if _, err := q.exec(ctx, `DELETE FROM rotation_targets WHERE rotation_id = $1 AND idx >= $2`, r.ID, len(r.Targets)); err != nil {
+			return fmt.Errorf("drop targets: %w", err)
+		}
+		return writeTargets(ctx, q, r.ID, r.Targets)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: update rotation %s: %w", r.ID, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("sqlstore: update rotation %s: %w", r.ID, core.ErrNotFound)
+	}
+	return nil
+}
+
+// UpdateTarget implements core.Store: it replaces one target's row.
+func (s *Store) UpdateTarget(ctx context.Context, rotationID string, idx int, t core.TargetResult) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("sqlstore: update target %d of %s: encode: %w", idx, rotationID, err)
+	}
+	var n int64
+	err = s.b.inTx(ctx, func(q querier) error {
+		n, err = q.exec(ctx, `UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2`, rotationID, idx, string(b))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: update target %d of %s: %w", idx, rotationID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: update target %d of %s: %w", idx, rotationID, core.ErrNotFound)
 	}
 	return nil
 }
@@ -189,6 +260,9 @@ func (s *Store) GetRotation(ctx context.Context, id string) (*core.Rotation, err
 		return nil, fmt.Errorf("sqlstore: rotation %s: %w", id, core.ErrNotFound)
 	}
 	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get rotation %s: %w", id, err)
+	}
+	if err := loadTargets(ctx, s.b, []*core.Rotation{r}); err != nil {
 		return nil, fmt.Errorf("sqlstore: get rotation %s: %w", id, err)
 	}
 	return r, nil
@@ -237,6 +311,10 @@ func (s *Store) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.R
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list rotations: %w", err)
+	}
+	rs.Close()
+	if err := loadTargets(ctx, s.b, out); err != nil {
 		return nil, fmt.Errorf("sqlstore: list rotations: %w", err)
 	}
 	return out, nil

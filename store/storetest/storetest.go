@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"IdempotencyConcurrent", testIdempotencyConcurrent},
 		{"RoundTrip", testRoundTrip},
 		{"Update", testUpdate},
+		{"UpdateTarget", testUpdateTarget},
+		{"ManyTargets", testManyTargets},
 		{"NotFound", testNotFound},
 		{"List", testList},
 		{"ListDefaultLimit", testListDefaultLimit},
@@ -961,4 +963,46 @@ func testAuditDefaultLimit(t *testing.T, s core.Store) {
 
 func testPing(t *testing.T, s core.Store) {
 	require.NoError(t, s.Ping(ctxT(t)))
+}
+
+func testUpdateTarget(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	r := rot(1, "a")
+	r.Targets = append(r.Targets, core.TargetResult{Name: "second", Platform: "p", Vendor: "felt", Status: core.TargetPending})
+	create(t, s, core.NewRotation{Rotation: r})
+	other := rot(2, "a")
+	create(t, s, core.NewRotation{Rotation: other})
+	tr := r.Targets[1]
+	tr.Status, tr.Attempts, tr.Verified = core.TargetFailed, 3, false
+	tr.Error = &core.Error{Code: core.CodeVendorError, Message: "HTTP 503", Retryable: true, VendorStatus: 503}
+	tr.FinishedAt = tptr(base.Add(time.Minute))
+	require.NoError(t, s.UpdateTarget(ctx, r.ID, 1, tr))
+	r.Targets[1] = tr
+	r.Seq = 1
+	requireSameRotation(t, r, get(t, s, r.ID))
+	o := get(t, s, other.ID)
+	other.Seq = 2
+	requireSameRotation(t, other, o)
+	require.ErrorIs(t, s.UpdateTarget(ctx, r.ID, len(r.Targets), tr), core.ErrNotFound, "no such target")
+	require.ErrorIs(t, s.UpdateTarget(ctx, "rot_nope", 0, tr), core.ErrNotFound, "no such rotation")
+}
+
+func testManyTargets(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	r := rot(1, "big")
+	r.Targets = make([]core.TargetResult, 2500)
+	for i := range r.Targets {
+		r.Targets[i] = core.TargetResult{Name: fmt.Sprintf("t%04d", i), Platform: "p", Vendor: "rivergen", Status: core.TargetPending}
+	}
+	create(t, s, core.NewRotation{Rotation: r})
+	r.Targets[2499].Status = core.TargetSucceeded
+	require.NoError(t, s.UpdateTarget(ctx, r.ID, 2499, r.Targets[2499]))
+	got := get(t, s, r.ID)
+	require.Len(t, got.Targets, 2500)
+	require.Equal(t, "t1234", got.Targets[1234].Name, "targets keep their order")
+	require.Equal(t, core.TargetSucceeded, got.Targets[2499].Status)
+	list, err := s.ListRotations(ctx, core.ListFilter{Source: "big"})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Len(t, list[0].Targets, 2500)
 }
