@@ -1039,17 +1039,18 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate 
 		retry, err := fn(actx)
 		e.cfg.Observer.VendorCall(p.Vendor, p.Name, op, CallClass(err), e.clock.Now().Sub(started))
 		cancel()
-		<-p.sem
-		release()
 		var ce *Error
 		if errors.As(err, &ce) && ce.Code == CodeRateLimited {
-			// The platform asked everyone to slow down, not just this call.
+			// The platform asked everyone to slow down, not just this call: pause it before the
+			// slot is given up, so no other call slips in first.
 			wait := ce.RetryAfter
 			if wait <= 0 {
 				wait = e.cfg.Backoff.Base
 			}
 			p.pause(e.clock.Now().Add(wait))
 		}
+		<-p.sem
+		release()
 		if onAttempt != nil {
 			onAttempt(n)
 		}
@@ -1074,15 +1075,22 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate 
 // admit waits until a call to the platform may start: the platform's 429 pause, a concurrency
 // slot (held by the caller until the call returns), then its rate limit.
 func (e *Engine) admit(ctx context.Context, p *platformRun) error {
-	if d := p.pausedFor(e.clock.Now()); d > 0 {
-		if err := e.clock.Sleep(ctx, d); err != nil {
-			return err
+	for {
+		if d := p.pausedFor(e.clock.Now()); d > 0 {
+			if err := e.clock.Sleep(ctx, d); err != nil {
+				return err
+			}
 		}
-	}
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// A 429 may have paused the platform while this call waited for its slot.
+		if p.pausedFor(e.clock.Now()) <= 0 {
+			break
+		}
+		<-p.sem
 	}
 	// The rate limit is waited for holding the slot, so that a call starts as soon as its
 	// token is granted: waiting for the slot after the token would let calls bunch up.

@@ -58,7 +58,7 @@ func TestThousandTargetsRespectConcurrencyAndRate(t *testing.T) {
 	require.Equal(t, 1000, shared.calls())
 	require.LessOrEqual(t, atomic.LoadInt32(&shared.maxSeen), int32(8), "max_concurrency")
 	st := shared.times()
-	const slack = 2 * time.Millisecond // timer granularity
+	const slack = 5 * time.Millisecond // timer and scheduling granularity (20 calls at 4,000/s)
 	for i := range st {
 		for j := i + 1; j < len(st) && j < i+200; j++ {
 			window := st[j].Sub(st[i]) + slack
