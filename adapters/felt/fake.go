@@ -421,6 +421,9 @@ func (f *Fake) showSource(w http.ResponseWriter, sourceID string) {
 				shown[k] = v
 			}
 		}
+		if creds := f.listedCredentials(src); creds != nil {
+			shown["credentials"] = creds
+		}
 		conn = shown
 	}
 	fakeutil.WriteJSON(w, http.StatusOK, map[string]any{

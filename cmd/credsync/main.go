@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,10 +62,16 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid config.%s
 func usageText() string { return fmt.Sprintf(usage, clientUsage, clientExitCodes) }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(runWithStdin(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// run is runWithStdin with an empty standard input.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWithStdin(args, strings.NewReader(""), stdout, stderr)
+}
+
+// runWithStdin runs one command; the client verbs read secrets from stdin.
+func runWithStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText())
 		return exitUsage
@@ -81,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	default:
 		if cmd, ok := clientCommands[args[0]]; ok {
-			return cmd(args[1:], stdout, stderr)
+			return cmd(args[1:], stdin, stdout, stderr)
 		}
 		fmt.Fprintf(stderr, "credsync: unknown command %q\n\n%s", args[0], usageText())
 		return exitUsage

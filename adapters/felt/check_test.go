@@ -1,0 +1,185 @@
+package felt
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credsync/credsync/adapters/vendorhttp"
+	"github.com/credsync/credsync/core"
+)
+
+// withCredentialList serves the fake with Show Source listing each source's credentials in its
+// connection (SourceConnection-*.credentials), as Felt does. Once fake.go's showSource adds
+// listedCredentials itself, this wrapper passes answers through unchanged.
+func withCredentialList(f *Fake) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		f.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		id, _ := strings.CutPrefix(r.URL.Path, "/api/v2/sources/")
+		if r.Method == http.MethodGet && rec.Code == http.StatusOK && id != "" && !strings.Contains(id, "/") {
+			var doc map[string]any
+			if json.Unmarshal(body, &doc) == nil {
+				if conn, ok := doc["connection"].(map[string]any); ok && conn["credentials"] == nil {
+					if list, ok := f.credentialListing(id); ok && list != nil {
+						conn["credentials"] = list
+						body, _ = json.Marshal(doc)
+					}
+				}
+			}
+		}
+		for k, vs := range rec.Header() {
+			w.Header()[k] = vs
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+}
+
+// checkEnv is a fake Felt (credential lists on) seeded with a few sources, and a platform using
+// token against it.
+func checkEnv(t *testing.T, token string) *env {
+	t.Helper()
+	fake := NewFake(testToken)
+	fake.AddSource("src_pg", "postgresql")
+	fake.AddSource("src_sf", "snowflake")
+	fake.AddCredential("src_sf", "cred_kp", "key_pair")
+	fake.AddCredential("src_sf", "cred_pat", "snowflake_pat")
+	fake.AddSource("src_fs", "feature_server")
+	fake.AddCredential("src_fs", "cred_hdr", "custom_headers")
+	srv := httptest.NewServer(withCredentialList(fake))
+	t.Cleanup(srv.Close)
+	p, err := NewPlatform(vendorhttp.Platform{Name: "felt", BaseURL: srv.URL, Token: core.NewSecret(token), Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{fake: fake, server: srv, platform: p}
+}
+
+func TestCheck(t *testing.T) {
+	e := checkEnv(t, testToken)
+	cases := []struct {
+		name, target string
+		want         core.CheckStatus
+		msg          string
+	}{
+		{"connection ready", "source_id: src_pg\nconnection_type: postgresql", core.CheckReady, `"src_pg" exists, postgresql connection, sync_status completed`},
+		{"connection mismatch", "source_id: src_pg\nconnection_type: mssql", core.CheckMismatch, "has connection type postgresql, the config says connection_type mssql"},
+		{"source not found", "source_id: src_nope\nconnection_type: postgresql", core.CheckNotFound, `Felt has no source "src_nope"`},
+		{"credential ready", "source_id: src_sf\ncredential_id: cred_kp\ncredential_type: key_pair", core.CheckReady, `credential "cred_kp" has type key_pair`},
+		{"credential ready with connection type", "source_id: src_sf\ncredential_id: cred_pat\ncredential_type: snowflake_pat\nconnection_type: snowflake", core.CheckReady, "snowflake_pat"},
+		{"credential type mismatch", "source_id: src_sf\ncredential_id: cred_kp\ncredential_type: snowflake_pat", core.CheckMismatch, `credential "cred_kp" has type key_pair, the config says credential_type snowflake_pat`},
+		{"credential not found", "source_id: src_sf\ncredential_id: cred_nope\ncredential_type: key_pair", core.CheckNotFound, `no credential "cred_nope" (it has cred_kp, cred_pat)`},
+		{"credential source not found", "source_id: src_nope\ncredential_id: cred_kp\ncredential_type: key_pair", core.CheckNotFound, `no source "src_nope"`},
+		{"connection type mismatch in credential mode", "source_id: src_pg\ncredential_id: cred_kp\ncredential_type: key_pair\nconnection_type: snowflake", core.CheckMismatch, "has connection type postgresql"},
+		{"credential not listed", "source_id: src_fs\ncredential_id: cred_hdr\ncredential_type: custom_headers", core.CheckUnknown, "lists no credentials for its feature_server connection"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := e.target(t, c.target).Check(context.Background())
+			if got.Status != c.want || !strings.Contains(got.Message, c.msg) {
+				t.Fatalf("Check = %s %q, want %s containing %q", got.Status, got.Message, c.want, c.msg)
+			}
+		})
+	}
+
+	// Every call a check made is a GET described by Felt's spec, and each answer the checks read
+	// (with the credential list) is valid against it: nothing was changed.
+	router := feltRouter(t)
+	reqs := e.fake.Requests()
+	if len(reqs) != len(cases) {
+		t.Fatalf("%d requests for %d checks, want one each", len(reqs), len(cases))
+	}
+	for _, rec := range reqs {
+		if rec.Method != http.MethodGet {
+			t.Fatalf("a check sent %s %s", rec.Method, rec.Path)
+		}
+		if _, err := validateRequest(t, router, asFeltRequest(t, rec)); err != nil {
+			t.Errorf("check request %s %s does not match Felt's spec: %v", rec.Method, rec.Path, err)
+		}
+	}
+	for _, id := range []string{"src_pg", "src_sf", "src_fs"} {
+		req, _ := http.NewRequest(http.MethodGet, e.server.URL+"/api/v2/sources/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == "src_sf" && !strings.Contains(string(body), `"credentials"`) {
+			t.Fatalf("the Snowflake source lists no credentials: %s", body)
+		}
+		if strings.Contains(string(body), "seeded-private-key") || strings.Contains(string(body), "seeded-token") {
+			t.Fatalf("the credential list shows a secret: %s", body)
+		}
+		checkContractResponse(t, router, "GET", "/api/v2/sources/"+id, resp, body)
+	}
+}
+
+func TestCheckUnauthorized(t *testing.T) {
+	e := checkEnv(t, "not-the-felt-token")
+	for _, src := range []string{"source_id: src_pg\nconnection_type: postgresql", "source_id: src_sf\ncredential_id: cred_kp\ncredential_type: key_pair"} {
+		got := e.target(t, src).Check(context.Background())
+		if got.Status != core.CheckUnauthorized || !strings.Contains(got.Message, "HTTP 401") {
+			t.Fatalf("Check = %s %q, want unauthorized (HTTP 401)", got.Status, got.Message)
+		}
+		if strings.Contains(got.Message, "not-the-felt-token") {
+			t.Fatalf("the token shows in %q", got.Message)
+		}
+	}
+	e.fake.SetFault(ErrorFault(http.StatusForbidden, "", 1))
+	if got := e.target(t, "source_id: src_pg\nconnection_type: postgresql").Check(context.Background()); got.Status != core.CheckUnauthorized {
+		t.Fatalf("403: Check = %s %q, want unauthorized", got.Status, got.Message)
+	}
+}
+
+func TestCheckUnreachable(t *testing.T) {
+	// A 5xx and a 429 from Felt.
+	e := checkEnv(t, testToken)
+	tg := e.target(t, "source_id: src_pg\nconnection_type: postgresql")
+	for _, status := range []int{http.StatusInternalServerError, http.StatusTooManyRequests} {
+		e.fake.SetFault(ErrorFault(status, "", 1))
+		if got := tg.Check(context.Background()); got.Status != core.CheckUnreachable {
+			t.Fatalf("%d: Check = %s %q, want unreachable", status, got.Status, got.Message)
+		}
+	}
+	// A 200 that is not Felt.
+	e.fake.SetFault(func(w http.ResponseWriter, _ *http.Request) bool {
+		_, _ = w.Write([]byte("<html>hello</html>"))
+		return true
+	})
+	if got := tg.Check(context.Background()); got.Status != core.CheckUnreachable || !strings.Contains(got.Message, "not with a Felt source") {
+		t.Fatalf("HTML: Check = %s %q, want unreachable", got.Status, got.Message)
+	}
+
+	// Nothing listens on the port.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	p, err := NewPlatform(vendorhttp.Platform{Name: "felt", BaseURL: "http://" + addr, Token: core.NewSecret(testToken), Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.NewTarget(parseNode(t, "source_id: src_pg\nconnection_type: postgresql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.(core.Checker).Check(context.Background()); got.Status != core.CheckUnreachable || !strings.Contains(got.Message, "network_error") && !strings.Contains(got.Message, "refused") {
+		t.Fatalf("closed port: Check = %s %q, want unreachable", got.Status, got.Message)
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/credsync/credsync/config"
+	"github.com/credsync/credsync/core"
+)
+
+// checkRow is one target's check, as printed and as --output json writes it.
+type checkRow struct {
+	Source   string           `json:"source"`
+	Target   string           `json:"target"`
+	Platform string           `json:"platform"`
+	Vendor   string           `json:"vendor"`
+	Status   core.CheckStatus `json:"status"`
+	Message  string           `json:"message"`
+}
+
+// checkReport is credsync check's --output json document.
+type checkReport struct {
+	OK      bool                     `json:"ok"` // every target ready or unknown: exit 0
+	Counts  map[core.CheckStatus]int `json:"counts"`
+	Targets []checkRow               `json:"targets"`
+}
+
+func (cc *clientCmd) check(args []string) int {
+	const verb = "check"
+	fs := newFlags(verb, cc.stderr, "Reach every target's platform with its token, changing nothing, and report per target.")
+	cfgPath := fs.String("config", "", "config file (required)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long all checks may take together")
+	output := fs.String("output", "table", "table, or json: one document with every target's result")
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	if !noArgs(verb, pos, cc.stderr) {
+		return exitBadInput
+	}
+	if *cfgPath == "" {
+		return cc.badInput(verb, errors.New("--config FILE is required"))
+	}
+	if *timeout <= 0 {
+		return cc.badInput(verb, errors.New("--timeout must be positive"))
+	}
+	if err := checkOutput(*output); err != nil {
+		return cc.badInput(verb, err)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(cc.stderr, "credsync check: invalid config:", err)
+		return exitConfig
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	rows := runChecks(ctx, cfg, *timeout)
+
+	rep := checkReport{OK: true, Counts: map[core.CheckStatus]int{}, Targets: rows}
+	for _, r := range rows {
+		rep.Counts[r.Status]++
+		if r.Status != core.CheckReady && r.Status != core.CheckUnknown {
+			rep.OK = false
+		}
+	}
+	if *output == "json" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			fmt.Fprintln(cc.stderr, "credsync check: encode the report:", err)
+			return exitFailure
+		}
+		fmt.Fprintln(cc.stdout, string(b))
+	} else {
+		tw := tabwriter.NewWriter(cc.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SOURCE\tTARGET\tPLATFORM\tVENDOR\tSTATUS\tMESSAGE")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Source, r.Target, r.Platform, r.Vendor, r.Status, r.Message)
+		}
+		_ = tw.Flush()
+		fmt.Fprintf(cc.stdout, "%d target(s): %s.\n", len(rows), countLine(rep.Counts))
+	}
+	if !rep.OK {
+		return exitFailure
+	}
+	return exitOK
+}
+
+func countLine(counts map[core.CheckStatus]int) string {
+	order := []core.CheckStatus{core.CheckReady, core.CheckUnknown, core.CheckUnauthorized, core.CheckNotFound, core.CheckMismatch, core.CheckUnreachable}
+	var parts []string
+	for _, s := range order {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	// Statuses this binary does not know of yet, in a stable order.
+	var extra []string
+	for s, n := range counts {
+		known := false
+		for _, o := range order {
+			known = known || o == s
+		}
+		if !known {
+			extra = append(extra, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	sort.Strings(extra)
+	if parts = append(parts, extra...); len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// runChecks checks every target concurrently, at most max_concurrency at once per platform, and
+// returns the results in config order. A check still running when ctx ends is unreachable. No
+// message holds a platform token: each is scrubbed of every configured token.
+func runChecks(ctx context.Context, cfg *config.Config, timeout time.Duration) []checkRow {
+	sems := map[string]chan struct{}{}
+	for _, p := range cfg.Platforms {
+		n := p.MaxConcurrency
+		if n <= 0 {
+			n = 8
+		}
+		sems[p.Name] = make(chan struct{}, n)
+	}
+	var tokens []string
+	for _, p := range cfg.File.Platforms {
+		if !p.Token.IsZero() {
+			tokens = append(tokens, p.Token.Reveal())
+		}
+	}
+
+	var rows []checkRow
+	var targets []*core.Target
+	for _, s := range cfg.Sources {
+		for _, t := range s.Targets {
+			rows = append(rows, checkRow{Source: s.Name, Target: t.Name, Platform: t.Platform, Vendor: t.Vendor})
+			targets = append(targets, t)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		checker, ok := t.Adapter.(core.Checker)
+		if !ok {
+			rows[i].Status, rows[i].Message = core.CheckUnknown, fmt.Sprintf("the %s adapter has no check", t.Vendor)
+			continue
+		}
+		wg.Add(1)
+		go func(row *checkRow, sem chan struct{}) {
+			defer wg.Done()
+			res := checkOne(ctx, checker, sem, timeout)
+			row.Status, row.Message = res.Status, core.Scrub(res.Message, tokens)
+		}(&rows[i], sems[t.Platform])
+	}
+	wg.Wait()
+	return rows
+}
+
+// checkOne runs one check, waiting for a slot of its platform, and gives up when ctx ends even if
+// the adapter does not.
+func checkOne(ctx context.Context, c core.Checker, sem chan struct{}, timeout time.Duration) core.CheckResult {
+	late := core.CheckResult{Status: core.CheckUnreachable, Message: fmt.Sprintf("no answer within %s", timeout)}
+	if sem != nil {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		case <-ctx.Done():
+			return late
+		}
+	}
+	done := make(chan core.CheckResult, 1)
+	go func() { done <- c.Check(ctx) }()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		return late
+	}
+}
