@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	_ "github.com/credsync/credsync/internal/golden" // registers -update
+	"github.com/credsync/credsync/internal/golden"
 )
 
 func TestHelpListsEveryCommand(t *testing.T) {
@@ -80,4 +80,11 @@ func TestServeRefusesDurableStoreWithoutKey(t *testing.T) {
 	require.Equal(t, exitFailure, run([]string{"serve", "--config", path}, &out, &errb))
 	require.Contains(t, errb.String(), "CREDSYNC_ENCRYPTION_KEY")
 	require.Contains(t, errb.String(), "--allow-no-encryption-key")
+}
+
+// TestReadmeShowsTheRealHelp keeps README's CLI section equal to credsync --help.
+func TestReadmeShowsTheRealHelp(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(golden.Root(t), "README.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(readme), usageText(), "README's CLI block is not credsync --help: paste the new help into it")
 }
