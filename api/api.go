@@ -210,7 +210,10 @@ func (s *Server) toAPIError(err error) *apiError {
 	}
 }
 
-const ctxActor = "credsync.actor"
+const (
+	ctxActor   = "credsync.actor"
+	ctxSecrets = "credsync.secrets" // the request's secret values, for scrubbing a panic
+)
 
 // authenticate checks the bearer token against every configured token in constant time.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
@@ -289,7 +292,10 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error("panic while serving a request", zap.String("panic", fmt.Sprint(r)), zap.String("stack", string(debug.Stack())))
+				// Scrub what the request carried: a panic value may quote the credential.
+				secrets, _ := c.Get(ctxSecrets).([]string)
+				s.log.Error("panic while serving a request", zap.String("panic", core.Scrub(fmt.Sprint(r), secrets)),
+					zap.String("stack", core.Scrub(string(debug.Stack()), secrets)))
 				err = fail(http.StatusInternalServerError, "internal", "internal error; the gateway log has the details")
 			}
 		}()
@@ -390,6 +396,7 @@ func (s *Server) createRotation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	c.Set(ctxSecrets, cred.Secrets())
 	actor, _ := c.Get(ctxActor).(string)
 	sreq := core.SubmitRequest{Source: req.Source, Credential: cred, Targets: req.Targets, Actor: actor}
 	if req.DryRun {

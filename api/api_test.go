@@ -370,3 +370,38 @@ func TestPagingAndAudit(t *testing.T) {
 	resp, _ = e.do(t, call{method: "GET", path: "/v1/audit?limit=0"})
 	require.Equal(t, 400, resp.StatusCode)
 }
+
+// panicky's Build panics with a secret in the panic value.
+type panicky struct{ countingAdapter }
+
+func (p *panicky) Build(c core.Credential) (core.Request, error) {
+	panic("adapter bug while holding " + c.Password.Reveal())
+}
+
+func TestPanicAnswers500WithoutDetails(t *testing.T) {
+	obs, logs := observer.New(zap.DebugLevel)
+	eng, err := core.NewEngine(core.EngineConfig{
+		Platforms: []core.Platform{{Name: "p", Vendor: "fake"}},
+		Sources:   []*core.Source{{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: &panicky{}}}}},
+		Store:     memstore.New(),
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(api.New(eng, []api.Token{{Name: "job", Token: core.NewSecret(token)}}, zap.New(obs)).Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/rotations", strings.NewReader(pwBody("db")))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Equal(t, 500, resp.StatusCode)
+	require.JSONEq(t, `{"error":{"code":"internal","message":"internal error; the gateway log has the details"}}`, string(b))
+	panics := logs.FilterMessage("panic while serving a request").All()
+	require.Len(t, panics, 1)
+	require.Contains(t, panics[0].ContextMap()["stack"], "api_test.go", "the stack is logged")
+	for _, e := range logs.All() {
+		j, _ := json.Marshal(e.ContextMap())
+		require.NotContains(t, string(j), theSecret, "the panic value is scrubbed of the secret")
+	}
+}
