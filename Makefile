@@ -14,7 +14,8 @@ help: ## list the targets
 build: ## build the static binary into bin/credsync
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/credsync
 
-test: ## run go vet and every test with the race detector (what CI runs)
+test: ## run go vet and every test with the race detector (what CI runs; installs Debian's chromium for the status page test if missing)
+	@command -v chromium >/dev/null 2>&1 || bash .ci/install-chromium
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 

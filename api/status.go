@@ -1,6 +1,289 @@
 package api
 
-import "github.com/labstack/echo/v4"
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
 
-// routesStatus registers the read-only status page at /.
-func (s *Server) routesStatus(e *echo.Echo) { _ = e }
+	"github.com/labstack/echo/v4"
+
+	"github.com/credsync/credsync/core"
+)
+
+// The status page: GET / renders, for people, what GET /v1/sources and GET /v1/rotations say.
+// Read-only, server-rendered, no script and no external asset.
+
+// StatusCookie is the status page's session cookie. It holds a digest of the token the browser
+// signed in with, never the token: it opens the status page and nothing else.
+const StatusCookie = "credsync_status"
+
+// StatusRecent is how many recent rotations the status page lists.
+const StatusRecent = 20
+
+// statusSession is how long the status cookie lasts.
+const statusSession = 12 * time.Hour
+
+var (
+	//go:embed templates/status.html
+	statusHTML string
+	//go:embed templates/status.css
+	statusCSS string
+)
+
+// statusCSP allows the page's one inline style sheet, by hash, and nothing else.
+var statusCSP = func() string {
+	sum := sha256.Sum256([]byte(statusCSS))
+	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}()
+
+// statusPage holds what the handler needs: the server (engine and API tokens), the read-only
+// status tokens, and the parsed templates.
+type statusPage struct {
+	s       *Server
+	viewers []tokenDigest
+	tmpl    *template.Template
+}
+
+// routesStatus registers the read-only status page at /. Until SetStatusTokens is called it
+// accepts the API tokens only.
+func (s *Server) routesStatus(e *echo.Echo) {
+	e.GET("/", newStatusPage(s, nil).serve)
+}
+
+// statusTemplates parses the embedded page; they are tested, so a parse error is a bug.
+var statusTemplates = template.Must(template.New("status").Funcs(template.FuncMap{"ago": ago, "took": took}).Parse(statusHTML))
+
+func newStatusPage(s *Server, viewers []Token) *statusPage {
+	p := &statusPage{s: s, tmpl: statusTemplates}
+	for _, t := range viewers {
+		d := t.SHA256
+		if !t.Token.IsZero() {
+			d = sha256.Sum256([]byte(t.Token.Reveal()))
+		}
+		if d != ([sha256.Size]byte{}) { // a token with neither value opens nothing
+			p.viewers = append(p.viewers, tokenDigest{name: t.Name, digest: d})
+		}
+	}
+	return p
+}
+
+// SetStatusTokens sets the read-only tokens (config server.status_tokens: name with token or
+// token_sha256, like server.api_tokens) that open the status page besides the API tokens. They
+// open nothing else: the API refuses them. Call it before the handler serves its first request
+// (it replaces the page's route).
+func (s *Server) SetStatusTokens(tokens []Token) {
+	s.echo.GET("/", newStatusPage(s, tokens).serve) // replaces the route New registered
+}
+
+// accepted lists every token the page takes: the read-only ones, then the API tokens.
+func (p *statusPage) accepted() []tokenDigest {
+	return append(append([]tokenDigest(nil), p.viewers...), p.s.tokens...)
+}
+
+// matchToken returns the name of the token equal to got, or "". Every token is compared, in
+// constant time, so the time taken does not say which one matched.
+func (p *statusPage) matchToken(got string) string {
+	if got == "" {
+		return ""
+	}
+	digest := sha256.Sum256([]byte(got))
+	name := ""
+	for _, t := range p.accepted() {
+		if subtle.ConstantTimeCompare(digest[:], t.digest[:]) == 1 {
+			name = t.name
+		}
+	}
+	return name
+}
+
+// matchCookie returns the name of the token whose session value equals got, or "".
+func (p *statusPage) matchCookie(got string) string {
+	want, err := hex.DecodeString(got)
+	if err != nil || len(want) != sha256.Size {
+		return ""
+	}
+	name := ""
+	for _, t := range p.accepted() {
+		v := sessionValue(t.digest)
+		if subtle.ConstantTimeCompare(want, v[:]) == 1 {
+			name = t.name
+		}
+	}
+	return name
+}
+
+// sessionValue derives the cookie value from a token's digest: it proves the browser once held
+// the token, and cannot be turned back into it or used as an API token.
+func sessionValue(digest [sha256.Size]byte) [sha256.Size]byte {
+	return sha256.Sum256(append([]byte("credsync status session v1\x00"), digest[:]...))
+}
+
+func (p *statusPage) serve(c echo.Context) error {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", statusCSP)
+
+	// ?token=: check it, swap it for the session cookie and send the browser back without it.
+	if q := c.QueryParams(); q.Has("token") {
+		name := p.matchToken(q.Get("token"))
+		if name == "" {
+			return p.signin(c, true)
+		}
+		v := sessionValue(sha256.Sum256([]byte(q.Get("token"))))
+		c.SetCookie(&http.Cookie{
+			Name: StatusCookie, Value: hex.EncodeToString(v[:]), Path: "/",
+			MaxAge: int(statusSession / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
+			Secure: c.Scheme() == "https",
+		})
+		return c.Redirect(http.StatusSeeOther, "./")
+	}
+
+	name := ""
+	if got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer "); ok {
+		name = p.matchToken(strings.TrimSpace(got))
+	} else if ck, err := c.Cookie(StatusCookie); err == nil {
+		name = p.matchCookie(ck.Value)
+	}
+	if name == "" {
+		return p.signin(c, false)
+	}
+	c.Set(ctxActor, name)
+	return p.render(c, name)
+}
+
+// signin answers 401 with a page that says how to sign in. It never echoes the request.
+func (p *statusPage) signin(c echo.Context, rejected bool) error {
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="credsync"`)
+	var buf bytes.Buffer
+	data := struct {
+		Title    string
+		CSS      template.CSS
+		Refresh  bool
+		Rejected bool
+	}{"credsync status: sign in", template.CSS(statusCSS), false, rejected}
+	if err := p.tmpl.ExecuteTemplate(&buf, "signin", data); err != nil {
+		return fmt.Errorf("render the status sign-in page: %w", err)
+	}
+	return c.HTMLBlob(http.StatusUnauthorized, buf.Bytes())
+}
+
+// statusCounts sums up the targets' last outcomes.
+type statusCounts struct {
+	Targets, Succeeded, Failed, Running, Never int
+}
+
+// statusAttention is a target whose last rotation failed.
+type statusAttention struct {
+	Source, Target, Platform, RotationID, Code, Message string
+	When                                                *time.Time
+}
+
+// statusData is what the page template renders.
+type statusData struct {
+	Attention   []statusAttention
+	Title       string
+	CSS         template.CSS
+	Refresh     bool
+	Now         time.Time
+	Viewer      string
+	Sources     []core.SourceView
+	Recent      []*core.Rotation
+	RecentLimit int
+	Counts      statusCounts
+}
+
+func (p *statusPage) render(c echo.Context, viewer string) error {
+	ctx := c.Request().Context()
+	srcs, err := p.s.eng.Sources(ctx)
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	recent, err := p.s.eng.List(ctx, core.ListFilter{Limit: StatusRecent})
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	d := statusData{Title: "credsync status", CSS: template.CSS(statusCSS), Refresh: true, Now: time.Now().UTC(),
+		Viewer: viewer, Sources: srcs, Recent: recent, RecentLimit: StatusRecent}
+	for _, src := range srcs {
+		for _, t := range src.Targets {
+			d.Counts.Targets++
+			switch {
+			case t.Last == nil:
+				d.Counts.Never++
+			case t.Last.Status == core.TargetSucceeded:
+				d.Counts.Succeeded++
+			case t.Last.Status == core.TargetFailed:
+				d.Counts.Failed++
+				a := statusAttention{Source: src.Name, Target: t.Name, Platform: t.Platform, RotationID: t.Last.RotationID, When: t.Last.FinishedAt}
+				if t.Last.Error != nil {
+					a.Code, a.Message = t.Last.Error.Code, t.Last.Error.Message
+				}
+				d.Attention = append(d.Attention, a)
+			case !t.Last.Status.Finished():
+				d.Counts.Running++
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := p.tmpl.ExecuteTemplate(&buf, "page", d); err != nil {
+		return fmt.Errorf("render the status page: %w", err)
+	}
+	return c.HTMLBlob(http.StatusOK, buf.Bytes())
+}
+
+// ago says how long before now t was, for people: "just now", "5 min ago", "3 h ago", "2 d ago".
+func ago(now time.Time, v any) string {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case *time.Time:
+		if x == nil {
+			return ""
+		}
+		t = *x
+	default:
+		return ""
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 10*time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d/time.Hour))
+	default:
+		return fmt.Sprintf("%d d ago", int(d/(24*time.Hour)))
+	}
+}
+
+// took says how long a rotation ran, or that it still runs.
+func took(r *core.Rotation) string {
+	if r.FinishedAt == nil {
+		return "running"
+	}
+	d := r.FinishedAt.Sub(r.CreatedAt)
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}

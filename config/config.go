@@ -40,6 +40,9 @@ type Server struct {
 	Listen string `yaml:"listen" validate:"omitempty,hostname_port"`
 	// APITokens are who may call the gateway.
 	APITokens []APIToken `yaml:"api_tokens" validate:"required,min=1"`
+	// StatusTokens open only the read-only status page at / (same shape as api_tokens); the API
+	// refuses them.
+	StatusTokens []APIToken `yaml:"status_tokens"`
 	// RotationDeadline bounds one rotation, retries and verification included (default 10m).
 	RotationDeadline time.Duration `yaml:"rotation_deadline" validate:"gte=0"`
 	// ReplicaID names this gateway in rotation leases (default <hostname>:<listen>). It must stay
@@ -175,23 +178,29 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 			return nil, err
 		}
 	}
-	tokensNode := yamlx.Lookup(serverNode, "api_tokens")
 	seenTok := map[string]bool{}
-	for i, t := range f.Server.APITokens {
-		n := tokensNode.Content[i]
-		if err := check(v, n, fmt.Sprintf("server.api_tokens[%d]", i), t); err != nil {
-			return nil, err
-		}
-		if seenTok[t.Name] {
-			return nil, yamlx.Errorf(n, "server.api_tokens: the name %q is used twice", t.Name)
-		}
-		seenTok[t.Name] = true
-		switch {
-		case !t.Token.IsZero() && t.TokenSHA256 != "":
-			return nil, yamlx.Errorf(n, "server.api_tokens[%d] (%s): give token or token_sha256, not both", i, t.Name)
-		case t.TokenSHA256 != "":
-		case len(t.Token.Reveal()) < 16:
-			return nil, yamlx.Errorf(valueOr(n, "token"), "server.api_tokens[%d] (%s): the token must be at least 16 characters (is its ${VAR} empty?), or give token_sha256", i, t.Name)
+	for _, list := range []struct {
+		key    string
+		tokens []APIToken
+	}{{"api_tokens", f.Server.APITokens}, {"status_tokens", f.Server.StatusTokens}} {
+		listNode := yamlx.Lookup(serverNode, list.key)
+		for i, t := range list.tokens {
+			n := listNode.Content[i]
+			where := fmt.Sprintf("server.%s[%d]", list.key, i)
+			if err := check(v, n, where, t); err != nil {
+				return nil, err
+			}
+			if seenTok[t.Name] {
+				return nil, yamlx.Errorf(n, "%s: the name %q is used twice", where, t.Name)
+			}
+			seenTok[t.Name] = true
+			switch {
+			case !t.Token.IsZero() && t.TokenSHA256 != "":
+				return nil, yamlx.Errorf(n, "%s (%s): give token or token_sha256, not both", where, t.Name)
+			case t.TokenSHA256 != "":
+			case len(t.Token.Reveal()) < 16:
+				return nil, yamlx.Errorf(valueOr(n, "token"), "%s (%s): the token must be at least 16 characters (is its ${VAR} empty?), or give token_sha256", where, t.Name)
+			}
 		}
 	}
 

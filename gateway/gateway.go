@@ -102,27 +102,44 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		_ = store.Close()
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
-	tokens := make([]api.Token, len(cfg.File.Server.APITokens))
-	for i, t := range cfg.File.Server.APITokens {
-		tokens[i] = api.Token{Name: t.Name, Token: t.Token}
-		if t.TokenSHA256 != "" {
-			b, err := hex.DecodeString(t.TokenSHA256)
-			if err != nil || len(b) != sha256.Size {
-				_ = store.Close()
-				return nil, fmt.Errorf("server.api_tokens %s: token_sha256 is not a hex SHA-256", t.Name)
-			}
-			copy(tokens[i].SHA256[:], b)
-		}
-	}
 	srv := cfg.File.Server
+	tokens, err := apiTokens(srv.APITokens)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("server.api_tokens: %w", err)
+	}
+	statusTokens, err := apiTokens(srv.StatusTokens)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("server.status_tokens: %w", err)
+	}
 	a := api.New(eng, tokens, log.Named("api"), api.WithMetrics(m.Handler(), m),
 		api.WithRateLimit(srv.RateLimit.RequestsPerSecond, srv.RateLimit.Burst), api.WithMaxBody(srv.MaxBodyBytes))
+	if len(statusTokens) > 0 {
+		a.SetStatusTokens(statusTokens)
+	}
 	tlsCfg, err := serverTLS(srv.TLS)
 	if err != nil {
 		_ = store.Close()
 		return nil, err
 	}
 	return &Gateway{Engine: eng, API: a, Metrics: m, store: store, log: log, opts: opts, server: srv, tls: tlsCfg}, nil
+}
+
+// apiTokens turns configured tokens (clear, or their SHA-256) into the API's.
+func apiTokens(ts []config.APIToken) ([]api.Token, error) {
+	out := make([]api.Token, len(ts))
+	for i, t := range ts {
+		out[i] = api.Token{Name: t.Name, Token: t.Token}
+		if t.TokenSHA256 != "" {
+			b, err := hex.DecodeString(t.TokenSHA256)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("%s: token_sha256 is not a hex SHA-256", t.Name)
+			}
+			copy(out[i].SHA256[:], b)
+		}
+	}
+	return out, nil
 }
 
 // serverTLS loads the certificate and, with a client CA, requires and verifies client

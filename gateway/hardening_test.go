@@ -180,3 +180,15 @@ func TestTLSAndMutualTLS(t *testing.T) {
 	resp, _ = get(t, withCert, "https://"+mtls+"/v1/sources", hardToken)
 	require.Equal(t, 200, resp.StatusCode)
 }
+
+func TestStatusTokensOpenOnlyTheStatusPage(t *testing.T) {
+	const statusToken = "wallboard-status-token-0123"
+	addr := serve(t, func(s string) string {
+		return strings.Replace(s, "      token: ${CREDSYNC_API_TOKEN}\n", "      token: ${CREDSYNC_API_TOKEN}\n  status_tokens:\n    - name: wallboard\n      token: "+statusToken+"\n", 1)
+	})
+	resp, body := get(t, http.DefaultClient, "http://"+addr+"/", statusToken)
+	require.Equal(t, 200, resp.StatusCode, body)
+	require.Contains(t, body, "warehouse-pg")
+	resp, _ = get(t, http.DefaultClient, "http://"+addr+"/v1/sources", statusToken)
+	require.Equal(t, 401, resp.StatusCode, "a status token opens no API route")
+}
