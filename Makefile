@@ -6,7 +6,7 @@ PKGS        := ./...
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build test demo demo-serve lint fmt golden docker clean
+.PHONY: help build test demo demo-serve lint fmt fuzz golden docker clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ lint: ## gofmt, go vet and staticcheck must be clean
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s); finds go to <pkg>/testdata/fuzz
+	bash .ci/fuzz
 
 golden: ## rewrite the golden files in testdata/ from the current code (review the diff!)
 	$(GO) test $(PKGS) -update

@@ -220,6 +220,13 @@ func (c *Credential) Secrets() []string {
 	add(c.Token)
 	add(c.ClientSecret)
 	add(c.ServiceAccountJSON.Secret)
+	// A vendor quotes back a field of the document rather than all of it: its private key.
+	var sa struct {
+		PrivateKey string `json:"private_key"`
+	}
+	if doc := c.ServiceAccountJSON.Reveal(); doc != "" && json.Unmarshal([]byte(doc), &sa) == nil && sa.PrivateKey != "" {
+		out = append(out, sa.PrivateKey)
+	}
 	add(c.SecretAccessKey)
 	add(c.ConnectionString)
 	for _, h := range c.Headers {

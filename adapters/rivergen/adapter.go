@@ -360,7 +360,7 @@ func stringOf(raw json.RawMessage) string {
 func bound(s string) string {
 	s = strings.ToValidUTF8(s, "?")
 	if len(s) > maxMessage {
-		return s[:maxMessage] + "..."
+		return strings.ToValidUTF8(s[:maxMessage], "") + "..." // do not cut a character in two
 	}
 	return s
 }

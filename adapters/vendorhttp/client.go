@@ -188,7 +188,7 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 func Snippet(b []byte, n int) string {
 	s := strings.ToValidUTF8(string(b), "?")
 	if len(s) > n {
-		s = s[:n] + "..."
+		s = strings.ToValidUTF8(s[:n], "") + "..." // do not cut a character in two
 	}
 	return strings.TrimSpace(s)
 }

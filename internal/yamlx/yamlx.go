@@ -76,8 +76,12 @@ func Expand(node *yaml.Node, lookup func(string) (string, bool)) error {
 		if out != node.Value {
 			node.Value = out
 			// Re-resolve the tag from the expanded value: a plain ${PORT} becomes an int, while a
-			// quoted "${X}" stays a string.
-			node.Tag = ""
+			// quoted "${X}" stays a string. Resolve it here, so that code reading node.Tag (not
+			// only the decoder) sees the new type; an explicit tag (!!str ${X}) is kept.
+			if node.Style&yaml.TaggedStyle == 0 {
+				node.Tag = ""
+				node.Tag = node.ShortTag()
+			}
 		}
 	}
 	return nil
