@@ -245,8 +245,8 @@ func serviceAccountDoc(raw json.RawMessage) (string, error) {
 		raw = json.RawMessage(s)
 	}
 	var obj map[string]any
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return "", fmt.Errorf("must be a service account JSON object, or a string holding one")
+	if err := json.Unmarshal(raw, &obj); err != nil || len(obj) == 0 {
+		return "", fmt.Errorf("must be a non-empty service account JSON object, or a string holding one")
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
