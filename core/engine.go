@@ -744,14 +744,24 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	e.cfg.Observer.RotationStarted()
 	e.update(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
 
+	// A bounded pool of workers rather than a goroutine per target: a 10,000-target fan-out
+	// would otherwise park 10,000 goroutines (and their stacks) on 64 platform slots. Twice the
+	// slots keeps the slots busy while other workers back off or verify.
+	queue := make(chan work)
 	var wg sync.WaitGroup
-	for _, w := range ws {
+	for i := 0; i < e.workers(ws); i++ {
 		wg.Add(1)
-		go func(w work) {
+		go func() {
 			defer wg.Done()
-			e.runTarget(ctx, r, w)
-		}(w)
+			for w := range queue {
+				e.runTarget(ctx, r, w)
+			}
+		}()
 	}
+	for _, w := range ws {
+		queue <- w
+	}
+	close(queue)
 	wg.Wait()
 
 	r.mu.Lock()
@@ -784,6 +794,20 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	delete(e.runs, r.rot.ID)
 	e.mu.Unlock()
 	close(r.done)
+}
+
+// workers is how many targets of a rotation run at once: twice the concurrency of the
+// platforms involved, at most one per target.
+func (e *Engine) workers(ws []work) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, w := range ws {
+		if p := w.target.Platform; !seen[p] {
+			seen[p] = true
+			n += 2 * e.platforms[p].MaxConcurrency
+		}
+	}
+	return max(1, min(n, len(ws)))
 }
 
 // finished records the end of a rotation: the log line, the audit event and, when every target
