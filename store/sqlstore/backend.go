@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -122,34 +123,119 @@ type sqliteBackend struct {
 	sqlQuerier
 	db *sql.DB
 	// writer lets one write transaction of this process at a time ask SQLite for the write
-	// lock (a one-slot semaphore), so the goroutines of one process queue here instead of
-	// polling in SQLite's busy handler; other processes are waited for by busy_timeout.
+	// lock (a one-slot semaphore); other processes are waited for by busy_timeout.
 	writer chan struct{}
+
+	// Group commit: write transactions that arrive while one commits are queued and run
+	// together in the next transaction, each in its own savepoint, so that one fsync serves
+	// them all. Every caller still returns only after its own writes are committed.
+	mu      sync.Mutex
+	pending []*txRequest
+	leading bool
+}
+
+type txRequest struct {
+	ctx  context.Context
+	fn   func(q querier) error
+	done chan error
 }
 
 func newSQLiteBackend(db *sql.DB) *sqliteBackend {
 	return &sqliteBackend{sqlQuerier: sqlQuerier{db}, db: db, writer: make(chan struct{}, 1)}
 }
 
+// maxGroup bounds how many queued write transactions one commit carries.
+const maxGroup = 256
+
 func (b *sqliteBackend) inTx(ctx context.Context, fn func(q querier) error) error {
-	select {
-	case b.writer <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the write lock: %w", ctx.Err())
+	done := make(chan error, 1)
+	req := &txRequest{ctx: ctx, fn: fn, done: done}
+	b.mu.Lock()
+	b.pending = append(b.pending, req)
+	lead := !b.leading
+	b.leading = true
+	b.mu.Unlock()
+	if lead {
+		b.lead()
 	}
+	return <-done
+}
+
+// lead commits queued groups until the queue is empty.
+func (b *sqliteBackend) lead() {
+	for {
+		b.mu.Lock()
+		batch := b.pending
+		if len(batch) > maxGroup {
+			batch = batch[:maxGroup]
+		}
+		b.pending = b.pending[len(batch):]
+		if len(batch) == 0 {
+			b.leading = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.commitGroup(batch)
+	}
+}
+
+func (b *sqliteBackend) commitGroup(batch []*txRequest) {
+	finish := func(err error) {
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+	b.writer <- struct{}{}
 	defer func() { <-b.writer }()
-	tx, err := b.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the DSN sets _txlock=immediate
+	// The transaction itself outlives any one caller's context: a caller that gave up is
+	// skipped below, the others still commit.
+	tx, err := b.db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE: the DSN sets _txlock=immediate
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		finish(fmt.Errorf("begin: %w", err))
+		return
 	}
-	if err := fn(sqlQuerier{tx}); err != nil {
+	q := sqlQuerier{tx}
+	results := make([]error, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = fmt.Errorf("waiting for the write lock: %w", err)
+			continue
+		}
+		if len(batch) == 1 {
+			results[i] = r.fn(q)
+			continue
+		}
+		if _, err := tx.ExecContext(r.ctx, "SAVEPOINT w"); err != nil {
+			results[i] = fmt.Errorf("savepoint: %w", err)
+			continue
+		}
+		if err := r.fn(q); err != nil {
+			results[i] = err
+			if _, rerr := tx.ExecContext(context.Background(), "ROLLBACK TO w"); rerr != nil {
+				_ = tx.Rollback()
+				finish(fmt.Errorf("roll back a failed write: %w (after: %v)", rerr, err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(context.Background(), "RELEASE w"); err != nil {
+			_ = tx.Rollback()
+			finish(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if len(batch) == 1 && results[0] != nil {
 		_ = tx.Rollback()
-		return err
+		finish(results[0])
+		return
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		finish(fmt.Errorf("commit: %w", err))
+		return
 	}
-	return nil
+	for i, r := range batch {
+		r.done <- results[i]
+	}
 }
 
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
