@@ -6,7 +6,7 @@ PKGS        := ./...
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build test demo demo-serve lint fmt fuzz golden docker clean
+.PHONY: help build test demo demo-serve lint fmt fuzz bench bench-smoke golden docker clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,12 @@ fmt: ## gofmt every Go file
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s); finds go to <pkg>/testdata/fuzz
 	bash .ci/fuzz
+
+bench: ## the benchmark harness (real binary, fake vendors, SQLite and PostgreSQL): rewrites BENCHMARKS.md, about 5 min
+	$(GO) run ./bench/cmd/credsync-bench -throughput -sequential -profile -inproc 10000 -out BENCHMARKS.md
+
+bench-smoke: ## the harness in smoke mode (small N, checks it works, not how fast; what CI runs)
+	$(GO) run ./bench/cmd/credsync-bench -quick -throughput -sequential >/dev/null
 
 golden: ## rewrite the golden files in testdata/ from the current code (review the diff!)
 	$(GO) test $(PKGS) -update

@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/credsync/credsync/internal/golden" // every test binary of the module accepts -update
+)
+
+// TestSmoke runs the harness in its smoke mode (what `make bench-smoke` runs): every section,
+// both stores, tiny sizes. It checks the harness works and measures what it says — the calls the
+// fakes saw, every target's outcome, a report with every section — never how fast anything is.
+func TestSmoke(t *testing.T) {
+	o := Defaults()
+	o.Throughput, o.Sequential = true, true
+	o.ApplyQuick()
+	o.Command = "go test ./bench/ -run TestSmoke"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	require.NoError(t, err)
+
+	// 3 Ns × 2 latencies × 2 verify modes, plus warehouse-pg at N=3 for each latency and mode.
+	require.Len(t, rep.Rotations, 12)
+	require.Len(t, rep.Warehouse, 4)
+	for _, r := range rep.Rotations {
+		require.True(t, r.Ok(), "%s: %+v", r.title(), r)
+		assert.Positive(t, r.Wall, r.title())
+		assert.Positive(t, r.RSSPeak, r.title())
+		assert.Equal(t, r.N, r.Calls[callRiverGenPatch], "%s: one PATCH per target", r.title())
+		if r.Verify {
+			assert.Equal(t, r.N, r.Calls[callRiverGenTest], "%s: one Test Connection per target", r.title())
+			assert.Equal(t, 2*r.N, r.CallCount(), r.title())
+		} else {
+			assert.Equal(t, r.N, r.CallCount(), r.title())
+		}
+		assert.Equal(t, riverGenBound(r.N, 64, r.Chain, r.Latency), r.Bound, r.title())
+		require.NotNil(t, r.Script, r.title())
+		require.Empty(t, r.Script.Err, r.title())
+		assert.Equal(t, r.CallCount(), r.Script.Calls.Total(), "%s: the script makes the same calls", r.title())
+	}
+	for _, w := range rep.Warehouse {
+		require.True(t, w.Ok(), "%s: %+v", w.title(), w)
+		assert.Equal(t, 1, w.Calls[callFeltUpdate], w.title())
+		assert.Equal(t, 1, w.Calls[callDatabrainPut], w.title())
+		assert.Equal(t, 1, w.Calls[callRiverGenPatch], w.title())
+		if w.Verify {
+			assert.GreaterOrEqual(t, w.FeltPolls, 2.0, "%s: the fake answers syncing once, so Felt needs two polls", w.title())
+			assert.Equal(t, 1, w.Calls[callRiverGenTest], w.title())
+		} else {
+			assert.Zero(t, w.Calls[callFeltPoll], w.title())
+		}
+		if w.Latency > 0 {
+			assert.Positive(t, w.Bound, w.title())
+		}
+		require.NotNil(t, w.Script, w.title())
+		require.Empty(t, w.Script.Err, w.title())
+		assert.Equal(t, w.Calls[callFeltUpdate]+w.Calls[callDatabrainPut]+w.Calls[callRiverGenPatch]+w.Calls[callRiverGenTest],
+			w.Script.Calls.Total()-w.Script.Calls[callFeltPoll], "%s: the script makes the same updates", w.title())
+	}
+
+	require.Len(t, rep.Throughput, 2)
+	for _, tp := range rep.Throughput {
+		require.Empty(t, tp.Err, tp.Store)
+		assert.Equal(t, o.Count, tp.Accepted, tp.Store)
+		assert.Empty(t, tp.Refused, tp.Store)
+		assert.Positive(t, tp.PerSecond(), tp.Store)
+		assert.LessOrEqual(t, tp.P50, tp.P99, tp.Store)
+		n := 0
+		for _, c := range tp.Outcomes {
+			n += c
+		}
+		assert.Equal(t, o.Count, n, "%s: every rotation finished: %v", tp.Store, tp.Outcomes)
+		assert.Positive(t, tp.Calls[callRiverGenPatch], tp.Store)
+	}
+
+	md := rep.Markdown()
+	for _, want := range []string{BeginMarker, EndMarker, "### Targets of issue 7", "### 1. One rotation", "warehouse-pg",
+		"### 2. Gateway CPU", "### 3. Throughput", "### 4. Side by side", "| CPU model |", "go run ./bench/cmd/credsync-bench -n 10 -latency 20ms -verify on"} {
+		assert.Contains(t, md, want)
+	}
+	assert.NotContains(t, md, "run failed")
+}
+
+func TestWriteReportKeepsTextAroundTheMarkers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	gen := func(s string) string { return BeginMarker + "\n" + s + "\n" + EndMarker + "\n" }
+
+	require.NoError(t, WriteReport(path, gen("first")))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, gen("first"), string(b), "a new file is the report alone")
+
+	require.NoError(t, os.WriteFile(path, []byte("# Title\n\nanalysis before\n\n"+gen("old")+"\nanalysis after\n"), 0o644))
+	require.NoError(t, WriteReport(path, gen("new")))
+	b, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "# Title\n\nanalysis before\n\n"+gen("new")+"\nanalysis after\n", string(b))
+}
+
+// TestInProcSnapshot checks the in-process memory snapshot: gateway.New in this process, one
+// rotation, MemStats and the top of a heap profile half way.
+func TestInProcSnapshot(t *testing.T) {
+	o := Defaults()
+	o.ApplyQuick()
+	v, err := startVendors()
+	require.NoError(t, err)
+	defer v.Close()
+	rr := &rotationRun{o: &o, tmp: t.TempDir(), vendors: v}
+	m := rr.snapshotMemory(context.Background(), 20, 5*time.Millisecond, true)
+	require.Empty(t, m.Err)
+	assert.Positive(t, m.Goroutines)
+	assert.Positive(t, m.StackInuse)
+	assert.GreaterOrEqual(t, m.PeakStackInuse, m.StackInuse)
+	assert.Positive(t, m.LiveHeap)
+	assert.Positive(t, m.Wall)
+	assert.NotEmpty(t, m.TopHeap, m.Note)
+	assert.Equal(t, 20, v.snapshot()[callRiverGenTest], "the rotation ran to the end")
+}
+
+// BenchmarkRotation100 is one rotation of 100 RiverGen targets (verify on, zero-latency fakes)
+// through the real gateway binary per iteration; it reports the gateway's CPU per vendor call.
+// `go test ./bench/` does not run it; `go test -run '^$' -bench Rotation ./bench/` does.
+func BenchmarkRotation100(b *testing.B) {
+	o := Defaults()
+	ctx := context.Background()
+	tmp := b.TempDir()
+	bin, err := BuildGateway(ctx, tmp)
+	require.NoError(b, err)
+	v, err := startVendors()
+	require.NoError(b, err)
+	defer v.Close()
+	rr := &rotationRun{o: &o, bin: bin, tmp: tmp, vendors: v}
+	v.seedRiverGen(100)
+	g, err := startGateway(ctx, bin, tmp, configSpec{Store: store{Driver: "sqlite"}, Concurrency: 64,
+		Sources: []src{riverGenSource("bench", 1, 100, true)}, Poll: o.PollInterval.String()}, v, "")
+	require.NoError(b, err)
+	defer g.stop()
+	cpu0, err := CPUTime(g.pid())
+	require.NoError(b, err)
+	calls0 := v.snapshot()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, rot, _, err := rr.rotateOnce(ctx, g, "bench")
+		require.NoError(b, err)
+		require.Equal(b, "succeeded", rot.Status)
+		v.forget()
+	}
+	b.StopTimer()
+	cpu1, err := CPUTime(g.pid())
+	require.NoError(b, err)
+	calls := v.snapshot().Sub(calls0).Total()
+	b.ReportMetric(float64(cpu1-cpu0)/float64(time.Millisecond)/float64(calls), "gateway-cpu-ms/call")
+	b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+}

@@ -1,0 +1,216 @@
+package bench
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/credsync/credsync/adapters/databrain"
+	"github.com/credsync/credsync/adapters/felt"
+	"github.com/credsync/credsync/adapters/rivergen"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name holds spaces and a ')': fields are counted after the last ')'.
+	line := "4242 (cred sync) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 25 0 0 20 0 9 0 100 1000 200 0\n"
+	d, err := parseStatCPU([]byte(line))
+	require.NoError(t, err)
+	assert.Equal(t, 175*clockTick, d)
+
+	_, err = parseStatCPU([]byte("4242 no-paren S 1"))
+	assert.Error(t, err)
+	_, err = parseStatCPU([]byte("4242 (x) S 1 2"))
+	assert.Error(t, err)
+}
+
+func TestParseStatusMem(t *testing.T) {
+	status := "Name:\tcredsync\nVmPeak:\t  900000 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\nThreads:\t9\n"
+	rss, hwm, err := parseStatusMem([]byte(status))
+	require.NoError(t, err)
+	assert.Equal(t, int64(20<<20), rss)
+	assert.Equal(t, int64(40<<20), hwm)
+
+	_, _, err = parseStatusMem([]byte("Name:\tx\nVmRSS:\t 1 kB\n"))
+	assert.Error(t, err, "VmHWM missing")
+}
+
+func TestOwnProcessStats(t *testing.T) {
+	_, err := CPUTime(1) // pid 1 exists on Linux
+	require.NoError(t, err)
+	_, hwm, err := MemStatus(os.Getpid())
+	require.NoError(t, err)
+	assert.Positive(t, hwm)
+}
+
+func TestRiverGenBound(t *testing.T) {
+	ms := time.Millisecond
+	assert.Equal(t, 100*ms, riverGenBound(1, 64, 2, 50*ms))
+	assert.Equal(t, 100*ms, riverGenBound(64, 64, 2, 50*ms))
+	assert.Equal(t, 200*ms, riverGenBound(65, 64, 2, 50*ms))
+	assert.Equal(t, 157*2*50*ms, riverGenBound(10000, 64, 2, 50*ms)) // 15.7 s
+	assert.Equal(t, 157*50*ms, riverGenBound(10000, 64, 1, 50*ms))
+	assert.Zero(t, riverGenBound(10000, 64, 2, 0))
+}
+
+func TestWarehouseChains(t *testing.T) {
+	ms := time.Millisecond
+	c := warehouseChains(50*ms, 10*ms, true, 2)
+	assert.Equal(t, 50*ms+100*ms+10*ms, c[felt.Vendor], "update + 2 polls + 1 interval")
+	assert.Equal(t, 50*ms, c[databrain.Vendor])
+	assert.Equal(t, 100*ms, c[rivergen.Vendor])
+
+	c = warehouseChains(50*ms, 10*ms, false, 0)
+	assert.Equal(t, 50*ms, c[felt.Vendor])
+	assert.Equal(t, 50*ms, c[rivergen.Vendor])
+}
+
+func TestPercentileAndMedian(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 100; i++ {
+		s = append(s, time.Duration(i))
+	}
+	assert.Equal(t, time.Duration(50), percentile(s, 0.5))
+	assert.Equal(t, time.Duration(99), percentile(s, 0.99))
+	assert.Equal(t, time.Duration(1), percentile(s[:1], 0.99))
+	assert.Equal(t, time.Duration(2), median([]time.Duration{3, 1, 2}))
+	assert.Zero(t, median(nil))
+}
+
+func TestParseFlags(t *testing.T) {
+	ns, err := ParseInts("1, 3,10000")
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 3, 10000}, ns)
+	ns, err = ParseInts("none")
+	require.NoError(t, err)
+	assert.Empty(t, ns)
+	_, err = ParseInts("10k")
+	assert.Error(t, err)
+
+	ds, err := ParseDurations("0,50ms,5")
+	require.NoError(t, err)
+	assert.Equal(t, []time.Duration{0, 50 * time.Millisecond, 5 * time.Millisecond}, ds)
+	_, err = ParseDurations("fast")
+	assert.Error(t, err)
+
+	v, err := ParseVerify("both")
+	require.NoError(t, err)
+	assert.Equal(t, []bool{true, false}, v)
+	_, err = ParseVerify("maybe")
+	assert.Error(t, err)
+}
+
+func TestApplyQuick(t *testing.T) {
+	o := Defaults()
+	o.Throughput = true
+	o.ApplyQuick()
+	assert.Equal(t, []int{1, 3, 10}, o.Ns)
+	assert.Equal(t, []time.Duration{0, 20 * time.Millisecond}, o.Latencies)
+	assert.Equal(t, 1, o.Repeat)
+	assert.LessOrEqual(t, o.Count, 40)
+	require.NoError(t, o.Validate())
+}
+
+func TestValidate(t *testing.T) {
+	o := Defaults()
+	o.Ns = []int{0}
+	assert.Error(t, o.Validate())
+	o = Defaults()
+	o.Throughput, o.Stores = true, []string{"mysql"}
+	assert.Error(t, o.Validate())
+}
+
+func TestScriptsHoldNoSecret(t *testing.T) {
+	for _, s := range []string{riverGenScript(3, true), riverGenScript(3, false), warehouseScript(true, 10*time.Millisecond)} {
+		assert.Contains(t, s, "$NEW_PASSWORD")
+		assert.Contains(t, s, "set -euo pipefail")
+		assert.NotContains(t, s, "pw-")
+	}
+	assert.Equal(t, 3, strings.Count(riverGenScript(3, false), "curl "))
+	assert.Equal(t, 6, strings.Count(riverGenScript(3, true), "curl "))
+}
+
+func TestParsePerfReport(t *testing.T) {
+	text := `# Samples: 1K of event 'cpu-clock:ppp'
+#
+# Overhead  Symbol
+# ........  ......
+#
+    12.50%  [.] runtime.scanobject - -
+     3.10%  [k] _raw_spin_unlock_irqrestore
+`
+	lines, samples, err := parsePerfReport(text)
+	require.NoError(t, err)
+	assert.Equal(t, "Samples: 1K of event 'cpu-clock:ppp'", samples)
+	assert.Equal(t, []string{" 12.50%  runtime.scanobject", "  3.10%  _raw_spin_unlock_irqrestore"}, lines)
+
+	children := "    40.00%     1.00%  [.] github.com/credsync/credsync/core.(*Engine).runTarget\n"
+	lines, _, err = parsePerfReport(children)
+	require.NoError(t, err)
+	assert.Equal(t, []string{" 40.00%  github.com/credsync/credsync/core.(*Engine).runTarget"}, lines)
+
+	_, _, err = parsePerfReport("# nothing\n")
+	assert.Error(t, err)
+}
+
+func TestVerdictsWithoutMeasurements(t *testing.T) {
+	rep := &Report{}
+	for _, v := range rep.Verdicts() {
+		assert.False(t, v.Known, v.Target)
+		assert.Contains(t, v.Measured, "not measured")
+	}
+	rep.Throughput = []*ThroughputResult{{Store: "sqlite", Accepted: 1000, Submit: time.Second, Callers: 64}}
+	var sqlite Verdict
+	for _, v := range rep.Verdicts() {
+		if strings.Contains(v.Target, "SQLite") {
+			sqlite = v
+		}
+	}
+	assert.True(t, sqlite.Known)
+	assert.True(t, sqlite.Met, "1000/s >= 500/s")
+}
+
+func TestParseProcStat(t *testing.T) {
+	s, err := parseProcStat([]byte("77 (postgres) S 42 77 77 0 -1 4194560 1 0 0 0 10 5 3 2 20 0 1 0 100 1000 200\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 77, s.pid)
+	assert.Equal(t, 42, s.ppid)
+	assert.Equal(t, "postgres", s.comm)
+	assert.Equal(t, 15*clockTick, s.cpu)
+	assert.Equal(t, 5*clockTick, s.children)
+	assert.Zero(t, ChildCPU(os.Getpid(), "no-such-command"))
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP credsync_store_operation_duration_seconds Rotation store operations.
+# TYPE credsync_store_operation_duration_seconds histogram
+credsync_store_operation_duration_seconds_bucket{op="UpdateTarget",result="ok",le="0.001"} 3
+credsync_store_operation_duration_seconds_sum{op="UpdateTarget",result="ok"} 0.5
+credsync_store_operation_duration_seconds_count{op="UpdateTarget",result="ok"} 10
+credsync_store_operation_duration_seconds_sum{op="UpdateTarget",result="error"} 0.5
+credsync_store_operation_duration_seconds_count{op="UpdateTarget",result="error"} 10
+credsync_store_operation_duration_seconds_sum{op="ClaimTarget",result="ok"} 0.1
+credsync_store_operation_duration_seconds_count{op="ClaimTarget",result="ok"} 5
+credsync_vendor_request_duration_seconds_sum{vendor="rivergen",platform="rivergen",op="update",class="2xx"} 2
+credsync_vendor_request_duration_seconds_count{vendor="rivergen",platform="rivergen",op="update",class="2xx"} 40
+credsync_api_requests_total{route="/v1/rotations",code="202"} 7
+`
+	m, err := parseMetrics(text)
+	require.NoError(t, err)
+	assert.Equal(t, OpStat{Op: "UpdateTarget", Count: 20, Sum: time.Second}, m["store UpdateTarget"])
+	assert.Equal(t, 50*time.Millisecond, m["store UpdateTarget"].Mean())
+	assert.Equal(t, OpStat{Op: "update", Count: 40, Sum: 2 * time.Second}, m["vendor update"])
+	assert.Equal(t, []string{"UpdateTarget", "ClaimTarget"}, []string{m.list("store")[0].Op, m.list("store")[1].Op})
+	assert.Equal(t, 1100*time.Millisecond, m.total("store"))
+
+	base := opStats{"store UpdateTarget": {Op: "UpdateTarget", Count: 5, Sum: 250 * time.Millisecond}}
+	d := m.sub(base)
+	assert.Equal(t, 15.0, d["store UpdateTarget"].Count)
+	assert.Equal(t, 750*time.Millisecond, d["store UpdateTarget"].Sum)
+
+	_, err = parseMetrics("credsync_store_operation_duration_seconds_sum{op=\"x\"} notanumber\n")
+	assert.Error(t, err)
+}
