@@ -188,3 +188,43 @@ func TestAuditTrail(t *testing.T) {
 		require.NotContains(t, e.Detail, "audit-secret")
 	}
 }
+
+// uncertainClaimStore lands the first claim in the store but answers it with an error, as a
+// PostgreSQL commit does when the connection drops after the server committed.
+type uncertainClaimStore struct {
+	*memstore.Store
+	failed   bool
+	released []string
+}
+
+func (s *uncertainClaimStore) ClaimTarget(ctx context.Context, source, target string, seq int64, id string, ttl time.Duration) (core.ClaimResult, error) {
+	res, err := s.Store.ClaimTarget(ctx, source, target, seq, id, ttl)
+	if !s.failed {
+		s.failed = true
+		return res, errors.New("commit: connection reset by peer")
+	}
+	return res, err
+}
+
+func (s *uncertainClaimStore) ReleaseTarget(ctx context.Context, source, target, id string) error {
+	s.released = append(s.released, id)
+	return s.Store.ReleaseTarget(ctx, source, target, id)
+}
+
+func TestClaimWithUncertainCommitIsReleased(t *testing.T) {
+	st := &uncertainClaimStore{Store: memstore.New()}
+	a := &fakeAdapter{accepts: types}
+	slow := plat
+	slow.Timeout = time.Minute // a leaked claim would block the target for a minute
+	h := newHarness(t, []core.Platform{slow}, map[string]*fakeAdapter{"p-a": a}, func(c *core.EngineConfig) {
+		c.Store = st
+	})
+	first := h.rotate(t, pw("first"))
+	require.Equal(t, core.RotationFailed, first.Status, "a store error while claiming fails the target")
+	require.Zero(t, a.calls(), "nothing is sent without a claim")
+	require.Contains(t, st.released, first.ID, "the claim that may have landed is released")
+
+	second := h.rotate(t, pw("second")) // h.rotate waits at most 10s
+	require.Equal(t, core.RotationSucceeded, second.Status, "the next rotation is not blocked by the first one's claim")
+	require.Equal(t, []string{`{"password":"second"}`}, a.got)
+}

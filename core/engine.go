@@ -843,7 +843,7 @@ func (e *Engine) update(ctx context.Context, r *run, fn func(*Rotation)) {
 	if r.lost {
 		return
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	sctx, cancel := storeContext(ctx)
 	defer cancel()
 	if err := e.store.UpdateRotation(sctx, r.rot.Clone()); err != nil {
 		e.log.Error("store: record rotation state", zap.String("rotation_id", r.rot.ID), zap.Error(err))
@@ -866,7 +866,7 @@ func (e *Engine) updateTarget(ctx context.Context, r *run, idx int, fn func(*Tar
 	if lost {
 		return t
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	sctx, cancel := storeContext(ctx)
 	defer cancel()
 	if err := e.store.UpdateTarget(sctx, id, idx, t); err != nil {
 		e.log.Error("store: record target state", zap.String("rotation_id", id), zap.String("target", t.Name), zap.Error(err))
@@ -937,11 +937,7 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 		if err := e.claim(gctx, source, w.target.Name, seq, r.rot.ID, claimTTL); err != nil {
 			return nil, err
 		}
-		return func() {
-			if err := e.store.ReleaseTarget(context.WithoutCancel(gctx), source, w.target.Name, r.rot.ID); err != nil {
-				e.log.Warn("store: release target claim", zap.String("rotation_id", r.rot.ID), zap.String("target", w.target.Name), zap.Error(err))
-			}
-		}, nil
+		return func() { e.release(gctx, source, w.target.Name, r.rot.ID) }, nil
 	}
 	n, retry, err = e.withRetry(tctx, p, "update", gate, func(actx context.Context) (bool, error) {
 		return w.target.Adapter.Send(actx, w.req)
@@ -961,10 +957,16 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 }
 
 // claim waits until the store grants this rotation the target, or says a newer one has it.
+// The store call is not canceled with ctx: a claim whose commit lands on the server while its
+// caller gives up would block every later rotation of the target until the claim expires. For
+// the same reason a claim that failed is released, since it may have landed all the same.
 func (e *Engine) claim(ctx context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) error {
 	for {
-		res, err := e.store.ClaimTarget(ctx, source, target, seq, rotationID, ttl)
+		sctx, cancel := storeContext(ctx)
+		res, err := e.store.ClaimTarget(sctx, source, target, seq, rotationID, ttl)
+		cancel()
 		if err != nil {
+			e.release(ctx, source, target, rotationID)
 			return fmt.Errorf("store: claim target: %w", err)
 		}
 		switch res {
@@ -977,6 +979,24 @@ func (e *Engine) claim(ctx context.Context, source, target string, seq int64, ro
 			return err
 		}
 	}
+}
+
+// release gives up this rotation's claim on the target; releasing a claim not held is a no-op.
+func (e *Engine) release(ctx context.Context, source, target, rotationID string) {
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if err := e.store.ReleaseTarget(sctx, source, target, rotationID); err != nil {
+		e.log.Warn("store: release target claim", zap.String("rotation_id", rotationID), zap.String("target", target), zap.Error(err))
+	}
+}
+
+// storeCallTimeout bounds a store write that must finish even when its caller was canceled.
+const storeCallTimeout = 10 * time.Second
+
+// storeContext is ctx's values without its cancellation, bounded by storeCallTimeout: for store
+// writes that record what already happened and must not be cut off half way.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeCallTimeout)
 }
 
 func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int, ver Verification, err error, retry bool, secrets []string) {
