@@ -425,6 +425,13 @@ func (e *Engine) resume(ctx context.Context, id string) {
 			ws = append(ws, work{idx: i, target: t, req: req})
 		}
 	}
+	// The targets settled here (removed, no credential) are written now; execute writes only
+	// the rotation's status and the rows of the targets it runs.
+	if err := e.store.UpdateRotation(ctx, rot); err != nil {
+		e.log.Error("resume: record rotation", zap.String("rotation_id", id), zap.Error(err))
+		_ = e.store.ReleaseLease(ctx, id, e.cfg.Owner) // taken up again by the next orphan sweep
+		return
+	}
 	e.log.Info("resuming rotation", zap.String("rotation_id", id), zap.String("source", rot.Source), zap.Int("targets", len(ws)))
 	e.audit(AuditEvent{Action: "rotation.resumed", Source: rot.Source, RotationID: id, Detail: fmt.Sprintf("%d target(s) to send", len(ws))})
 	e.launch(rot, cred, ws)
@@ -742,7 +749,7 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	defer e.wg.Done()
 	defer r.cancel()
 	e.cfg.Observer.RotationStarted()
-	e.update(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
+	e.setStatus(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
 
 	// A bounded pool of workers rather than a goroutine per target: a 10,000-target fan-out
 	// would otherwise park 10,000 goroutines (and their stacks) on 64 platform slots. Twice the
@@ -770,7 +777,7 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	interrupted := e.cfg.DurableStore && errors.Is(e.ctx.Err(), context.Canceled) && e.isClosing()
 	var final *Rotation
 	if !lost && !interrupted {
-		e.update(ctx, r, func(rot *Rotation) {
+		e.setStatus(ctx, r, func(rot *Rotation) {
 			if rot.Status = Outcome(rot.Targets); rot.Status.Finished() {
 				now := e.clock.Now().UTC()
 				rot.FinishedAt = &now
@@ -833,20 +840,26 @@ func (e *Engine) finished(ctx context.Context, final *Rotation) {
 	}
 }
 
-// update applies fn to the rotation and writes the result to the store, in order: the lock is
-// held across the write so that two targets' updates cannot reach the store swapped. Nothing is
-// written once the lease is lost.
-func (e *Engine) update(ctx context.Context, r *run, fn func(*Rotation)) {
+// setStatus applies fn to the rotation and writes its status and finish time; its targets'
+// rows are written by their own goroutines (updateTarget), so this is one row whatever the
+// fan-out. Only execute calls it, in order. Nothing is written once the lease is lost.
+func (e *Engine) setStatus(ctx context.Context, r *run, fn func(*Rotation)) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	fn(r.rot)
-	if r.lost {
+	id, status, lost := r.rot.ID, r.rot.Status, r.lost
+	var finished *time.Time
+	if r.rot.FinishedAt != nil {
+		t := *r.rot.FinishedAt
+		finished = &t
+	}
+	r.mu.Unlock()
+	if lost {
 		return
 	}
 	sctx, cancel := storeContext(ctx)
 	defer cancel()
-	if err := e.store.UpdateRotation(sctx, r.rot.Clone()); err != nil {
-		e.log.Error("store: record rotation state", zap.String("rotation_id", r.rot.ID), zap.Error(err))
+	if err := e.store.SetRotationStatus(sctx, id, status, finished); err != nil {
+		e.log.Error("store: record rotation status", zap.String("rotation_id", id), zap.Error(err))
 	}
 }
 

@@ -87,6 +87,9 @@ type Store interface {
 	CreateRotation(ctx context.Context, n NewRotation) (*IdempotencyHit, error)
 	// UpdateRotation replaces a rotation's status, finish time and targets.
 	UpdateRotation(ctx context.Context, r *Rotation) error
+	// SetRotationStatus writes a rotation's status and finish time alone, leaving its targets
+	// as their own UpdateTarget calls wrote them: one row, however many targets.
+	SetRotationStatus(ctx context.Context, id string, status RotationStatus, finishedAt *time.Time) error
 	// UpdateTarget replaces one target's state (its index in Rotation.Targets): the write a
 	// target's progress costs, whatever the number of targets.
 	UpdateTarget(ctx context.Context, rotationID string, idx int, t TargetResult) error

@@ -142,6 +142,11 @@ func (t *timedStore) UpdateRotation(ctx context.Context, r *core.Rotation) (err 
 	return t.Store.UpdateRotation(ctx, r)
 }
 
+func (t *timedStore) SetRotationStatus(ctx context.Context, id string, status core.RotationStatus, finishedAt *time.Time) (err error) {
+	defer func(start time.Time) { t.observe("set_rotation_status", start, err) }(time.Now())
+	return t.Store.SetRotationStatus(ctx, id, status, finishedAt)
+}
+
 func (t *timedStore) UpdateTarget(ctx context.Context, id string, idx int, tr core.TargetResult) (err error) {
 	defer func(start time.Time) { t.observe("update_target", start, err) }(time.Now())
 	return t.Store.UpdateTarget(ctx, id, idx, tr)

@@ -92,6 +92,23 @@ func (s *Store) UpdateRotation(_ context.Context, r *core.Rotation) error {
 	return nil
 }
 
+// SetRotationStatus implements core.Store.
+func (s *Store) SetRotationStatus(_ context.Context, id string, status core.RotationStatus, finishedAt *time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
+	if !ok {
+		return fmt.Errorf("rotation %s: %w", id, core.ErrNotFound)
+	}
+	e.rot.Status = status
+	e.rot.FinishedAt = nil
+	if finishedAt != nil {
+		t := *finishedAt
+		e.rot.FinishedAt = &t
+	}
+	return nil
+}
+
 // UpdateTarget implements core.Store.
 func (s *Store) UpdateTarget(_ context.Context, id string, idx int, t core.TargetResult) error {
 	s.mu.Lock()

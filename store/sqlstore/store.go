@@ -233,6 +233,23 @@ func (s *Store) UpdateRotation(ctx context.Context, r *core.Rotation) error {
 	return nil
 }
 
+// SetRotationStatus implements core.Store: one statement on the rotation's row.
+func (s *Store) SetRotationStatus(ctx context.Context, id string, status core.RotationStatus, finishedAt *time.Time) error {
+	var n int64
+	err := s.b.inTx(ctx, func(q querier) error {
+		var err error
+		n, err = q.exec(ctx, `UPDATE rotations SET status = $2, finished_at = $3 WHERE id = $1`, id, string(status), finishedArg(finishedAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: set status of rotation %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: set status of rotation %s: %w", id, core.ErrNotFound)
+	}
+	return nil
+}
+
 // UpdateTarget implements core.Store: it replaces one target's row.
 func (s *Store) UpdateTarget(ctx context.Context, rotationID string, idx int, t core.TargetResult) error {
 	b, err := json.Marshal(t)

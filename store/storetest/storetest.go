@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"RoundTrip", testRoundTrip},
 		{"Update", testUpdate},
 		{"UpdateTarget", testUpdateTarget},
+		{"SetRotationStatus", testSetRotationStatus},
 		{"ManyTargets", testManyTargets},
 		{"NotFound", testNotFound},
 		{"List", testList},
@@ -985,6 +986,28 @@ func testUpdateTarget(t *testing.T, s core.Store) {
 	requireSameRotation(t, other, o)
 	require.ErrorIs(t, s.UpdateTarget(ctx, r.ID, len(r.Targets), tr), core.ErrNotFound, "no such target")
 	require.ErrorIs(t, s.UpdateTarget(ctx, "rot_nope", 0, tr), core.ErrNotFound, "no such rotation")
+}
+
+func testSetRotationStatus(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	r := rot(1, "a")
+	create(t, s, core.NewRotation{Rotation: r})
+	tr := r.Targets[0]
+	tr.Status, tr.Attempts, tr.Verified = core.TargetSucceeded, 1, true
+	require.NoError(t, s.UpdateTarget(ctx, r.ID, 0, tr))
+
+	require.NoError(t, s.SetRotationStatus(ctx, r.ID, core.RotationRunning, nil))
+	got := get(t, s, r.ID)
+	require.Equal(t, core.RotationRunning, got.Status)
+	require.Nil(t, got.FinishedAt)
+
+	fin := base.Add(time.Hour)
+	require.NoError(t, s.SetRotationStatus(ctx, r.ID, core.RotationSucceeded, &fin))
+	r.Targets[0] = tr
+	r.Status, r.FinishedAt, r.Seq = core.RotationSucceeded, &fin, 1
+	requireSameRotation(t, r, get(t, s, r.ID)) // the targets are left as UpdateTarget wrote them
+
+	require.ErrorIs(t, s.SetRotationStatus(ctx, "rot_nope", core.RotationFailed, &fin), core.ErrNotFound)
 }
 
 func testManyTargets(t *testing.T, s core.Store) {
