@@ -228,3 +228,20 @@ func TestClaimWithUncertainCommitIsReleased(t *testing.T) {
 	require.Equal(t, core.RotationSucceeded, second.Status, "the next rotation is not blocked by the first one's claim")
 	require.Equal(t, []string{`{"password":"second"}`}, a.got)
 }
+
+func TestCallInFlightIsRecordedBeforeItIsSent(t *testing.T) {
+	st := memstore.New()
+	hang := &fakeAdapter{accepts: types, script: []step{{wait: time.Hour}}}
+	h := newHarness(t, []core.Platform{plat}, map[string]*fakeAdapter{"p-a": hang}, func(c *core.EngineConfig) {
+		c.Store = st
+	})
+	rot, _, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("x")})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return hang.calls() == 1 }, 5*time.Second, 5*time.Millisecond)
+	stored, err := st.GetRotation(context.Background(), rot.ID)
+	require.NoError(t, err)
+	tr := stored.Targets[0]
+	require.Equal(t, core.TargetRunning, tr.Status, "a crash now resumes this target")
+	require.Equal(t, 1, tr.Attempts, "the call in flight is counted")
+	require.NotNil(t, tr.StartedAt)
+}

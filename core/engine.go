@@ -605,7 +605,9 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool
 		}
 	}
 	hit, err := e.store.CreateRotation(ctx, NewRotation{Rotation: rot, SealedCredential: sealed, Owner: e.cfg.Owner,
-		LeaseTTL: e.cfg.LeaseTTL, Actor: req.Actor, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash})
+		LeaseTTL: e.cfg.LeaseTTL, Actor: req.Actor, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash,
+		Audit: &AuditEvent{At: e.clock.Now().UTC(), Actor: req.Actor, Action: "rotation.submitted", Source: src.Name, RotationID: rot.ID,
+			Detail: fmt.Sprintf("%s to %d target(s)", req.Credential.Type, len(ws))}})
 	if err != nil {
 		return nil, false, fmt.Errorf("record rotation: %w", err)
 	}
@@ -621,8 +623,6 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool
 	}
 	e.log.Info("rotation accepted", zap.String("rotation_id", rot.ID), zap.String("source", src.Name), zap.Int64("seq", rot.Seq),
 		zap.String("credential_type", string(req.Credential.Type)), zap.Int("targets", len(ws)), zap.String("actor", req.Actor))
-	e.audit(AuditEvent{Actor: req.Actor, Action: "rotation.submitted", Source: src.Name, RotationID: rot.ID,
-		Detail: fmt.Sprintf("%s to %d target(s)", req.Credential.Type, len(ws))})
 	e.supersedeLocal(rot)
 	snapshot := rot.Clone()
 	if !e.launch(rot, req.Credential, ws) {
@@ -936,10 +936,6 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 		return
 	}
 
-	e.updateTarget(ctx, r, w.idx, func(t *TargetResult) {
-		now := e.clock.Now().UTC()
-		t.Status, t.StartedAt = TargetRunning, &now
-	})
 	claimTTL := p.Timeout + time.Second // the call cannot outlive its attempt timeout
 	first := attempts
 	n := 0
@@ -955,8 +951,16 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 	n, retry, err = e.withRetry(tctx, p, "update", gate, func(actx context.Context) (bool, error) {
 		return w.target.Adapter.Send(actx, w.req)
 	}, func(n int) {
+		// Written once the target is claimed and before the call: the store knows the call
+		// may be in flight, and counts it. The outcome is written by finishTarget.
 		attempts = first + n
-		e.updateTarget(ctx, r, w.idx, func(t *TargetResult) { t.Attempts = first + n })
+		e.updateTarget(ctx, r, w.idx, func(t *TargetResult) {
+			if n == 1 {
+				now := e.clock.Now().UTC()
+				t.StartedAt = &now
+			}
+			t.Status, t.Attempts = TargetRunning, attempts
+		})
 	})
 	attempts = first + n
 	if err != nil {
@@ -1063,7 +1067,7 @@ type gateFunc func(ctx context.Context) (release func(), err error)
 // first waits out a pause of the platform (after a 429) and its rate limit, then holds a slot of
 // the platform's concurrency bound only while the call is in flight. op is "update" (with the
 // per-attempt timeout) or "verify" (bounded by the adapter and the deadline).
-func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate gateFunc, fn func(context.Context) (bool, error), onAttempt func(int)) (int, bool, error) {
+func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate gateFunc, fn func(context.Context) (bool, error), beforeAttempt func(int)) (int, bool, error) {
 	perAttemptTimeout := op == "update"
 	var lastErr error
 	for n := 1; ; n++ {
@@ -1080,6 +1084,9 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate 
 				return n - 1, true, lastErr
 			}
 			release = rel
+		}
+		if beforeAttempt != nil {
+			beforeAttempt(n)
 		}
 		if err := e.admit(ctx, p); err != nil {
 			release()
@@ -1108,9 +1115,6 @@ func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate 
 		}
 		<-p.sem
 		release()
-		if onAttempt != nil {
-			onAttempt(n)
-		}
 		if err == nil {
 			return n, false, nil
 		}

@@ -35,6 +35,9 @@ type NewRotation struct {
 	Actor          string
 	IdempotencyKey string
 	RequestHash    string
+	// Audit, when set, is appended with the rotation, atomically: a rotation is never stored
+	// without the event that says who submitted it.
+	Audit *AuditEvent
 }
 
 // IdempotencyHit is a key already used: which rotation it created and for which request.

@@ -75,6 +75,9 @@ func (s *Store) CreateRotation(_ context.Context, n core.NewRotation) (*core.Ide
 	if n.IdempotencyKey != "" {
 		s.idem[n.Actor+"\x00"+n.IdempotencyKey] = core.IdempotencyHit{RotationID: r.ID, RequestHash: n.RequestHash}
 	}
+	if n.Audit != nil {
+		s.audit = append(s.audit, *n.Audit)
+	}
 	return nil, nil
 }
 

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,11 +17,10 @@ import (
 
 // querier runs statements, inside a transaction or on their own. Queries are written once for
 // both dialects with PostgreSQL's $1 placeholders (modernc's SQLite binds $N positionally too)
-// and three tokens that dialect.rewrite replaces:
+// and two tokens that dialect.rewrite replaces:
 //
 //	@now        the current time in microseconds: the database's clock on PostgreSQL, this
 //	            process's clock on SQLite (one machine, one clock)
-//	@forupdate  FOR UPDATE on PostgreSQL, nothing on SQLite (its write transactions are exclusive)
 //	@skiplocked FOR UPDATE SKIP LOCKED on PostgreSQL, nothing on SQLite
 type querier interface {
 	exec(ctx context.Context, q string, args ...any) (int64, error)
@@ -45,6 +45,10 @@ type backend interface {
 	// inTx runs fn in one write transaction: BEGIN IMMEDIATE on SQLite (one writer at a time,
 	// also across processes), READ COMMITTED on PostgreSQL. fn's error rolls it back.
 	inTx(ctx context.Context, fn func(q querier) error) error
+	// write runs one statement as a transaction of its own and returns the rows it changed.
+	write(ctx context.Context, s string, args ...any) (int64, error)
+	// writeRow is write for a statement that returns one row, scanned into dest.
+	writeRow(ctx context.Context, dest []any, s string, args ...any) error
 	ping(ctx context.Context) error
 	close() error
 }
@@ -71,14 +75,12 @@ const pgNow = "(CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT))
 func (d dialect) rewrite(q string, args []any) (string, []any) {
 	if d == dialectPostgres {
 		q = strings.ReplaceAll(q, "@now", pgNow)
-		q = strings.ReplaceAll(q, "@forupdate", "FOR UPDATE")
 		return strings.ReplaceAll(q, "@skiplocked", "FOR UPDATE SKIP LOCKED"), args
 	}
 	if strings.Contains(q, "@now") {
 		args = append(args[:len(args):len(args)], time.Now().UnixMicro())
 		q = strings.ReplaceAll(q, "@now", "$"+strconv.Itoa(len(args)))
 	}
-	q = strings.ReplaceAll(q, "@forupdate", "")
 	return strings.ReplaceAll(q, "@skiplocked", ""), args
 }
 
@@ -129,9 +131,7 @@ type sqliteBackend struct {
 	// Group commit: write transactions that arrive while one commits are queued and run
 	// together in the next transaction, each in its own savepoint, so that one fsync serves
 	// them all. Every caller still returns only after its own writes are committed.
-	mu      sync.Mutex
-	pending []*txRequest
-	leading bool
+	group *grouper[*txRequest]
 }
 
 type txRequest struct {
@@ -141,43 +141,15 @@ type txRequest struct {
 }
 
 func newSQLiteBackend(db *sql.DB) *sqliteBackend {
-	return &sqliteBackend{sqlQuerier: sqlQuerier{db}, db: db, writer: make(chan struct{}, 1)}
+	b := &sqliteBackend{sqlQuerier: sqlQuerier{db}, db: db, writer: make(chan struct{}, 1)}
+	b.group = &grouper[*txRequest]{run: b.commitGroup}
+	return b
 }
-
-// maxGroup bounds how many queued write transactions one commit carries.
-const maxGroup = 256
 
 func (b *sqliteBackend) inTx(ctx context.Context, fn func(q querier) error) error {
 	done := make(chan error, 1)
-	req := &txRequest{ctx: ctx, fn: fn, done: done}
-	b.mu.Lock()
-	b.pending = append(b.pending, req)
-	lead := !b.leading
-	b.leading = true
-	b.mu.Unlock()
-	if lead {
-		b.lead()
-	}
+	b.group.add(&txRequest{ctx: ctx, fn: fn, done: done})
 	return <-done
-}
-
-// lead commits queued groups until the queue is empty.
-func (b *sqliteBackend) lead() {
-	for {
-		b.mu.Lock()
-		batch := b.pending
-		if len(batch) > maxGroup {
-			batch = batch[:maxGroup]
-		}
-		b.pending = b.pending[len(batch):]
-		if len(batch) == 0 {
-			b.leading = false
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-		b.commitGroup(batch)
-	}
 }
 
 func (b *sqliteBackend) commitGroup(batch []*txRequest) {
@@ -238,12 +210,88 @@ func (b *sqliteBackend) commitGroup(batch []*txRequest) {
 	}
 }
 
+// write joins the group commit: on SQLite a write outside it would contend for the one writer.
+func (b *sqliteBackend) write(ctx context.Context, s string, args ...any) (int64, error) {
+	var n int64
+	err := b.inTx(ctx, func(q querier) error {
+		var err error
+		n, err = q.exec(ctx, s, args...)
+		return err
+	})
+	return n, err
+}
+
+func (b *sqliteBackend) writeRow(ctx context.Context, dest []any, s string, args ...any) error {
+	return b.inTx(ctx, func(q querier) error { return q.queryRow(ctx, s, args...).Scan(dest...) })
+}
+
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
 func (b *sqliteBackend) close() error                   { return b.db.Close() }
 
+// ---- group commit, shared by both backends ----
+
+// maxGroup bounds how many queued requests one batch carries.
+const maxGroup = 256
+
+// grouper queues requests that arrive while a batch is being written and hands them to run as
+// the next batch. The caller that finds no batch running leads: it runs batches until the
+// queue is empty. run must answer every request of its batch.
+type grouper[R any] struct {
+	run     func([]R)
+	mu      sync.Mutex
+	pending []R
+	leading bool
+}
+
+func (g *grouper[R]) add(r R) {
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	lead := !g.leading
+	g.leading = true
+	g.mu.Unlock()
+	if !lead {
+		return
+	}
+	for {
+		g.mu.Lock()
+		batch := g.pending
+		if len(batch) > maxGroup {
+			batch = batch[:maxGroup]
+		}
+		g.pending = g.pending[len(batch):]
+		if len(batch) == 0 {
+			g.leading = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		g.run(batch)
+	}
+}
+
 // ---- PostgreSQL (pgx) ----
 
-type pgBackend struct{ pool *pgxpool.Pool }
+type pgBackend struct {
+	pool *pgxpool.Pool
+	// Single-statement writes that arrive while a batch is in flight are queued and sent
+	// together as the next batch: one round trip and one commit for all of them (see write).
+	group *grouper[*pgWrite]
+}
+
+func newPGBackend(pool *pgxpool.Pool) *pgBackend {
+	b := &pgBackend{pool: pool}
+	b.group = &grouper[*pgWrite]{run: b.writeBatch}
+	return b
+}
+
+type pgWrite struct {
+	ctx  context.Context
+	sql  string
+	args []any
+	dest []any // the returned row is scanned into dest; nil: no row
+	n    int64
+	done chan error
+}
 
 func (b *pgBackend) exec(ctx context.Context, s string, args ...any) (int64, error) {
 	return pgQuerier{b.pool}.exec(ctx, s, args...)
@@ -270,6 +318,101 @@ func (b *pgBackend) inTx(ctx context.Context, fn func(q querier) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// write runs one statement as a transaction of its own. Statements queued while a batch is in
+// flight go together in the next one: a pipeline ending in a single Sync, which PostgreSQL runs
+// as one implicit transaction. The caller returns once its statement is committed.
+func (b *pgBackend) write(ctx context.Context, s string, args ...any) (int64, error) {
+	w := b.queue(ctx, nil, s, args)
+	return w.n, <-w.done
+}
+
+func (b *pgBackend) writeRow(ctx context.Context, dest []any, s string, args ...any) error {
+	return <-b.queue(ctx, dest, s, args).done
+}
+
+func (b *pgBackend) queue(ctx context.Context, dest []any, s string, args []any) *pgWrite {
+	s, args = dialectPostgres.rewrite(s, args)
+	w := &pgWrite{ctx: ctx, sql: s, args: args, dest: dest, done: make(chan error, 1)}
+	b.group.add(w)
+	return w
+}
+
+// pgBatchTimeout bounds one batch of writes. A batch is not canceled with any one caller:
+// the others' statements still commit.
+const pgBatchTimeout = 30 * time.Second
+
+func (b *pgBackend) writeBatch(ws []*pgWrite) {
+	live := ws[:0:0]
+	for _, w := range ws {
+		if err := w.ctx.Err(); err != nil {
+			w.done <- fmt.Errorf("waiting to write: %w", err)
+			continue
+		}
+		live = append(live, w)
+	}
+	if len(live) == 1 {
+		b.writeEach(live)
+		return
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgBatchTimeout)
+	defer cancel()
+	batch := &pgx.Batch{}
+	for _, w := range live {
+		batch.Queue(w.sql, w.args...)
+	}
+	br := b.pool.SendBatch(ctx, batch)
+	var err error
+	for _, w := range live {
+		if w.dest != nil {
+			if err = br.QueryRow().Scan(w.dest...); err != nil {
+				break
+			}
+			continue
+		}
+		var tag pgconn.CommandTag
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+		w.n = tag.RowsAffected()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		for _, w := range live {
+			w.done <- nil
+		}
+	case errors.As(err, &pgErr):
+		// A statement failed (or a deadlock with another replica aborted the batch), so the
+		// whole batch rolled back: send each statement alone, so that only its own caller
+		// sees its error.
+		b.writeEach(live)
+	default:
+		// The connection failed: whether the commit landed is unknown, so every caller gets
+		// the error (and the engine treats each write as uncertain).
+		for _, w := range live {
+			w.done <- fmt.Errorf("batch of %d writes: %w", len(live), err)
+		}
+	}
+}
+
+func (b *pgBackend) writeEach(ws []*pgWrite) {
+	for _, w := range ws {
+		if w.dest != nil {
+			w.done <- b.pool.QueryRow(w.ctx, w.sql, w.args...).Scan(w.dest...)
+			continue
+		}
+		tag, err := b.pool.Exec(w.ctx, w.sql, w.args...)
+		w.n = tag.RowsAffected()
+		w.done <- err
+	}
 }
 
 func (b *pgBackend) ping(ctx context.Context) error { return b.pool.Ping(ctx) }

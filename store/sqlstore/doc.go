@@ -42,8 +42,9 @@
 //   - ClaimOrphans is one UPDATE ... WHERE id IN (SELECT ... ORDER BY id LIMIT n FOR UPDATE
 //     SKIP LOCKED) RETURNING id on PostgreSQL: concurrent callers skip each other's rows and
 //     never return the same rotation.
-//   - ClaimTarget creates the (source, target) claim row if missing, else reads it FOR UPDATE
-//     and updates it only when granted, so two rotations never both get an in-flight grant.
+//   - ClaimTarget is one upsert of the (source, target) claim row whose DO UPDATE ... WHERE
+//     changes an existing row only when granting is allowed; the database serialises upserts
+//     of one row, so two rotations never both get an in-flight grant.
 //   - On PostgreSQL lease and claim expiry use the database's clock (clock_timestamp()), never
 //     the replica's, so replicas with skewed clocks agree on who holds what. On SQLite, one
 //     machine, the process clock is used.

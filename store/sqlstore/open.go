@@ -102,7 +102,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: postgres: %w", err)
 	}
-	s := &Store{b: &pgBackend{pool: pool}, dialect: dialectPostgres}
+	s := &Store{b: newPGBackend(pool), dialect: dialectPostgres}
 	cc := cfg.ConnConfig
 	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
 	if err := s.b.ping(ctx); err != nil {

@@ -362,3 +362,38 @@ func TestPostgresUsesDatabaseClock(t *testing.T) {
 		FROM rotations WHERE id = 'rot_0001'`).Scan(&skew))
 	require.Less(t, skew, 5.0)
 }
+
+// TestPostgresWriteBatch: writes that queue up go to PostgreSQL as one batch (one transaction);
+// a statement that fails aborts that transaction, and then each statement is sent alone, so the
+// failure reaches its own caller only and the others still commit.
+func TestPostgresWriteBatch(t *testing.T) {
+	s := openPostgres(t, pg.NewDatabase(t))
+	ctx := ctxT(t)
+	audit := func(detail string) sqlstore.Stmt {
+		return sqlstore.Stmt{SQL: `INSERT INTO audit_events (occurred_at, action, detail) VALUES (@now, 'test', $1)`, Args: []any{detail}}
+	}
+	count := func() int {
+		evs, err := s.ListAudit(ctx, core.AuditFilter{})
+		require.NoError(t, err)
+		return len(evs)
+	}
+
+	ns, errs := sqlstore.WriteBatch(ctx, s, []sqlstore.Stmt{audit("a"), audit("b"), audit("c")})
+	require.Equal(t, []error{nil, nil, nil}, errs)
+	require.Equal(t, []int64{1, 1, 1}, ns)
+	require.Equal(t, 3, count())
+
+	// PostgreSQL text cannot hold a NUL byte: the second statement fails.
+	ns, errs = sqlstore.WriteBatch(ctx, s, []sqlstore.Stmt{audit("d"), audit("bad\x00"), audit("e")})
+	require.NoError(t, errs[0])
+	require.Error(t, errs[1])
+	require.NoError(t, errs[2])
+	require.Equal(t, []int64{1, 0, 1}, ns)
+	require.Equal(t, 5, count(), "the statements around the failed one are committed")
+
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, errs = sqlstore.WriteBatch(canceled, s, []sqlstore.Stmt{audit("late")})
+	require.ErrorIs(t, errs[0], context.Canceled, "a caller that gave up while queued is not written")
+	require.Equal(t, 5, count())
+}

@@ -145,6 +145,9 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 	if r == nil {
 		return nil, errors.New("sqlstore: create rotation: no rotation")
 	}
+	if s.dialect == dialectPostgres && n.IdempotencyKey == "" {
+		return nil, s.createRotationPG(ctx, n)
+	}
 	var (
 		hit *core.IdempotencyHit
 		seq int64
@@ -176,6 +179,11 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 		}
 		if err := writeTargets(ctx, q, r.ID, r.Targets); err != nil {
 			return err
+		}
+		if n.Audit != nil {
+			if _, err := q.exec(ctx, appendAuditSQL, auditArgs(*n.Audit)...); err != nil {
+				return fmt.Errorf("append audit event: %w", err)
+			}
 		}
 		if n.IdempotencyKey == "" {
 			return nil
@@ -209,6 +217,50 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 	return nil, nil
 }
 
+// createRotationPG is CreateRotation without an idempotency key on PostgreSQL: one statement
+// (its data-modifying CTEs take the source's next sequence number and insert the rotation, its
+// targets and its audit event), so it joins the batch of queued writes: one round trip, no transaction of its own.
+func (s *Store) createRotationPG(ctx context.Context, n core.NewRotation) error {
+	r := n.Rotation
+	states := make([]string, len(r.Targets))
+	for i, t := range r.Targets {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("sqlstore: create rotation %s: encode target %d: %w", r.ID, i, err)
+		}
+		states[i] = string(b)
+	}
+	args := []any{r.ID, r.Source, string(r.Status), micros(r.CreatedAt), finishedArg(r.FinishedAt), r.Actor,
+		string(r.Type), sealedArg(n.SealedCredential), n.Owner, ttlMicros(n.LeaseTTL), states}
+	auditCTE := ""
+	if n.Audit != nil {
+		auditCTE = `,
+		aud AS (` + insertAudit(len(args)+1) + `)`
+		args = append(args, auditArgs(*n.Audit)...)
+	}
+	var seq int64
+	err := s.b.writeRow(ctx, []any{&seq}, `WITH next AS (
+			INSERT INTO source_seqs (source, last_seq) VALUES ($2, 1)
+			ON CONFLICT (source) DO UPDATE SET last_seq = source_seqs.last_seq + 1
+			RETURNING last_seq),
+		rot AS (
+			INSERT INTO rotations (id, source, seq, status, created_at, finished_at, actor,
+				credential_type, targets, sealed_credential, lease_owner, lease_until)
+			SELECT $1, $2, next.last_seq, $3, $4, $5, $6, $7, '[]', $8, NULLIF($9, ''),
+				CASE WHEN $9 = '' THEN NULL ELSE @now + $10 END
+			FROM next
+			RETURNING seq),
+		tgt AS (
+			INSERT INTO rotation_targets (rotation_id, idx, state)
+			SELECT $1, ord - 1, state FROM unnest($11::text[]) WITH ORDINALITY AS t(state, ord))`+auditCTE+`
+		SELECT seq FROM rot`, args...)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create rotation %s: %w", r.ID, err)
+	}
+	r.Seq = seq
+	return nil
+}
+
 // UpdateRotation implements core.Store: it replaces the status, finish time and targets.
 func (s *Store) UpdateRotation(ctx context.Context, r *core.Rotation) error {
 	var n int64
@@ -235,12 +287,7 @@ func (s *Store) UpdateRotation(ctx context.Context, r *core.Rotation) error {
 
 // SetRotationStatus implements core.Store: one statement on the rotation's row.
 func (s *Store) SetRotationStatus(ctx context.Context, id string, status core.RotationStatus, finishedAt *time.Time) error {
-	var n int64
-	err := s.b.inTx(ctx, func(q querier) error {
-		var err error
-		n, err = q.exec(ctx, `UPDATE rotations SET status = $2, finished_at = $3 WHERE id = $1`, id, string(status), finishedArg(finishedAt))
-		return err
-	})
+	n, err := s.b.write(ctx, `UPDATE rotations SET status = $2, finished_at = $3 WHERE id = $1`, id, string(status), finishedArg(finishedAt))
 	if err != nil {
 		return fmt.Errorf("sqlstore: set status of rotation %s: %w", id, err)
 	}
@@ -256,11 +303,7 @@ func (s *Store) UpdateTarget(ctx context.Context, rotationID string, idx int, t 
 	if err != nil {
 		return fmt.Errorf("sqlstore: update target %d of %s: encode: %w", idx, rotationID, err)
 	}
-	var n int64
-	err = s.b.inTx(ctx, func(q querier) error {
-		n, err = q.exec(ctx, `UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2`, rotationID, idx, string(b))
-		return err
-	})
+	n, err := s.b.write(ctx, `UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2`, rotationID, idx, string(b))
 	if err != nil {
 		return fmt.Errorf("sqlstore: update target %d of %s: %w", idx, rotationID, err)
 	}
@@ -376,20 +419,10 @@ func (s *Store) SealedCredential(ctx context.Context, rotationID string) ([]byte
 }
 
 // write runs one statement in a write transaction and returns the rows it affected.
-func (s *Store) write(ctx context.Context, q string, args ...any) (int64, error) {
-	var n int64
-	err := s.b.inTx(ctx, func(tx querier) error {
-		var err error
-		n, err = tx.exec(ctx, q, args...)
-		return err
-	})
-	return n, err
-}
-
 // DeleteCredential implements core.Store. Deleting an unknown or already deleted credential is
 // not an error.
 func (s *Store) DeleteCredential(ctx context.Context, rotationID string) error {
-	if _, err := s.write(ctx, `UPDATE rotations SET sealed_credential = NULL WHERE id = $1 AND sealed_credential IS NOT NULL`, rotationID); err != nil {
+	if _, err := s.b.write(ctx, `UPDATE rotations SET sealed_credential = NULL WHERE id = $1 AND sealed_credential IS NOT NULL`, rotationID); err != nil {
 		return fmt.Errorf("sqlstore: delete credential of %s: %w", rotationID, err)
 	}
 	return nil
@@ -397,7 +430,7 @@ func (s *Store) DeleteCredential(ctx context.Context, rotationID string) error {
 
 // PurgeCredentials implements core.Store.
 func (s *Store) PurgeCredentials(ctx context.Context, finishedBefore time.Time) (int, error) {
-	n, err := s.write(ctx, `UPDATE rotations SET sealed_credential = NULL
+	n, err := s.b.write(ctx, `UPDATE rotations SET sealed_credential = NULL
 		WHERE sealed_credential IS NOT NULL AND finished_at IS NOT NULL AND finished_at < $1`, micros(finishedBefore))
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: purge credentials: %w", err)
@@ -436,7 +469,7 @@ func (s *Store) AcquireLease(ctx context.Context, rotationID, owner string, ttl 
 
 // RenewLease implements core.Store.
 func (s *Store) RenewLease(ctx context.Context, rotationID, owner string, ttl time.Duration) (bool, error) {
-	n, err := s.write(ctx, `UPDATE rotations SET lease_until = @now + $3 WHERE id = $1 AND lease_owner = $2`,
+	n, err := s.b.write(ctx, `UPDATE rotations SET lease_until = @now + $3 WHERE id = $1 AND lease_owner = $2`,
 		rotationID, owner, ttlMicros(ttl))
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: renew lease on %s: %w", rotationID, err)
@@ -446,7 +479,7 @@ func (s *Store) RenewLease(ctx context.Context, rotationID, owner string, ttl ti
 
 // ReleaseLease implements core.Store.
 func (s *Store) ReleaseLease(ctx context.Context, rotationID, owner string) error {
-	if _, err := s.write(ctx, `UPDATE rotations SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2`,
+	if _, err := s.b.write(ctx, `UPDATE rotations SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2`,
 		rotationID, owner); err != nil {
 		return fmt.Errorf("sqlstore: release lease on %s: %w", rotationID, err)
 	}
@@ -490,55 +523,38 @@ func (s *Store) ClaimOrphans(ctx context.Context, owner string, ttl time.Duratio
 	return ids, nil
 }
 
-// ClaimTarget implements core.Store. The claim row of (source, target) is created if missing
-// (INSERT ... ON CONFLICT DO NOTHING: granted), else read under a row lock (PostgreSQL: FOR
-// UPDATE; SQLite: the exclusive write transaction) and updated only when granted.
+// ClaimTarget implements core.Store in one statement: an upsert of the (source, target) claim
+// row that changes an existing row only when granting is allowed (no higher seq, no live
+// in-flight mark of another rotation). The database serialises concurrent upserts of one row,
+// so two claims can never both be granted. When nothing was written, a plain read tells a newer
+// rotation (final: seq only grows) from a call in flight (busy: the caller asks again).
 func (s *Store) ClaimTarget(ctx context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) (core.ClaimResult, error) {
-	var res core.ClaimResult
-	err := s.b.inTx(ctx, func(q querier) error {
-		n, err := q.exec(ctx, `INSERT INTO target_claims (source, target, seq, rotation_id, inflight, inflight_until)
-			VALUES ($1, $2, $3, $4, TRUE, @now + $5) ON CONFLICT (source, target) DO NOTHING`,
-			source, target, seq, rotationID, ttlMicros(ttl))
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			res = core.ClaimGranted
-			return nil
-		}
-		var (
-			curSeq int64
-			curRot string
-			live   bool
-		)
-		if err := q.queryRow(ctx, `SELECT seq, rotation_id, (inflight AND inflight_until > @now)
-			FROM target_claims WHERE source = $1 AND target = $2 @forupdate`, source, target).Scan(&curSeq, &curRot, &live); err != nil {
-			return err
-		}
-		switch {
-		case curSeq > seq:
-			res = core.ClaimSuperseded
-			return nil
-		case curRot != rotationID && live:
-			res = core.ClaimBusy
-			return nil
-		}
-		if _, err := q.exec(ctx, `UPDATE target_claims SET seq = $3, rotation_id = $4, inflight = TRUE, inflight_until = @now + $5
-			WHERE source = $1 AND target = $2`, source, target, seq, rotationID, ttlMicros(ttl)); err != nil {
-			return err
-		}
-		res = core.ClaimGranted
-		return nil
-	})
+	n, err := s.b.write(ctx, `INSERT INTO target_claims (source, target, seq, rotation_id, inflight, inflight_until)
+		VALUES ($1, $2, $3, $4, TRUE, @now + $5)
+		ON CONFLICT (source, target) DO UPDATE
+		SET seq = excluded.seq, rotation_id = excluded.rotation_id, inflight = TRUE, inflight_until = excluded.inflight_until
+		WHERE target_claims.seq <= excluded.seq
+		  AND (target_claims.rotation_id = excluded.rotation_id OR NOT (target_claims.inflight AND target_claims.inflight_until > @now))`,
+		source, target, seq, rotationID, ttlMicros(ttl))
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: claim target %s/%s for %s: %w", source, target, rotationID, err)
 	}
-	return res, nil
+	if n > 0 {
+		return core.ClaimGranted, nil
+	}
+	var cur int64
+	if err := s.b.queryRow(ctx, `SELECT seq FROM target_claims WHERE source = $1 AND target = $2`, source, target).Scan(&cur); err != nil {
+		return 0, fmt.Errorf("sqlstore: claim target %s/%s for %s: read claim: %w", source, target, rotationID, err)
+	}
+	if cur > seq {
+		return core.ClaimSuperseded, nil
+	}
+	return core.ClaimBusy, nil
 }
 
 // ReleaseTarget implements core.Store.
 func (s *Store) ReleaseTarget(ctx context.Context, source, target, rotationID string) error {
-	if _, err := s.write(ctx, `UPDATE target_claims SET inflight = FALSE WHERE source = $1 AND target = $2 AND rotation_id = $3`,
+	if _, err := s.b.write(ctx, `UPDATE target_claims SET inflight = FALSE WHERE source = $1 AND target = $2 AND rotation_id = $3`,
 		source, target, rotationID); err != nil {
 		return fmt.Errorf("sqlstore: release target %s/%s for %s: %w", source, target, rotationID, err)
 	}
@@ -547,12 +563,27 @@ func (s *Store) ReleaseTarget(ctx context.Context, source, target, rotationID st
 
 // AppendAudit implements core.Store.
 func (s *Store) AppendAudit(ctx context.Context, e core.AuditEvent) error {
-	if _, err := s.write(ctx, `INSERT INTO audit_events (occurred_at, actor, action, source, rotation_id, target, status, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		micros(e.At), e.Actor, e.Action, e.Source, e.RotationID, e.Target, e.Status, e.Detail); err != nil {
+	if _, err := s.b.write(ctx, appendAuditSQL, auditArgs(e)...); err != nil {
 		return fmt.Errorf("sqlstore: append audit event %s: %w", e.Action, err)
 	}
 	return nil
+}
+
+// insertAudit is the INSERT of one audit event, its values (auditArgs) bound from $first on.
+func insertAudit(first int) string {
+	ph := make([]string, 8)
+	for i := range ph {
+		ph[i] = "$" + strconv.Itoa(first+i)
+	}
+	return `INSERT INTO audit_events (occurred_at, actor, action, source, rotation_id, target, status, detail)
+		VALUES (` + strings.Join(ph, ", ") + `)`
+}
+
+// appendAuditSQL is insertAudit(1), built once.
+var appendAuditSQL = insertAudit(1)
+
+func auditArgs(e core.AuditEvent) []any {
+	return []any{micros(e.At), e.Actor, e.Action, e.Source, e.RotationID, e.Target, e.Status, e.Detail}
 }
 
 // ListAudit implements core.Store: newest (last appended) first.

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"ClaimTargetExpiry", testClaimTargetExpiry},
 		{"ClaimTargetConcurrent", testClaimTargetConcurrent},
 		{"Audit", testAudit},
+		{"AuditWithRotation", testAuditWithRotation},
 		{"AuditDefaultLimit", testAuditDefaultLimit},
 		{"Ping", testPing},
 	}
@@ -943,6 +944,29 @@ func testAudit(t *testing.T, s core.Store) {
 	require.Equal(t, rev(5, 4, 2, 1, 0), list(core.AuditFilter{Source: "a", RotationID: id(1)}))
 	require.Empty(t, list(core.AuditFilter{Source: "b", RotationID: id(1)}))
 	require.Empty(t, list(core.AuditFilter{Source: "zzz"}))
+}
+
+func testAuditWithRotation(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	ev := func(i int) core.AuditEvent {
+		return core.AuditEvent{At: base.Add(time.Duration(i) * time.Second), Actor: "job", Action: "rotation.submitted", Source: "a", RotationID: id(i), Detail: "password to 1 target(s)"}
+	}
+	e1, e2 := ev(1), ev(2)
+	create(t, s, core.NewRotation{Rotation: rot(1, "a"), Audit: &e1})
+	create(t, s, core.NewRotation{Rotation: rot(2, "a"), Actor: "job", IdempotencyKey: "k", RequestHash: "h", Audit: &e2})
+	// a replayed key creates nothing, so it appends nothing either
+	e3 := ev(3)
+	hit, err := s.CreateRotation(ctx, core.NewRotation{Rotation: rot(3, "a"), Actor: "job", IdempotencyKey: "k", RequestHash: "h", Audit: &e3})
+	require.NoError(t, err)
+	require.NotNil(t, hit)
+	create(t, s, core.NewRotation{Rotation: rot(4, "a")}) // no event
+
+	evs, err := s.ListAudit(ctx, core.AuditFilter{})
+	require.NoError(t, err)
+	for i := range evs {
+		evs[i].At = evs[i].At.UTC()
+	}
+	require.Equal(t, []core.AuditEvent{e2, e1}, evs)
 }
 
 func testAuditDefaultLimit(t *testing.T, s core.Store) {

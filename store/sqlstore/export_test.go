@@ -1,0 +1,27 @@
+package sqlstore
+
+import "context"
+
+// Stmt is one single-statement write, for WriteBatch.
+type Stmt struct {
+	SQL  string
+	Args []any
+}
+
+// WriteBatch hands the statements to the PostgreSQL backend as one batch, as if they had been
+// written concurrently, and returns each one's rows affected and error.
+func WriteBatch(ctx context.Context, s *Store, stmts []Stmt) ([]int64, []error) {
+	b := s.b.(*pgBackend)
+	ws := make([]*pgWrite, len(stmts))
+	for i, st := range stmts {
+		q, args := dialectPostgres.rewrite(st.SQL, st.Args)
+		ws[i] = &pgWrite{ctx: ctx, sql: q, args: args, done: make(chan error, 1)}
+	}
+	b.writeBatch(ws)
+	ns, errs := make([]int64, len(ws)), make([]error, len(ws))
+	for i, w := range ws {
+		errs[i] = <-w.done
+		ns[i] = w.n
+	}
+	return ns, errs
+}
