@@ -139,7 +139,13 @@ func (rr *rotationRun) runSnapshot(ctx context.Context, res *MemSnapshot) error 
 			}
 		}
 	}()
-	defer func() { close(sampleDone); <-sampled }()
+	defer func() {
+		close(sampleDone)
+		<-sampled
+		// The snapshot is a sample too: the peaks include it.
+		res.PeakHeapInuse, res.PeakStackInuse = max(res.PeakHeapInuse, res.HeapInuse), max(res.PeakStackInuse, res.StackInuse)
+		res.PeakGoroutines = max(res.PeakGoroutines, res.Goroutines)
+	}()
 	for taken := false; !taken; {
 		select {
 		case a := <-done:

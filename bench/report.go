@@ -64,18 +64,15 @@ func (rep *Report) Verdicts() []Verdict {
 	}
 
 	// 3. At most 1 ms gateway CPU per target call (runs of at least 100 targets: below that one
-	// rotation's fixed cost and the 10 ms tick of /proc dominate).
-	v = Verdict{Target: "at most 1 ms gateway CPU per target call (single rotations of ≥ 100 targets, and the throughput runs)"}
+	// rotation's fixed cost and the 10 ms tick of /proc dominate). Not the throughput runs:
+	// there most targets are superseded by a newer rotation of their source before any call,
+	// so their CPU is that of accepting rotations, not of calls; it is in their own table.
+	v = Verdict{Target: "at most 1 ms gateway CPU per target call (single rotations of ≥ 100 targets)"}
 	var worst time.Duration
 	var where string
 	for _, r := range rep.Rotations {
 		if r.Ok() && r.N >= 100 && r.CPUPerCall() >= worst {
 			worst, where = r.CPUPerCall(), r.title()
-		}
-	}
-	for _, t := range rep.Throughput {
-		if t.Err == "" && t.CPUPerCall() >= worst {
-			worst, where = t.CPUPerCall(), "throughput on "+t.Store
 		}
 	}
 	if where != "" {
