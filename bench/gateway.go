@@ -257,13 +257,7 @@ func (g *gatewayProc) waitHealthy(ctx context.Context, within time.Duration) err
 // stop sends SIGTERM, kills after 15 s, and removes the gateway's directory.
 func (g *gatewayProc) stop() {
 	if g.cmd.Process != nil {
-		_ = g.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-g.exited:
-		case <-time.After(15 * time.Second):
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-		}
+		stopProcess(g.cmd.Process, syscall.SIGTERM, g.exited, 15*time.Second)
 	}
 	g.client.CloseIdleConnections()
 	_ = g.logFile.Close()

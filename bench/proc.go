@@ -222,3 +222,15 @@ func ChildCPU(parent int, comm string) time.Duration {
 	}
 	return total
 }
+
+// stopProcess sends sig to p and waits for exited (closed once p was waited for); after grace it
+// kills p and waits again.
+func stopProcess(p *os.Process, sig os.Signal, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
+}

@@ -57,13 +57,7 @@ func startPerf(ctx context.Context, pid int, dir string) (*perfRecorder, error) 
 // finish stops perf and waits for it to write its data; later calls do nothing.
 func (p *perfRecorder) finish() {
 	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		stopProcess(p.cmd.Process, syscall.SIGINT, p.done, 30*time.Second)
 	})
 }
 
