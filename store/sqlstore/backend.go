@@ -234,8 +234,10 @@ func (b *sqliteBackend) close() error                   { return b.db.Close() }
 const maxGroup = 256
 
 // grouper queues requests that arrive while a batch is being written and hands them to run as
-// the next batch. The caller that finds no batch running leads: it runs batches until the
-// queue is empty. run must answer every request of its batch.
+// the next batch. A request that finds no batch running starts a goroutine that runs batches
+// until the queue is empty: no caller is kept leading other callers' batches (under steady load
+// that kept one caller, a POST or a target, waiting for the whole burst). run must answer every
+// request of its batch.
 type grouper[R any] struct {
 	run     func([]R)
 	mu      sync.Mutex
@@ -243,15 +245,19 @@ type grouper[R any] struct {
 	leading bool
 }
 
+// add queues r; run answers it.
 func (g *grouper[R]) add(r R) {
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
-	lead := !g.leading
+	start := !g.leading
 	g.leading = true
 	g.mu.Unlock()
-	if !lead {
-		return
+	if start {
+		go g.lead()
 	}
+}
+
+func (g *grouper[R]) lead() {
 	for {
 		g.mu.Lock()
 		batch := g.pending
