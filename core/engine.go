@@ -867,6 +867,12 @@ func (e *Engine) setStatus(ctx context.Context, r *run, fn func(*Rotation)) {
 // goroutine writes its row, so its writes stay in order without holding the rotation's lock
 // across the store call.
 func (e *Engine) updateTarget(ctx context.Context, r *run, idx int, fn func(*TargetResult)) TargetResult {
+	return e.writeTarget(ctx, r, idx, fn, nil)
+}
+
+// writeTarget is updateTarget that, when auditOf is set, also appends the audit event auditOf
+// makes of the target's new state, in the same store call (Store.FinishTarget).
+func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*TargetResult), auditOf func(TargetResult) AuditEvent) TargetResult {
 	r.mu.Lock()
 	fn(&r.rot.Targets[idx])
 	t := r.rot.Targets[idx]
@@ -876,12 +882,27 @@ func (e *Engine) updateTarget(ctx context.Context, r *run, idx int, fn func(*Tar
 	}
 	lost, id := r.lost, r.rot.ID
 	r.mu.Unlock()
+	var ev *AuditEvent
+	if auditOf != nil {
+		a := auditOf(t)
+		a.At = e.clock.Now().UTC()
+		ev = &a
+	}
 	if lost {
+		if ev != nil {
+			e.audit(*ev) // what this replica saw is still audited; the target row is not its to write
+		}
 		return t
 	}
 	sctx, cancel := storeContext(ctx)
 	defer cancel()
-	if err := e.store.UpdateTarget(sctx, id, idx, t); err != nil {
+	var err error
+	if ev != nil {
+		err = e.store.FinishTarget(sctx, id, idx, t, *ev)
+	} else {
+		err = e.store.UpdateTarget(sctx, id, idx, t)
+	}
+	if err != nil {
 		e.log.Error("store: record target state", zap.String("rotation_id", id), zap.String("target", t.Name), zap.Error(err))
 	}
 	return t
@@ -1018,7 +1039,17 @@ func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int, ver Verification, err error, retry bool, secrets []string) {
 	interrupted := e.cfg.DurableStore && err != nil && errors.Is(ctx.Err(), context.Canceled) && e.isClosing()
-	res := e.updateTarget(ctx, r, w.idx, func(t *TargetResult) {
+	var auditOf func(TargetResult) AuditEvent
+	if !interrupted {
+		auditOf = func(t TargetResult) AuditEvent {
+			ev := AuditEvent{Action: "target.finished", Source: r.rot.Source, RotationID: r.rot.ID, Target: t.Name, Status: string(t.Status)}
+			if t.Error != nil {
+				ev.Detail = t.Error.Code
+			}
+			return ev
+		}
+	}
+	res := e.writeTarget(ctx, r, w.idx, func(t *TargetResult) {
 		now := e.clock.Now().UTC()
 		t.Attempts = attempts
 		switch {
@@ -1034,7 +1065,7 @@ func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int,
 		default:
 			t.Status, t.Verified, t.Warning, t.FinishedAt = TargetSucceeded, ver.Verified, Scrub(ver.Warning, secrets), &now
 		}
-	})
+	}, auditOf)
 	if interrupted {
 		e.log.Info("target interrupted by shutdown; it resumes at the next start", zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name))
 		return
@@ -1046,16 +1077,13 @@ func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int,
 	if res.Warning != "" {
 		fields = append(fields, zap.String("warning", res.Warning))
 	}
-	detail := ""
 	if res.Error != nil {
-		detail = res.Error.Code
 		fields = append(fields, zap.String("error_code", res.Error.Code), zap.String("error", res.Error.Message),
 			zap.Bool("retryable", res.Error.Retryable), zap.Int("vendor_status", res.Error.VendorStatus))
 		e.log.Warn("target failed", fields...)
 	} else {
 		e.log.Info("target succeeded", fields...)
 	}
-	e.audit(AuditEvent{Action: "target.finished", Source: r.rot.Source, RotationID: r.rot.ID, Target: res.Name, Status: string(res.Status), Detail: detail})
 }
 
 // gateFunc runs before each attempt, outside its timeout and its concurrency slot; the returned

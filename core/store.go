@@ -96,6 +96,9 @@ type Store interface {
 	// UpdateTarget replaces one target's state (its index in Rotation.Targets): the write a
 	// target's progress costs, whatever the number of targets.
 	UpdateTarget(ctx context.Context, rotationID string, idx int, t TargetResult) error
+	// FinishTarget is UpdateTarget with the target's audit event appended atomically: the
+	// outcome and its audit record are written together or not at all.
+	FinishTarget(ctx context.Context, rotationID string, idx int, t TargetResult, ev AuditEvent) error
 	GetRotation(ctx context.Context, id string) (*Rotation, error)
 	// ListRotations returns rotations newest first.
 	ListRotations(ctx context.Context, f ListFilter) ([]*Rotation, error)

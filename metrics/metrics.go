@@ -147,6 +147,11 @@ func (t *timedStore) SetRotationStatus(ctx context.Context, id string, status co
 	return t.Store.SetRotationStatus(ctx, id, status, finishedAt)
 }
 
+func (t *timedStore) FinishTarget(ctx context.Context, id string, idx int, tr core.TargetResult, ev core.AuditEvent) (err error) {
+	defer func(start time.Time) { t.observe("finish_target", start, err) }(time.Now())
+	return t.Store.FinishTarget(ctx, id, idx, tr, ev)
+}
+
 func (t *timedStore) UpdateTarget(ctx context.Context, id string, idx int, tr core.TargetResult) (err error) {
 	defer func(start time.Time) { t.observe("update_target", start, err) }(time.Now())
 	return t.Store.UpdateTarget(ctx, id, idx, tr)

@@ -116,6 +116,22 @@ func (s *Store) SetRotationStatus(_ context.Context, id string, status core.Rota
 func (s *Store) UpdateTarget(_ context.Context, id string, idx int, t core.TargetResult) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateTarget(id, idx, t)
+}
+
+// FinishTarget implements core.Store.
+func (s *Store) FinishTarget(_ context.Context, id string, idx int, t core.TargetResult, ev core.AuditEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.updateTarget(id, idx, t); err != nil {
+		return err
+	}
+	s.audit = append(s.audit, ev)
+	return nil
+}
+
+// updateTarget replaces one target's state; s.mu is held.
+func (s *Store) updateTarget(id string, idx int, t core.TargetResult) error {
 	e, ok := s.rots[id]
 	if !ok || idx < 0 || idx >= len(e.rot.Targets) {
 		return fmt.Errorf("rotation %s target %d: %w", id, idx, core.ErrNotFound)

@@ -313,6 +313,39 @@ func (s *Store) UpdateTarget(ctx context.Context, rotationID string, idx int, t 
 	return nil
 }
 
+// FinishTarget implements core.Store. On PostgreSQL it is one statement (the audit row is
+// inserted from the UPDATE's RETURNING, so only when the target exists) and joins the batch of
+// queued writes; on SQLite two statements in one transaction of the group commit.
+func (s *Store) FinishTarget(ctx context.Context, rotationID string, idx int, t core.TargetResult, ev core.AuditEvent) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("sqlstore: finish target %d of %s: encode: %w", idx, rotationID, err)
+	}
+	args := append([]any{rotationID, idx, string(b)}, auditArgs(ev)...)
+	var n int64
+	if s.dialect == dialectPostgres {
+		n, err = s.b.write(ctx, `WITH upd AS (
+				UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2 RETURNING 1)
+			INSERT INTO audit_events (occurred_at, actor, action, source, rotation_id, target, status, detail)
+			SELECT $4::bigint, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text FROM upd`, args...)
+	} else {
+		err = s.b.inTx(ctx, func(q querier) error {
+			if n, err = q.exec(ctx, `UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2`, args[:3]...); err != nil || n == 0 {
+				return err
+			}
+			_, err := q.exec(ctx, appendAuditSQL, args[3:]...)
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: finish target %d of %s: %w", idx, rotationID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: finish target %d of %s: %w", idx, rotationID, core.ErrNotFound)
+	}
+	return nil
+}
+
 // GetRotation implements core.Store.
 func (s *Store) GetRotation(ctx context.Context, id string) (*core.Rotation, error) {
 	r, err := scanRotation(s.b.queryRow(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE id = $1`, id))

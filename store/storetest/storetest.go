@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"Update", testUpdate},
 		{"UpdateTarget", testUpdateTarget},
 		{"SetRotationStatus", testSetRotationStatus},
+		{"FinishTarget", testFinishTarget},
 		{"ManyTargets", testManyTargets},
 		{"NotFound", testNotFound},
 		{"List", testList},
@@ -1010,6 +1011,28 @@ func testUpdateTarget(t *testing.T, s core.Store) {
 	requireSameRotation(t, other, o)
 	require.ErrorIs(t, s.UpdateTarget(ctx, r.ID, len(r.Targets), tr), core.ErrNotFound, "no such target")
 	require.ErrorIs(t, s.UpdateTarget(ctx, "rot_nope", 0, tr), core.ErrNotFound, "no such rotation")
+}
+
+func testFinishTarget(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	r := rot(1, "a")
+	create(t, s, core.NewRotation{Rotation: r})
+	tr := r.Targets[0]
+	tr.Status, tr.Attempts, tr.FinishedAt = core.TargetFailed, 2, tptr(base.Add(time.Minute))
+	tr.Error = &core.Error{Code: core.CodeRejected, Message: "HTTP 422", VendorStatus: 422}
+	ev := core.AuditEvent{At: base.Add(time.Minute), Action: "target.finished", Source: "a", RotationID: r.ID, Target: tr.Name, Status: "failed", Detail: core.CodeRejected}
+	require.NoError(t, s.FinishTarget(ctx, r.ID, 0, tr, ev))
+	r.Targets[0], r.Seq = tr, 1
+	requireSameRotation(t, r, get(t, s, r.ID))
+
+	require.ErrorIs(t, s.FinishTarget(ctx, "rot_nope", 0, tr, ev), core.ErrNotFound)
+	require.ErrorIs(t, s.FinishTarget(ctx, r.ID, 5, tr, ev), core.ErrNotFound)
+	evs, err := s.ListAudit(ctx, core.AuditFilter{})
+	require.NoError(t, err)
+	for i := range evs {
+		evs[i].At = evs[i].At.UTC()
+	}
+	require.Equal(t, []core.AuditEvent{ev}, evs, "the event is appended with the outcome, and not for a target that does not exist")
 }
 
 func testSetRotationStatus(t *testing.T, s core.Store) {
