@@ -46,7 +46,12 @@ func (a *countingAdapter) Build(c core.Credential) (core.Request, error) {
 	}
 	return core.Request{}, &core.InputError{Message: "type not accepted", Problems: []core.Problem{{Field: "credential.type", Message: fmt.Sprintf("%s is not accepted here", c.Type)}}}
 }
-func (a *countingAdapter) Send(ctx context.Context, _ core.Request) (bool, error) {
+func (a *countingAdapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	retry, err := a.send(ctx, req)
+	return core.SendResult{Check: err == nil}, retry, err
+}
+
+func (a *countingAdapter) send(ctx context.Context, _ core.Request) (bool, error) {
 	a.mu.Lock()
 	a.sent++
 	block := a.block
@@ -62,7 +67,11 @@ func (a *countingAdapter) Send(ctx context.Context, _ core.Request) (bool, error
 	}
 	return false, nil
 }
-func (a *countingAdapter) Verify(context.Context) (core.Verification, bool, error) {
+func (a *countingAdapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
+	return a.verify(ctx)
+}
+
+func (a *countingAdapter) verify(ctx context.Context) (core.Verification, bool, error) {
 	return core.Verification{Verified: true}, false, nil
 }
 func (a *countingAdapter) count() int {

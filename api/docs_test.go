@@ -62,7 +62,12 @@ func (a *docAdapter) Build(c core.Credential) (core.Request, error) {
 	return core.Request{}, &core.InputError{Message: "type not accepted", Problems: []core.Problem{{Field: "credential.type", Message: fmt.Sprintf("%s is not accepted here", c.Type)}}}
 }
 
-func (a *docAdapter) Send(ctx context.Context, _ core.Request) (bool, error) {
+func (a *docAdapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	retry, err := a.send(ctx, req)
+	return core.SendResult{Check: err == nil}, retry, err
+}
+
+func (a *docAdapter) send(ctx context.Context, _ core.Request) (bool, error) {
 	a.mu.Lock()
 	block := a.block
 	a.mu.Unlock()
@@ -78,7 +83,11 @@ func (a *docAdapter) Send(ctx context.Context, _ core.Request) (bool, error) {
 	return false, nil
 }
 
-func (a *docAdapter) Verify(context.Context) (core.Verification, bool, error) {
+func (a *docAdapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
+	return a.verify(ctx)
+}
+
+func (a *docAdapter) verify(ctx context.Context) (core.Verification, bool, error) {
 	return core.Verification{Verified: true}, false, nil
 }
 

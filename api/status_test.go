@@ -60,7 +60,12 @@ func (a *stAdapter) Build(c core.Credential) (core.Request, error) {
 	return core.Request{Method: "PATCH", Path: "/creds", Body: map[string]any{"password": c.Password}}, nil
 }
 
-func (a *stAdapter) Send(ctx context.Context, _ core.Request) (bool, error) {
+func (a *stAdapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	retry, err := a.send(ctx, req)
+	return core.SendResult{Check: err == nil}, retry, err
+}
+
+func (a *stAdapter) send(ctx context.Context, _ core.Request) (bool, error) {
 	a.mu.Lock()
 	hold := a.hold
 	a.mu.Unlock()
@@ -76,7 +81,11 @@ func (a *stAdapter) Send(ctx context.Context, _ core.Request) (bool, error) {
 	return false, nil
 }
 
-func (a *stAdapter) Verify(context.Context) (core.Verification, bool, error) {
+func (a *stAdapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
+	return a.verify(ctx)
+}
+
+func (a *stAdapter) verify(ctx context.Context) (core.Verification, bool, error) {
 	return core.Verification{Verified: true}, false, nil
 }
 

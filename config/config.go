@@ -239,13 +239,17 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		if p.Token.IsZero() {
 			return nil, yamlx.Errorf(valueOr(pn, "token"), "platforms.%s.token is missing or empty (is its ${VAR} set to an empty value?)", name)
 		}
-		vp, err := newVendorPlatform(p.Vendor, vendorhttp.Platform{Name: name, BaseURL: p.BaseURL, Token: p.Token, Timeout: orDefault(p.Timeout, core.DefaultTimeout)})
+		// One admission per platform, shared by its HTTP client (every call: sends, polls,
+		// checks) and the engine.
+		cp := core.Platform{Name: name, Vendor: p.Vendor, Timeout: p.Timeout,
+			MaxAttempts: p.MaxAttempts, MaxConcurrency: p.MaxConcurrency, RateLimit: p.RateLimit, Burst: p.Burst}.WithDefaults()
+		cp.Admission = core.NewAdmission(cp, nil)
+		vp, err := newVendorPlatform(p.Vendor, vendorhttp.Platform{Name: name, BaseURL: p.BaseURL, Token: p.Token, Timeout: cp.Timeout, Admission: cp.Admission})
 		if err != nil {
 			return nil, yamlx.Errorf(pn, "platforms.%s: %v", name, err)
 		}
 		vendors[name] = vp
-		cfg.Platforms = append(cfg.Platforms, core.Platform{Name: name, Vendor: p.Vendor, Timeout: p.Timeout,
-			MaxAttempts: p.MaxAttempts, MaxConcurrency: p.MaxConcurrency, RateLimit: p.RateLimit, Burst: p.Burst})
+		cfg.Platforms = append(cfg.Platforms, cp)
 	}
 
 	sourcesNode := yamlx.Lookup(root, "sources")
@@ -395,13 +399,6 @@ func orRoot(n, root *yaml.Node) *yaml.Node {
 		return n
 	}
 	return root
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 func sortedKeys[V any](m map[string]V) []string {

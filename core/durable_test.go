@@ -197,8 +197,8 @@ type uncertainClaimStore struct {
 	released []string
 }
 
-func (s *uncertainClaimStore) ClaimTarget(ctx context.Context, source, target string, seq int64, id string, ttl time.Duration) (core.ClaimResult, error) {
-	res, err := s.Store.ClaimTarget(ctx, source, target, seq, id, ttl)
+func (s *uncertainClaimStore) ClaimTarget(ctx context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
+	res, err := s.Store.ClaimTarget(ctx, c, ttl)
 	if !s.failed {
 		s.failed = true
 		return res, errors.New("commit: connection reset by peer")
@@ -206,9 +206,9 @@ func (s *uncertainClaimStore) ClaimTarget(ctx context.Context, source, target st
 	return res, err
 }
 
-func (s *uncertainClaimStore) ReleaseTarget(ctx context.Context, source, target, id string) error {
-	s.released = append(s.released, id)
-	return s.Store.ReleaseTarget(ctx, source, target, id)
+func (s *uncertainClaimStore) ReleaseTarget(ctx context.Context, c core.TargetClaim, hold time.Duration) error {
+	s.released = append(s.released, c.RotationID)
+	return s.Store.ReleaseTarget(ctx, c, hold)
 }
 
 func TestClaimWithUncertainCommitIsReleased(t *testing.T) {

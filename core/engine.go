@@ -8,14 +8,12 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
-	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 )
 
 // Defaults for EngineConfig and Platform fields left zero.
@@ -112,7 +110,7 @@ type Engine struct {
 	log       *zap.Logger
 	store     Store
 	clock     Clock
-	platforms map[string]*platformRun
+	platforms map[string]Platform
 	sources   map[string]*Source
 	order     []string
 
@@ -127,41 +125,16 @@ type Engine struct {
 	ids     idGen
 }
 
-// platformRun is the engine's shared state towards one platform: its concurrency bound, its
-// rate limit, and a pause every call to it honours after the platform answered 429.
-type platformRun struct {
-	Platform
-	sem     chan struct{}
-	limiter *rate.Limiter // nil: no rate limit
-
-	mu          sync.Mutex
-	pausedUntil time.Time
-}
-
-// pause holds every call to the platform until t (a 429 slows that platform only).
-func (p *platformRun) pause(t time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if t.After(p.pausedUntil) {
-		p.pausedUntil = t
-	}
-}
-
-func (p *platformRun) pausedFor(now time.Time) time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.pausedUntil.Sub(now)
-}
-
 // run is a rotation this replica is working on.
 type run struct {
 	mu      sync.Mutex
 	rot     *Rotation
 	cred    Credential
+	scrub   *Scrubber // of cred's secrets
 	done    chan struct{}
 	cancel  context.CancelFunc
 	lost    bool                          // the lease went to another replica: write nothing more
-	targets map[string]context.CancelFunc // per running target, to supersede it
+	targets map[string]context.CancelFunc // per running target: yield it to a newer rotation
 	super   map[string]bool               // targets a newer local rotation took over
 }
 
@@ -215,27 +188,14 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, clock: cfg.Clock,
-		platforms: map[string]*platformRun{}, sources: map[string]*Source{}, runs: map[string]*run{},
+		platforms: map[string]Platform{}, sources: map[string]*Source{}, runs: map[string]*run{},
 	}
 	for _, p := range cfg.Platforms {
-		if p.Timeout <= 0 {
-			p.Timeout = DefaultTimeout
+		p = p.WithDefaults()
+		if p.Admission == nil {
+			p.Admission = NewAdmission(p, nil)
 		}
-		if p.MaxAttempts <= 0 {
-			p.MaxAttempts = DefaultMaxAttempts
-		}
-		if p.MaxConcurrency <= 0 {
-			p.MaxConcurrency = DefaultMaxConcurrency
-		}
-		pr := &platformRun{Platform: p, sem: make(chan struct{}, p.MaxConcurrency)}
-		if p.RateLimit > 0 {
-			if p.Burst <= 0 {
-				p.Burst = max(1, int(p.RateLimit))
-				pr.Burst = p.Burst
-			}
-			pr.limiter = rate.NewLimiter(rate.Limit(p.RateLimit), p.Burst)
-		}
-		e.platforms[p.Name] = pr
+		e.platforms[p.Name] = p
 	}
 	for _, s := range cfg.Sources {
 		if _, dup := e.sources[s.Name]; dup {
@@ -263,10 +223,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 // Platform returns a platform's effective settings (defaults applied).
 func (e *Engine) Platform(name string) (Platform, bool) {
 	p, ok := e.platforms[name]
-	if !ok {
-		return Platform{}, false
-	}
-	return p.Platform, true
+	return p, ok
 }
 
 // Owner is this replica's lease owner name.
@@ -400,7 +357,7 @@ func (e *Engine) resume(ctx context.Context, id string) {
 	cred, cerr := e.openCredential(ctx, id)
 	src := e.sources[rot.Source]
 	var ws []work
-	now := e.clock.Now().UTC()
+	now := e.now()
 	for i := range rot.Targets {
 		tr := &rot.Targets[i]
 		if tr.Status.Finished() {
@@ -587,7 +544,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool
 	if err != nil {
 		return nil, false, err
 	}
-	now := e.clock.Now().UTC()
+	now := e.now()
 	rot := &Rotation{ID: e.cfg.NewID(), Source: src.Name, Status: RotationPending, CreatedAt: now,
 		Actor: req.Actor, Type: req.Credential.Type}
 	for _, w := range ws {
@@ -606,7 +563,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool
 	}
 	hit, err := e.store.CreateRotation(ctx, NewRotation{Rotation: rot, SealedCredential: sealed, Owner: e.cfg.Owner,
 		LeaseTTL: e.cfg.LeaseTTL, Actor: req.Actor, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash,
-		Audit: &AuditEvent{At: e.clock.Now().UTC(), Actor: req.Actor, Action: "rotation.submitted", Source: src.Name, RotationID: rot.ID,
+		Audit: &AuditEvent{At: e.now(), Actor: req.Actor, Action: "rotation.submitted", Source: src.Name, RotationID: rot.ID,
 			Detail: fmt.Sprintf("%s to %d target(s)", req.Credential.Type, len(ws))}})
 	if err != nil {
 		return nil, false, fmt.Errorf("record rotation: %w", err)
@@ -665,7 +622,7 @@ func (e *Engine) supersedeLocal(newer *Rotation) {
 // launch starts working a rotation; false when the engine is shutting down.
 func (e *Engine) launch(rot *Rotation, cred Credential, ws []work) bool {
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Deadline)
-	r := &run{rot: rot, cred: cred, done: make(chan struct{}), cancel: cancel,
+	r := &run{rot: rot, cred: cred, scrub: NewScrubber(cred.Secrets()...), done: make(chan struct{}), cancel: cancel,
 		targets: map[string]context.CancelFunc{}, super: map[string]bool{}}
 	e.mu.Lock()
 	if e.closing {
@@ -779,7 +736,7 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	if !lost && !interrupted {
 		e.setStatus(ctx, r, func(rot *Rotation) {
 			if rot.Status = Outcome(rot.Targets); rot.Status.Finished() {
-				now := e.clock.Now().UTC()
+				now := e.now()
 				rot.FinishedAt = &now
 			}
 			final = rot.Clone()
@@ -885,7 +842,7 @@ func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*Targ
 	var ev *AuditEvent
 	if auditOf != nil {
 		a := auditOf(t)
-		a.At = e.clock.Now().UTC()
+		a.At = e.now()
 		ev = &a
 	}
 	if lost {
@@ -908,126 +865,6 @@ func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*Targ
 	return t
 }
 
-func (e *Engine) audit(ev AuditEvent) {
-	if ev.At.IsZero() {
-		ev.At = e.clock.Now().UTC()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.store.AppendAudit(ctx, ev); err != nil {
-		e.log.Error("store: append audit event", zap.String("action", ev.Action), zap.String("rotation_id", ev.RotationID), zap.Error(err))
-	}
-}
-
-// errSuperseded marks a target a newer rotation took over.
-var errSuperseded = errors.New("superseded")
-
-func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
-	secrets := r.cred.Secrets()
-	p := e.platforms[w.target.Platform]
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r.mu.Lock()
-	r.targets[w.target.Name] = cancel
-	startSuperseded := r.super[w.target.Name]
-	seq, source := r.rot.Seq, r.rot.Source
-	attempts := r.rot.Targets[w.idx].Attempts // continues across resumes and retries
-	r.mu.Unlock()
-	var (
-		ver   Verification
-		err   error
-		retry bool
-	)
-	defer func() {
-		if rec := recover(); rec != nil {
-			e.log.Error("panic in target", zap.String("rotation_id", r.rot.ID), zap.String("target", w.target.Name),
-				zap.String("panic", Scrub(fmt.Sprint(rec), secrets)), zap.String("stack", Scrub(string(debug.Stack()), secrets)))
-			err, retry = &Error{Code: CodeInternal, Message: "internal error in credsync (see the gateway log)"}, false
-		}
-		r.mu.Lock()
-		delete(r.targets, w.target.Name)
-		if r.super[w.target.Name] && err != nil {
-			err = errSuperseded
-		}
-		r.mu.Unlock()
-		e.finishTarget(ctx, r, w, attempts, ver, err, retry, secrets)
-	}()
-	if startSuperseded {
-		err = errSuperseded
-		return
-	}
-
-	claimTTL := p.Timeout + time.Second // the call cannot outlive its attempt timeout
-	first := attempts
-	n := 0
-	// Claim the target before every send: never after a newer rotation, never while an older
-	// rotation's call to it is in flight. The claim is taken before the attempt's timeout starts
-	// and released once the call has returned.
-	gate := func(gctx context.Context) (func(), error) {
-		if err := e.claim(gctx, source, w.target.Name, seq, r.rot.ID, claimTTL); err != nil {
-			return nil, err
-		}
-		return func() { e.release(gctx, source, w.target.Name, r.rot.ID) }, nil
-	}
-	n, retry, err = e.withRetry(tctx, p, "update", gate, func(actx context.Context) (bool, error) {
-		return w.target.Adapter.Send(actx, w.req)
-	}, func(n int) {
-		// Written once the target is claimed and before the call: the store knows the call
-		// may be in flight, and counts it. The outcome is written by finishTarget.
-		attempts = first + n
-		e.updateTarget(ctx, r, w.idx, func(t *TargetResult) {
-			if n == 1 {
-				now := e.clock.Now().UTC()
-				t.StartedAt = &now
-			}
-			t.Status, t.Attempts = TargetRunning, attempts
-		})
-	})
-	attempts = first + n
-	if err != nil {
-		return
-	}
-	_, retry, err = e.withRetry(tctx, p, "verify", nil, func(vctx context.Context) (bool, error) {
-		v, retry, err := w.target.Adapter.Verify(vctx)
-		ver = v
-		return retry, err
-	}, nil)
-}
-
-// claim waits until the store grants this rotation the target, or says a newer one has it.
-// The store call is not canceled with ctx: a claim whose commit lands on the server while its
-// caller gives up would block every later rotation of the target until the claim expires. For
-// the same reason a claim that failed is released, since it may have landed all the same.
-func (e *Engine) claim(ctx context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) error {
-	for {
-		sctx, cancel := storeContext(ctx)
-		res, err := e.store.ClaimTarget(sctx, source, target, seq, rotationID, ttl)
-		cancel()
-		if err != nil {
-			e.release(ctx, source, target, rotationID)
-			return fmt.Errorf("store: claim target: %w", err)
-		}
-		switch res {
-		case ClaimGranted:
-			return nil
-		case ClaimSuperseded:
-			return errSuperseded
-		}
-		if err := e.clock.Sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-// release gives up this rotation's claim on the target; releasing a claim not held is a no-op.
-func (e *Engine) release(ctx context.Context, source, target, rotationID string) {
-	sctx, cancel := storeContext(ctx)
-	defer cancel()
-	if err := e.store.ReleaseTarget(sctx, source, target, rotationID); err != nil {
-		e.log.Warn("store: release target claim", zap.String("rotation_id", rotationID), zap.String("target", target), zap.Error(err))
-	}
-}
-
 // storeCallTimeout bounds a store write that must finish even when its caller was canceled.
 const storeCallTimeout = 10 * time.Second
 
@@ -1037,201 +874,19 @@ func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), storeCallTimeout)
 }
 
-func (e *Engine) finishTarget(ctx context.Context, r *run, w work, attempts int, ver Verification, err error, retry bool, secrets []string) {
-	interrupted := e.cfg.DurableStore && err != nil && errors.Is(ctx.Err(), context.Canceled) && e.isClosing()
-	var auditOf func(TargetResult) AuditEvent
-	if !interrupted {
-		auditOf = func(t TargetResult) AuditEvent {
-			ev := AuditEvent{Action: "target.finished", Source: r.rot.Source, RotationID: r.rot.ID, Target: t.Name, Status: string(t.Status)}
-			if t.Error != nil {
-				ev.Detail = t.Error.Code
-			}
-			return ev
-		}
-	}
-	res := e.writeTarget(ctx, r, w.idx, func(t *TargetResult) {
-		now := e.clock.Now().UTC()
-		t.Attempts = attempts
-		switch {
-		case interrupted:
-			// Stopped by shutdown: leave it unfinished for the next start to resume.
-			t.Status = TargetPending
-		case errors.Is(err, errSuperseded):
-			t.Status, t.Verified, t.FinishedAt = TargetSuperseded, false, &now
-			t.Error = &Error{Code: CodeSuperseded, Message: "a newer rotation of this source took this target over; this older credential was not sent again"}
-		case err != nil:
-			t.Status, t.Verified, t.FinishedAt = TargetFailed, false, &now
-			t.Error = e.targetError(ctx, err, retry, secrets)
-		default:
-			t.Status, t.Verified, t.Warning, t.FinishedAt = TargetSucceeded, ver.Verified, Scrub(ver.Warning, secrets), &now
-		}
-	}, auditOf)
-	if interrupted {
-		e.log.Info("target interrupted by shutdown; it resumes at the next start", zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name))
-		return
-	}
-	e.cfg.Observer.TargetFinished(res.Vendor, res.Platform, res.Status)
-	fields := []zap.Field{zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name),
-		zap.String("platform", res.Platform), zap.String("vendor", res.Vendor), zap.String("status", string(res.Status)),
-		zap.Int("attempts", res.Attempts), zap.Bool("verified", res.Verified)}
-	if res.Warning != "" {
-		fields = append(fields, zap.String("warning", res.Warning))
-	}
-	if res.Error != nil {
-		fields = append(fields, zap.String("error_code", res.Error.Code), zap.String("error", res.Error.Message),
-			zap.Bool("retryable", res.Error.Retryable), zap.Int("vendor_status", res.Error.VendorStatus))
-		e.log.Warn("target failed", fields...)
-	} else {
-		e.log.Info("target succeeded", fields...)
-	}
-}
+// now is the engine's time as every answer shows it: UTC, in microseconds, the precision
+// both stores keep, so that a time read back equals the one first returned.
+func (e *Engine) now() time.Time { return e.clock.Now().UTC().Truncate(time.Microsecond) }
 
-// gateFunc runs before each attempt, outside its timeout and its concurrency slot; the returned
-// release runs after the attempt.
-type gateFunc func(ctx context.Context) (release func(), err error)
-
-// withRetry is the one retry stage: it calls fn until it succeeds, says a retry would not help,
-// runs out of attempts, or the rotation's deadline leaves no room for the next wait. Each attempt
-// first waits out a pause of the platform (after a 429) and its rate limit, then holds a slot of
-// the platform's concurrency bound only while the call is in flight. op is "update" (with the
-// per-attempt timeout) or "verify" (bounded by the adapter and the deadline).
-func (e *Engine) withRetry(ctx context.Context, p *platformRun, op string, gate gateFunc, fn func(context.Context) (bool, error), beforeAttempt func(int)) (int, bool, error) {
-	perAttemptTimeout := op == "update"
-	var lastErr error
-	for n := 1; ; n++ {
-		release := func() {}
-		if gate != nil {
-			rel, err := gate(ctx)
-			if errors.Is(err, errSuperseded) {
-				return n - 1, false, err
-			}
-			if err != nil {
-				if lastErr == nil {
-					lastErr = err
-				}
-				return n - 1, true, lastErr
-			}
-			release = rel
-		}
-		if beforeAttempt != nil {
-			beforeAttempt(n)
-		}
-		if err := e.admit(ctx, p); err != nil {
-			release()
-			if lastErr == nil {
-				lastErr = err
-			}
-			return n - 1, true, lastErr
-		}
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if perAttemptTimeout {
-			actx, cancel = context.WithTimeout(ctx, p.Timeout)
-		}
-		started := e.clock.Now()
-		retry, err := fn(actx)
-		e.cfg.Observer.VendorCall(p.Vendor, p.Name, op, CallClass(err), e.clock.Now().Sub(started))
-		cancel()
-		var ce *Error
-		if errors.As(err, &ce) && ce.Code == CodeRateLimited {
-			// The platform asked everyone to slow down, not just this call: pause it before the
-			// slot is given up, so no other call slips in first.
-			wait := ce.RetryAfter
-			if wait <= 0 {
-				wait = e.cfg.Backoff.Base
-			}
-			p.pause(e.clock.Now().Add(wait))
-		}
-		<-p.sem
-		release()
-		if err == nil {
-			return n, false, nil
-		}
-		lastErr = err
-		if !retry || n >= p.MaxAttempts || ctx.Err() != nil {
-			return n, retry, err
-		}
-		delay := e.delay(n, err)
-		if dl, ok := ctx.Deadline(); ok && e.clock.Now().Add(delay).After(dl) {
-			return n, retry, err
-		}
-		e.cfg.Observer.Retry(p.Vendor, p.Name)
-		if e.clock.Sleep(ctx, delay) != nil {
-			return n, retry, err
-		}
+func (e *Engine) audit(ev AuditEvent) {
+	if ev.At.IsZero() {
+		ev.At = e.now()
 	}
-}
-
-// admit waits until a call to the platform may start: the platform's 429 pause, a concurrency
-// slot (held by the caller until the call returns), then its rate limit.
-func (e *Engine) admit(ctx context.Context, p *platformRun) error {
-	for {
-		if d := p.pausedFor(e.clock.Now()); d > 0 {
-			if err := e.clock.Sleep(ctx, d); err != nil {
-				return err
-			}
-		}
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		// A 429 may have paused the platform while this call waited for its slot.
-		if p.pausedFor(e.clock.Now()) <= 0 {
-			break
-		}
-		<-p.sem
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.AppendAudit(ctx, ev); err != nil {
+		e.log.Error("store: append audit event", zap.String("action", ev.Action), zap.String("rotation_id", ev.RotationID), zap.Error(err))
 	}
-	// The rate limit is waited for holding the slot, so that a call starts as soon as its
-	// token is granted: waiting for the slot after the token would let calls bunch up.
-	if p.limiter != nil {
-		if err := p.limiter.Wait(ctx); err != nil {
-			<-p.sem
-			return fmt.Errorf("rate limit of platform %s: %w", p.Name, err)
-		}
-	}
-	return nil
-}
-
-// delay is the wait before attempt n+1.
-func (e *Engine) delay(n int, err error) time.Duration {
-	d := e.cfg.Backoff.Base
-	for i := 1; i < n && d < e.cfg.Backoff.Max; i++ {
-		d *= 2
-	}
-	if d > e.cfg.Backoff.Max {
-		d = e.cfg.Backoff.Max
-	}
-	d = e.cfg.Jitter(d)
-	var ce *Error
-	if errors.As(err, &ce) && ce.RetryAfter > d {
-		d = ce.RetryAfter
-	}
-	return d
-}
-
-// targetError turns whatever an adapter returned into the stored, secret-free error.
-func (e *Engine) targetError(ctx context.Context, err error, retry bool, secrets []string) *Error {
-	var out Error
-	var ce *Error
-	if errors.As(err, &ce) {
-		out = *ce
-	} else {
-		out = Error{Code: CodeInternal, Message: err.Error()}
-	}
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) && (out.Code == CodeTimeout || out.Code == CodeCanceled || out.Code == CodeInternal):
-		out.Code = CodeDeadlineExceeded
-		out.Message = fmt.Sprintf("the rotation's deadline of %s passed before this target finished (last: %s)", e.cfg.Deadline, out.Message)
-		retry = true
-	case errors.Is(ctx.Err(), context.Canceled):
-		out.Code = CodeCanceled
-		out.Message = "the gateway stopped working on this target before it finished; retry the rotation"
-		retry = true
-	}
-	out.Retryable = retry
-	out.RetryAfter = 0
-	out.Message = Scrub(out.Message, secrets)
-	return &out
 }
 
 // Get returns a rotation by id.

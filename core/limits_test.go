@@ -22,11 +22,14 @@ type stampAdapter struct {
 	stamps []time.Time
 }
 
-func (s *stampAdapter) Send(ctx context.Context, req core.Request) (bool, error) {
-	s.mu.Lock()
-	s.stamps = append(s.stamps, time.Now())
-	s.mu.Unlock()
-	return s.fakeAdapter.Send(ctx, req)
+func newStampAdapter(adm *core.Admission, script []step) *stampAdapter {
+	s := &stampAdapter{fakeAdapter: fakeAdapter{accepts: types, adm: adm, script: script}}
+	s.fakeAdapter.started = func() {
+		s.mu.Lock()
+		s.stamps = append(s.stamps, time.Now())
+		s.mu.Unlock()
+	}
+	return s
 }
 
 func (s *stampAdapter) times() []time.Time {
@@ -42,7 +45,8 @@ func (s *stampAdapter) times() []time.Time {
 // and in any window at most burst + rate × window calls started.
 func TestThousandTargetsRespectConcurrencyAndRate(t *testing.T) {
 	p := core.Platform{Name: "p", Vendor: "fake", Timeout: 5 * time.Second, MaxAttempts: 1, MaxConcurrency: 8, RateLimit: 4000, Burst: 20}
-	shared := &stampAdapter{fakeAdapter: fakeAdapter{accepts: types}}
+	p.Admission = core.NewAdmission(p, nil)
+	shared := newStampAdapter(p.Admission, nil)
 	src := &core.Source{Name: "db"}
 	for i := 0; i < 1000; i++ {
 		src.Targets = append(src.Targets, &core.Target{Name: fmt.Sprintf("t%04d", i), Platform: "p", Vendor: "fake", Adapter: shared})
@@ -74,10 +78,11 @@ func TestRateLimitedPlatformSlowsOnlyItself(t *testing.T) {
 	const pause = 1500 * time.Millisecond
 	p := core.Platform{Name: "p", Vendor: "fake", Timeout: 5 * time.Second, MaxAttempts: 3, MaxConcurrency: 1}
 	q := core.Platform{Name: "q", Vendor: "fake", Timeout: 5 * time.Second, MaxAttempts: 1, MaxConcurrency: 1}
-	limited := &stampAdapter{fakeAdapter: fakeAdapter{accepts: types, script: []step{
+	p.Admission, q.Admission = core.NewAdmission(p, nil), core.NewAdmission(q, nil)
+	limited := newStampAdapter(p.Admission, []step{
 		{retry: true, err: &core.Error{Code: core.CodeRateLimited, Message: "HTTP 429", VendorStatus: 429, RetryAfter: pause}},
-	}}}
-	free := &stampAdapter{fakeAdapter: fakeAdapter{accepts: types}}
+	})
+	free := newStampAdapter(q.Admission, nil)
 	src := &core.Source{Name: "db", Targets: []*core.Target{
 		{Name: "p-1", Platform: "p", Vendor: "fake", Adapter: limited},
 		{Name: "p-2", Platform: "p", Vendor: "fake", Adapter: limited},

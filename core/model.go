@@ -14,11 +14,14 @@ const (
 	RotationSucceeded RotationStatus = "succeeded"
 	RotationPartial   RotationStatus = "partial"
 	RotationFailed    RotationStatus = "failed"
+	// RotationSuperseded: every target was taken over by a newer rotation of the source. Nothing
+	// went wrong, so it is neither failed nor partial.
+	RotationSuperseded RotationStatus = "superseded"
 )
 
 // Finished reports whether the rotation has ended.
 func (s RotationStatus) Finished() bool {
-	return s == RotationSucceeded || s == RotationPartial || s == RotationFailed
+	return s == RotationSucceeded || s == RotationPartial || s == RotationFailed || s == RotationSuperseded
 }
 
 // TargetStatus is the state of one target within a rotation.
@@ -49,6 +52,26 @@ type Platform struct {
 	// with bursts of up to Burst calls (default: max(1, RateLimit)).
 	RateLimit float64
 	Burst     int
+	// Admission is the gate every call to the platform passes (see Admission). The adapters'
+	// HTTP clients and the engine must share it; nil: the engine makes one.
+	Admission *Admission
+}
+
+// WithDefaults returns p with every zero limit set to its default.
+func (p Platform) WithDefaults() Platform {
+	if p.Timeout <= 0 {
+		p.Timeout = DefaultTimeout
+	}
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.MaxConcurrency <= 0 {
+		p.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if p.RateLimit > 0 && p.Burst <= 0 {
+		p.Burst = max(1, int(p.RateLimit))
+	}
+	return p
 }
 
 // Target is one copy of a source's credential on one platform.
@@ -109,19 +132,27 @@ func (r *Rotation) Clone() *Rotation {
 
 // Outcome derives the rotation status from its targets' statuses.
 func Outcome(targets []TargetResult) RotationStatus {
-	succeeded, finished := 0, 0
+	succeeded, superseded, finished := 0, 0, 0
 	for _, t := range targets {
 		if t.Status.Finished() {
 			finished++
 		}
-		if t.Status == TargetSucceeded {
+		switch t.Status {
+		case TargetSucceeded:
 			succeeded++
+		case TargetSuperseded:
+			superseded++
 		}
 	}
 	switch {
 	case finished < len(targets):
 		return RotationRunning
 	case succeeded == len(targets):
+		return RotationSucceeded
+	case superseded == len(targets):
+		return RotationSuperseded
+	case succeeded+superseded == len(targets):
+		// What this rotation still owned landed; the rest belongs to newer rotations.
 		return RotationSucceeded
 	case succeeded > 0:
 		return RotationPartial

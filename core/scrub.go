@@ -48,3 +48,17 @@ func jsonEscaped(sec string) []string {
 	}
 	return out
 }
+
+// Scrubber removes a fixed set of secrets from text.
+type Scrubber struct{ secrets []string }
+
+// NewScrubber returns a scrubber of secrets.
+func NewScrubber(secrets ...string) *Scrubber { return &Scrubber{secrets: secrets} }
+
+// String scrubs s.
+func (sc *Scrubber) String(s string) string {
+	if sc == nil {
+		return s
+	}
+	return Scrub(s, sc.secrets)
+}

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -46,19 +47,50 @@ type IdempotencyHit struct {
 	RequestHash string
 }
 
-// ClaimResult answers ClaimTarget.
+// TargetClaim names who asks to write to a target: a rotation (of the source, with its
+// sequence number) and a Holder, unique to one worker's hold on the target. A restarted or
+// second replica working the same rotation has another Holder, so it waits for a call the first
+// one may still have in flight instead of sending the same credential alongside it.
+type TargetClaim struct {
+	Source     string
+	Target     string
+	Seq        int64
+	RotationID string
+	Holder     string
+}
+
+// ClaimResult answers ClaimTarget and RenewTargetClaim.
 type ClaimResult int
 
 // Claim results.
 const (
-	// ClaimGranted: send now; no newer rotation has claimed the target and no older call to it is
-	// in flight.
+	// ClaimGranted: the target is this holder's; no newer rotation has claimed or asked for it
+	// and no other holder's call to it may still land.
 	ClaimGranted ClaimResult = iota
-	// ClaimSuperseded: a newer rotation of the source has claimed this target; never send.
+	// ClaimSuperseded: a newer rotation of the source has claimed this target or is waiting
+	// for it; never send. (From RenewTargetClaim: the claim was extended, but a newer rotation
+	// waits: finish what is in flight and give the target up.)
 	ClaimSuperseded
-	// ClaimBusy: an older rotation's call to this target is still in flight; wait and ask again.
+	// ClaimBusy: another holder's call to this target may still land; wait and ask again.
 	ClaimBusy
+	// ClaimLost: (RenewTargetClaim only) this holder no longer holds the target: its claim
+	// expired and another holder took it.
+	ClaimLost
 )
+
+func (r ClaimResult) String() string {
+	switch r {
+	case ClaimGranted:
+		return "granted"
+	case ClaimSuperseded:
+		return "superseded"
+	case ClaimBusy:
+		return "busy"
+	case ClaimLost:
+		return "lost"
+	}
+	return fmt.Sprintf("ClaimResult(%d)", int(r))
+}
 
 // AuditEvent is one line of the audit trail. It never holds a secret.
 type AuditEvent struct {
@@ -122,13 +154,20 @@ type Store interface {
 	// SELECT ... FOR UPDATE SKIP LOCKED, so two replicas never claim the same rotation.
 	ClaimOrphans(ctx context.Context, owner string, ttl time.Duration, limit int) ([]string, error)
 
-	// ClaimTarget asks to send rotation (of the source, with sequence seq) to target now. It is
-	// granted when no rotation with a higher seq has claimed the target and no call of another
-	// rotation is in flight to it (an in-flight mark expires after ttl, for dead replicas); the
-	// grant marks this rotation's call in flight until ReleaseTarget or ttl.
-	ClaimTarget(ctx context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) (ClaimResult, error)
-	// ReleaseTarget clears the in-flight mark this rotation holds on the target, if any.
-	ReleaseTarget(ctx context.Context, source, target, rotationID string) error
+	// ClaimTarget asks for the target on behalf of c.Holder, for ttl. It is granted when no
+	// rotation with a higher seq has claimed the target or asked for it, and no other holder's
+	// claim is live (a claim expires ttl after it was granted or last renewed, for dead
+	// replicas). When it is busy with an older rotation's claim, the request is remembered
+	// (the target's wanted seq), so that the older holder learns at its next renewal that it
+	// should give the target up, and its next claim is superseded.
+	ClaimTarget(ctx context.Context, c TargetClaim, ttl time.Duration) (ClaimResult, error)
+	// RenewTargetClaim extends a live claim of c.Holder to ttl from now: ClaimGranted, or
+	// ClaimSuperseded when a newer rotation waits for the target (extended all the same: the
+	// holder may have a call in flight), or ClaimLost.
+	RenewTargetClaim(ctx context.Context, c TargetClaim, ttl time.Duration) (ClaimResult, error)
+	// ReleaseTarget ends c.Holder's claim: at once when hold is 0, or hold from now when a call
+	// whose outcome is unknown may still land until then. Releasing a claim not held is a no-op.
+	ReleaseTarget(ctx context.Context, c TargetClaim, hold time.Duration) error
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)

@@ -131,7 +131,12 @@ func (p *panicky) Build(c core.Credential) (core.Request, error) {
 	return core.Request{Method: http.MethodPatch, Path: "/creds", Body: map[string]any{"password": c.Password}}, nil
 }
 
-func (p *panicky) Send(_ context.Context, req core.Request) (bool, error) {
+func (p *panicky) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	retry, err := p.send(ctx, req)
+	return core.SendResult{Check: err == nil}, retry, err
+}
+
+func (p *panicky) send(_ context.Context, req core.Request) (bool, error) {
 	body, err := req.WireBody()
 	if err != nil {
 		return false, err
@@ -139,7 +144,11 @@ func (p *panicky) Send(_ context.Context, req core.Request) (bool, error) {
 	panic(fmt.Sprintf("adapter bug: cannot handle %s", body))
 }
 
-func (p *panicky) Verify(context.Context) (core.Verification, bool, error) {
+func (p *panicky) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
+	return p.verify(ctx)
+}
+
+func (p *panicky) verify(ctx context.Context) (core.Verification, bool, error) {
 	return core.Verification{Verified: true}, false, nil
 }
 

@@ -167,14 +167,19 @@ func (t *timedStore) ListRotations(ctx context.Context, f core.ListFilter) (r []
 	return t.Store.ListRotations(ctx, f)
 }
 
-func (t *timedStore) ClaimTarget(ctx context.Context, source, target string, seq int64, id string, ttl time.Duration) (c core.ClaimResult, err error) {
+func (t *timedStore) ClaimTarget(ctx context.Context, c core.TargetClaim, ttl time.Duration) (r core.ClaimResult, err error) {
 	defer func(start time.Time) { t.observe("claim_target", start, err) }(time.Now())
-	return t.Store.ClaimTarget(ctx, source, target, seq, id, ttl)
+	return t.Store.ClaimTarget(ctx, c, ttl)
 }
 
-func (t *timedStore) ReleaseTarget(ctx context.Context, source, target, id string) (err error) {
+func (t *timedStore) RenewTargetClaim(ctx context.Context, c core.TargetClaim, ttl time.Duration) (r core.ClaimResult, err error) {
+	defer func(start time.Time) { t.observe("renew_target_claim", start, err) }(time.Now())
+	return t.Store.RenewTargetClaim(ctx, c, ttl)
+}
+
+func (t *timedStore) ReleaseTarget(ctx context.Context, c core.TargetClaim, hold time.Duration) (err error) {
 	defer func(start time.Time) { t.observe("release_target", start, err) }(time.Now())
-	return t.Store.ReleaseTarget(ctx, source, target, id)
+	return t.Store.ReleaseTarget(ctx, c, hold)
 }
 
 func (t *timedStore) AppendAudit(ctx context.Context, e core.AuditEvent) (err error) {

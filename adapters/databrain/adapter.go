@@ -159,7 +159,13 @@ func (a *Adapter) credentialProblem(p problem) core.Problem {
 
 // Send delivers the update. Databrain validates the body, tests the connection with the new
 // credential and re-caches the schema before it answers 200 {"name": ...}.
-func (a *Adapter) Send(ctx context.Context, req core.Request) (bool, error) {
+func (a *Adapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	retry, err := a.send(ctx, req)
+	// A 200 means Databrain connected with the new credential: verified, no further call.
+	return core.SendResult{Verified: err == nil}, retry, err
+}
+
+func (a *Adapter) send(ctx context.Context, req core.Request) (bool, error) {
 	resp, retry, err := a.client.Send(ctx, req)
 	if err != nil {
 		return retry, err
@@ -181,9 +187,10 @@ func (a *Adapter) Send(ctx context.Context, req core.Request) (bool, error) {
 	return retry, e
 }
 
-// Verify reports Verified at once and calls nothing: a 200 from the update already means that
-// Databrain connected with the new credential (it answers CREDENTIAL_TEST_FAILED otherwise).
-func (a *Adapter) Verify(context.Context) (core.Verification, bool, error) {
+// Verify is never asked for (Send says the write verified itself); it calls nothing: a 200 from
+// the update already means that Databrain connected with the new credential (it answers
+// CREDENTIAL_TEST_FAILED otherwise).
+func (a *Adapter) Verify(context.Context, core.VerifyRequest) (core.Verification, bool, error) {
 	return core.Verification{Verified: true}, false, nil
 }
 

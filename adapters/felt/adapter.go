@@ -154,99 +154,118 @@ func typeName(ct core.CredentialType) string {
 	return string(ct)
 }
 
-// Send implements core.Adapter. Felt answers 202 Accepted and connects asynchronously.
-func (t *target) Send(ctx context.Context, req core.Request) (bool, error) {
-	resp, retry, err := t.client.Send(ctx, req)
-	if err != nil {
-		return retry, err
-	}
-	if resp.Status >= 200 && resp.Status < 300 {
-		return false, nil
-	}
-	// Scrub before extracting: a message cut to length must not keep half a secret.
-	secrets := req.Secrets()
-	retry, e := t.client.Classify(resp, core.Scrub(errorMessage(core.ScrubBytes(resp.Body, secrets)), secrets))
-	return retry, e
+// receipt is what a Felt send leaves for verification: the source's last_synced_at read just
+// before the update, so that only a sync that finished after it counts. Only the target's own
+// run uses it, one call at a time.
+type receipt struct {
+	baseline *int64 // nil: the source had never synced
+	last     string // what the latest check saw, for the warning when time runs out
 }
 
-// Verify implements core.Adapter: it polls Show Source until sync_status is completed or failed,
-// within verify_timeout. A sync still running at the end is a warning, not an error: the update
-// itself landed.
-func (t *target) Verify(ctx context.Context) (core.Verification, bool, error) {
-	if !t.verify {
-		return core.Verification{Verified: false}, false, nil
+// Send implements core.Adapter. With verification on it first reads the source (the baseline
+// of a fresh sync status), then sends the update. Felt answers 202 Accepted and connects
+// asynchronously.
+func (t *target) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	rc := &receipt{last: "no answer yet"}
+	if t.verify {
+		src, retry, err := t.showSource(ctx)
+		if err != nil {
+			// Nothing was written: the update is sent only after this read.
+			err.NotSent = true
+			err.Message = "reading the source before the update: " + err.Message
+			return core.SendResult{}, retry, err
+		}
+		rc.baseline = src.LastSyncedAt
 	}
-	deadline := time.Now().Add(t.verifyTimeout)
-	pollCtx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	path := t.sourcePath()
-
-	last := "no answer yet"
-	for {
-		wait := t.pollInterval
-		resp, _, err := t.client.Do(pollCtx, http.MethodGet, path, nil)
-		switch {
-		case err != nil:
-			if pollCtx.Err() != nil && ctx.Err() == nil && last != "no answer yet" {
-				// verify_timeout cut this poll short: what the previous one said is more telling.
-				break
-			}
-			var ce *core.Error
-			if errors.As(err, &ce) {
-				last = ce.Message
-			} else {
-				last = err.Error()
-			}
-		case resp.Status == http.StatusOK:
-			var src struct {
-				SyncStatus string `json:"sync_status"`
-			}
-			if jerr := json.Unmarshal(resp.Body, &src); jerr != nil || src.SyncStatus == "" {
-				last = "Show Source answered without a readable sync_status: " + vendorhttp.Snippet(resp.Body, 200)
-				break
-			}
-			switch src.SyncStatus {
-			case "completed":
-				return core.Verification{Verified: true}, false, nil
-			case "failed":
-				return core.Verification{}, false, &core.Error{
-					Code:         core.CodeVerificationFailed,
-					Message:      fmt.Sprintf("Felt could not connect to source %q with the new credential (sync_status: failed)", t.sourceID),
-					VendorStatus: resp.Status,
-				}
-			default:
-				last = "sync_status " + src.SyncStatus
-			}
-		case resp.Status == http.StatusTooManyRequests || resp.Status >= 500:
-			_, e := t.client.Classify(resp, errorMessage(resp.Body))
-			last = e.Message
-			if e.RetryAfter > wait {
-				wait = e.RetryAfter
-			}
-		default:
-			// 401, 403, 404, other 4xx, redirects: polling again would get the same answer.
-			_, e := t.client.Classify(resp, errorMessage(resp.Body))
-			e.Message = "checking the source after the update: " + e.Message
-			e.Retryable = false
-			return core.Verification{}, false, e
-		}
-
-		if ctx.Err() == context.Canceled {
-			return core.Verification{}, false, &core.Error{Code: core.CodeCanceled, Message: "verification canceled: the update was sent; its outcome is unknown"}
-		}
-		if time.Until(deadline) < wait || ctx.Err() != nil {
-			// Too little time left for another poll: give up without an error, the update landed.
-			return core.Verification{Verified: false, Warning: fmt.Sprintf(
-				"Felt accepted the update but did not report source %q as connected within %s (last: %s); verification unknown",
-				t.sourceID, t.verifyTimeout, last)}, false, nil
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-pollCtx.Done():
-			timer.Stop()
-		case <-timer.C:
-		}
+	resp, retry, err := t.client.Send(ctx, req)
+	if err != nil {
+		return core.SendResult{}, retry, err
 	}
+	if resp.Status < 200 || resp.Status >= 300 {
+		// vendorhttp scrubbed the body of the request's secrets before it reached here.
+		retry, e := t.client.Classify(resp, errorMessage(resp.Body))
+		return core.SendResult{}, retry, e
+	}
+	return core.SendResult{Check: t.verify, Receipt: rc}, false, nil
+}
+
+// source is what verification reads of Show Source.
+type source struct {
+	SyncStatus   string `json:"sync_status"`
+	LastSyncedAt *int64 `json:"last_synced_at"`
+}
+
+// showSource reads the source; a non-2xx answer or an unreadable one is an error.
+func (t *target) showSource(ctx context.Context) (source, bool, *core.Error) {
+	var src source
+	resp, retry, err := t.client.Do(ctx, http.MethodGet, t.sourcePath(), nil)
+	if err != nil {
+		var ce *core.Error
+		if !errors.As(err, &ce) {
+			ce = &core.Error{Code: core.CodeNetwork, Message: err.Error(), Retryable: retry}
+		}
+		return src, retry, ce
+	}
+	if resp.Status != http.StatusOK {
+		retry, e := t.client.Classify(resp, errorMessage(resp.Body))
+		return src, retry, e
+	}
+	if jerr := json.Unmarshal(resp.Body, &src); jerr != nil || src.SyncStatus == "" {
+		return src, true, &core.Error{Code: core.CodeBadResponse, VendorStatus: resp.Status, Retryable: true,
+			Message: "Show Source answered without a readable sync_status: " + vendorhttp.Snippet(resp.Body, 200)}
+	}
+	return src, false, nil
+}
+
+// Verify implements core.Adapter: one check. In credential mode the first check starts a sync
+// (Felt documents none after a credential update). Each later check reads Show Source: a
+// completed or failed sync_status counts only when last_synced_at moved past its value before
+// the update, since a status left over from an earlier sync proves nothing. A sync still
+// running when verify_timeout has passed is a warning, not an error: the update itself landed.
+func (t *target) Verify(ctx context.Context, req core.VerifyRequest) (core.Verification, bool, error) {
+	rc, _ := req.Receipt.(*receipt)
+	if rc == nil {
+		return core.Verification{}, false, &core.Error{Code: core.CodeInternal, Message: "felt: verification without the receipt of its send"}
+	}
+	if t.credentialMode() && req.Poll == 0 {
+		resp, retry, err := t.client.Do(ctx, http.MethodPost, t.sourcePath()+"/sync", nil)
+		if err != nil {
+			return core.Verification{}, retry, err
+		}
+		if resp.Status < 200 || resp.Status >= 300 {
+			retry, e := t.client.Classify(resp, errorMessage(resp.Body))
+			e.Message = "starting a sync after the credential update: " + e.Message
+			return core.Verification{}, retry, e
+		}
+		return core.Verification{Again: t.pollInterval}, false, nil
+	}
+	src, retry, err := t.showSource(ctx)
+	if err != nil {
+		if !retry {
+			// 401, 403, 404, other 4xx, redirects: asking again would get the same answer.
+			err.Message = "checking the source after the update: " + err.Message
+		}
+		rc.last = err.Message
+		return core.Verification{}, retry, err
+	}
+	fresh := src.LastSyncedAt != nil && (rc.baseline == nil || *src.LastSyncedAt > *rc.baseline)
+	switch {
+	case fresh && src.SyncStatus == "completed":
+		return core.Verification{Verified: true}, false, nil
+	case fresh && src.SyncStatus == "failed":
+		return core.Verification{}, false, &core.Error{Code: core.CodeVerificationFailed, VendorStatus: http.StatusOK,
+			Message: fmt.Sprintf("Felt could not connect to source %q with the new credential (sync_status: failed)", t.sourceID)}
+	case fresh:
+		rc.last = "sync_status " + src.SyncStatus
+	default:
+		rc.last = "sync_status " + src.SyncStatus + " from before the update (last_synced_at has not moved)"
+	}
+	if req.Elapsed+t.pollInterval > t.verifyTimeout {
+		return core.Verification{Warning: fmt.Sprintf(
+			"Felt accepted the update but did not report source %q as connected within %s (last: %s); verification unknown",
+			t.sourceID, t.verifyTimeout, rc.last)}, false, nil
+	}
+	return core.Verification{Again: t.pollInterval}, false, nil
 }
 
 // feltErrors is the common part of Felt's error bodies: UnauthorizedError (source.header),

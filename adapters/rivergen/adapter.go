@@ -112,7 +112,12 @@ func (a *adapter) Build(cred core.Credential) (core.Request, error) {
 }
 
 // Send delivers the credentials update. 2xx is success unless the envelope says success: false.
-func (a *adapter) Send(ctx context.Context, req core.Request) (bool, error) {
+func (a *adapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	retry, err := a.send(ctx, req)
+	return core.SendResult{Check: err == nil && a.verify}, retry, err
+}
+
+func (a *adapter) send(ctx context.Context, req core.Request) (bool, error) {
 	resp, retry, err := a.client.Send(ctx, req)
 	if err != nil {
 		return retry, err
@@ -136,12 +141,10 @@ func (a *adapter) Send(ctx context.Context, req core.Request) (bool, error) {
 	return retry, e
 }
 
-// Verify runs RiverGen's Test Connection unless the target has verify: false. RiverGen answers
+// Verify runs RiverGen's Test Connection (Send asks for it unless the target has verify: false:
+// a Test Connection tests what RiverGen holds now, so each run is fresh). RiverGen answers
 // 200 whether or not it could connect, so the verdict is data.connection_successful.
-func (a *adapter) Verify(ctx context.Context) (core.Verification, bool, error) {
-	if !a.verify {
-		return core.Verification{Verified: false}, false, nil
-	}
+func (a *adapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
 	resp, retry, err := a.client.Send(ctx, a.testRequest())
 	if err != nil {
 		return core.Verification{}, retry, err

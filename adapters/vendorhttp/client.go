@@ -28,15 +28,18 @@ const UserAgent = "credsync"
 
 // Client talks JSON to one vendor platform.
 type Client struct {
-	base  *url.URL
-	token core.Secret
-	http  *http.Client
-	now   func() time.Time
+	base    *url.URL
+	token   core.Secret
+	http    *http.Client
+	timeout time.Duration
+	adm     *core.Admission // nil: calls are not admitted (tests)
+	now     func() time.Time
 }
 
 // New returns a client for the platform at baseURL. timeout bounds each call (0: none beyond the
-// caller's context). The transport keeps connections alive per platform.
-func New(baseURL string, token core.Secret, timeout time.Duration) (*Client, error) {
+// caller's context). The transport keeps connections alive per platform. adm, when set, admits
+// every call (see core.Admission); the timeout starts once a call is admitted.
+func New(baseURL string, token core.Secret, timeout time.Duration, adm *core.Admission) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("base_url %q must be an absolute http(s) URL", baseURL)
@@ -44,9 +47,11 @@ func New(baseURL string, token core.Secret, timeout time.Duration) (*Client, err
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	return &Client{
-		base:  u,
-		token: token,
-		now:   time.Now,
+		base:    u,
+		token:   token,
+		timeout: timeout,
+		adm:     adm,
+		now:     time.Now,
 		http: &http.Client{
 			Transport: tr,
 			Timeout:   timeout,
@@ -84,12 +89,42 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	release := core.Release(func(time.Duration) {})
+	if c.adm != nil {
+		if release, err = c.adm.Admit(ctx); err != nil {
+			e := transportError(ctx, method, path, err)
+			e.NotSent = true
+			return nil, true, e
+		}
+	}
+	// The last look before the request leaves: a caller whose context ended while it waited
+	// (a target claim that could not be kept, a rotation past its deadline) sends nothing.
+	if err := ctx.Err(); err != nil {
+		release(0)
+		e := transportError(ctx, method, path, err)
+		e.NotSent = true
+		return nil, true, e
+	}
+	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, true, transportError(ctx, method, path, err)
+		release(0)
+		e := transportError(ctx, method, path, err)
+		if !e.NotSent && c.timeout > 0 {
+			e.InFlightUntil = start.Add(c.timeout)
+		}
+		return nil, true, e
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	var pause time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests {
+		// The platform asked everyone to slow down, not just this call.
+		if pause = RetryAfter(resp.Header, c.now()); pause <= 0 {
+			pause = core.DefaultRateLimitPause
+		}
+	}
+	release(pause)
 	if err != nil {
 		return nil, true, transportError(ctx, method, path, fmt.Errorf("read answer: %w", err))
 	}
@@ -119,7 +154,9 @@ func transportError(ctx context.Context, method, path string, err error) *core.E
 	if errors.Is(err, context.Canceled) {
 		return &core.Error{Code: core.CodeCanceled, Message: fmt.Sprintf("%s %s: canceled", method, path), Retryable: true}
 	}
-	return &core.Error{Code: core.CodeNetwork, Message: fmt.Sprintf("%s %s: %v", method, path, err), Retryable: true}
+	var oe *net.OpError
+	dial := errors.As(err, &oe) && oe.Op == "dial" // refused, unreachable: nothing reached the vendor
+	return &core.Error{Code: core.CodeNetwork, Message: fmt.Sprintf("%s %s: %v", method, path, err), Retryable: true, NotSent: dial}
 }
 
 // Classify turns a non-2xx answer into a core.Error and a retry verdict: 429 and 5xx are retried
@@ -199,7 +236,11 @@ type Platform struct {
 	BaseURL string
 	Token   core.Secret
 	Timeout time.Duration // per vendor call
+	// Admission admits every call to the platform; the engine shares it (core.Platform).
+	Admission *core.Admission
 }
 
 // NewClient returns a client for the platform.
-func (p Platform) NewClient() (*Client, error) { return New(p.BaseURL, p.Token, p.Timeout) }
+func (p Platform) NewClient() (*Client, error) {
+	return New(p.BaseURL, p.Token, p.Timeout, p.Admission)
+}

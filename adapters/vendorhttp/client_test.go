@@ -19,14 +19,14 @@ import (
 
 func client(t *testing.T, url string, timeout time.Duration) *vendorhttp.Client {
 	t.Helper()
-	c, err := vendorhttp.New(url, core.NewSecret("vendor-token"), timeout)
+	c, err := vendorhttp.New(url, core.NewSecret("vendor-token"), timeout, nil)
 	require.NoError(t, err)
 	return c
 }
 
 func TestNewRefusesBadBaseURL(t *testing.T) {
 	for _, u := range []string{"", "felt.com", "ftp://felt.com", "http://"} {
-		_, err := vendorhttp.New(u, core.NewSecret("t"), time.Second)
+		_, err := vendorhttp.New(u, core.NewSecret("t"), time.Second, nil)
 		require.Error(t, err, u)
 	}
 }

@@ -59,7 +59,12 @@ func (a *Adapter) Build(c core.Credential) (core.Request, error) {
 }
 
 // Send implements core.Adapter.
-func (a *Adapter) Send(ctx context.Context, _ core.Request) (bool, error) {
+func (a *Adapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
+	retry, err := a.send(ctx, req)
+	return core.SendResult{Check: err == nil}, retry, err
+}
+
+func (a *Adapter) send(ctx context.Context, _ core.Request) (bool, error) {
 	a.mu.Lock()
 	a.sends++
 	hold, fail := a.hold, a.fail
@@ -78,7 +83,11 @@ func (a *Adapter) Send(ctx context.Context, _ core.Request) (bool, error) {
 }
 
 // Verify implements core.Adapter.
-func (a *Adapter) Verify(context.Context) (core.Verification, bool, error) {
+func (a *Adapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
+	return a.verify(ctx)
+}
+
+func (a *Adapter) verify(ctx context.Context) (core.Verification, bool, error) {
 	return core.Verification{Verified: true}, false, nil
 }
 

@@ -35,10 +35,11 @@ type entry struct {
 }
 
 type claim struct {
-	seq        int64
-	rotationID string
-	inflight   bool
-	until      time.Time
+	seq        int64  // the highest rotation seq granted the target
+	want       int64  // the highest seq that asked for it while it was busy
+	rotationID string // of the holder
+	holder     string
+	until      time.Time // the holder's claim is live until then
 }
 
 // New returns an empty store.
@@ -282,32 +283,50 @@ func (s *Store) ClaimOrphans(_ context.Context, owner string, ttl time.Duration,
 }
 
 // ClaimTarget implements core.Store.
-func (s *Store) ClaimTarget(_ context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) (core.ClaimResult, error) {
+func (s *Store) ClaimTarget(_ context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	key := source + "\x00" + target
-	c, ok := s.claims[key]
+	key := c.Source + "\x00" + c.Target
+	cl, ok := s.claims[key]
 	if !ok {
-		s.claims[key] = &claim{seq: seq, rotationID: rotationID, inflight: true, until: now.Add(ttl)}
+		s.claims[key] = &claim{seq: c.Seq, rotationID: c.RotationID, holder: c.Holder, until: now.Add(ttl)}
 		return core.ClaimGranted, nil
 	}
-	if c.seq > seq {
+	if max(cl.seq, cl.want) > c.Seq {
 		return core.ClaimSuperseded, nil
 	}
-	if c.rotationID != rotationID && c.inflight && now.Before(c.until) {
+	if cl.holder != c.Holder && now.Before(cl.until) {
+		cl.want = max(cl.want, c.Seq)
 		return core.ClaimBusy, nil
 	}
-	c.seq, c.rotationID, c.inflight, c.until = seq, rotationID, true, now.Add(ttl)
+	cl.seq, cl.rotationID, cl.holder, cl.until = c.Seq, c.RotationID, c.Holder, now.Add(ttl)
+	return core.ClaimGranted, nil
+}
+
+// RenewTargetClaim implements core.Store.
+func (s *Store) RenewTargetClaim(_ context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	cl, ok := s.claims[c.Source+"\x00"+c.Target]
+	if !ok || cl.holder != c.Holder { // nobody else was granted it since: still this holder's
+
+		return core.ClaimLost, nil
+	}
+	cl.until = now.Add(ttl)
+	if max(cl.seq, cl.want) > c.Seq {
+		return core.ClaimSuperseded, nil
+	}
 	return core.ClaimGranted, nil
 }
 
 // ReleaseTarget implements core.Store.
-func (s *Store) ReleaseTarget(_ context.Context, source, target, rotationID string) error {
+func (s *Store) ReleaseTarget(_ context.Context, c core.TargetClaim, hold time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.claims[source+"\x00"+target]; ok && c.rotationID == rotationID {
-		c.inflight = false
+	if cl, ok := s.claims[c.Source+"\x00"+c.Target]; ok && cl.holder == c.Holder {
+		cl.until = s.now().Add(hold)
 	}
 	return nil
 }

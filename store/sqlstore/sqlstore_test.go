@@ -49,7 +49,8 @@ func writeRotations(ctx context.Context, s *sqlstore.Store, prefix string, n int
 			Owner: prefix, LeaseTTL: time.Minute, Actor: "job", IdempotencyKey: id, RequestHash: "h"}); err != nil {
 			return fmt.Errorf("create %s: %w", id, err)
 		}
-		if _, err := s.ClaimTarget(ctx, "shared", "t", r.Seq, id, time.Minute); err != nil {
+		tc := core.TargetClaim{Source: "shared", Target: "t", Seq: r.Seq, RotationID: id, Holder: id}
+		if _, err := s.ClaimTarget(ctx, tc, time.Minute); err != nil {
 			return err
 		}
 		r.Targets[0].Status = core.TargetSucceeded
@@ -60,7 +61,7 @@ func writeRotations(ctx context.Context, s *sqlstore.Store, prefix string, n int
 		if err := s.AppendAudit(ctx, core.AuditEvent{At: time.Now(), Action: "rotation.finished", Source: "shared", RotationID: id}); err != nil {
 			return err
 		}
-		if err := s.ReleaseTarget(ctx, "shared", "t", id); err != nil {
+		if err := s.ReleaseTarget(ctx, tc, 0); err != nil {
 			return err
 		}
 		if err := s.ReleaseLease(ctx, id, prefix); err != nil {

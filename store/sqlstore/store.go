@@ -556,40 +556,63 @@ func (s *Store) ClaimOrphans(ctx context.Context, owner string, ttl time.Duratio
 	return ids, nil
 }
 
-// ClaimTarget implements core.Store in one statement: an upsert of the (source, target) claim
-// row that changes an existing row only when granting is allowed (no higher seq, no live
-// in-flight mark of another rotation). The database serialises concurrent upserts of one row,
-// so two claims can never both be granted. When nothing was written, a plain read tells a newer
-// rotation (final: seq only grows) from a call in flight (busy: the caller asks again).
-func (s *Store) ClaimTarget(ctx context.Context, source, target string, seq int64, rotationID string, ttl time.Duration) (core.ClaimResult, error) {
-	n, err := s.b.write(ctx, `INSERT INTO target_claims (source, target, seq, rotation_id, inflight, inflight_until)
-		VALUES ($1, $2, $3, $4, TRUE, @now + $5)
+// ClaimTarget implements core.Store. The grant is one statement: an upsert of the (source,
+// target) claim row that changes an existing row only when granting is allowed (no higher seq
+// granted or wanted, no live claim of another holder). The database serialises concurrent
+// upserts of one row, so two claims can never both be granted. When nothing was written, a
+// second statement records the request in want_seq and returns the row, which tells a newer
+// rotation (final: seq and want_seq only grow) from a live claim (busy: the caller asks again).
+func (s *Store) ClaimTarget(ctx context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
+	n, err := s.b.write(ctx, `INSERT INTO target_claims (source, target, seq, rotation_id, holder, want_seq, inflight, inflight_until)
+		VALUES ($1, $2, $3, $4, $5, 0, TRUE, @now + $6)
 		ON CONFLICT (source, target) DO UPDATE
-		SET seq = excluded.seq, rotation_id = excluded.rotation_id, inflight = TRUE, inflight_until = excluded.inflight_until
-		WHERE target_claims.seq <= excluded.seq
-		  AND (target_claims.rotation_id = excluded.rotation_id OR NOT (target_claims.inflight AND target_claims.inflight_until > @now))`,
-		source, target, seq, rotationID, ttlMicros(ttl))
+		SET seq = excluded.seq, rotation_id = excluded.rotation_id, holder = excluded.holder,
+		    inflight = TRUE, inflight_until = excluded.inflight_until
+		WHERE target_claims.seq <= excluded.seq AND target_claims.want_seq <= excluded.seq
+		  AND (target_claims.holder = excluded.holder OR target_claims.inflight_until <= @now)`,
+		c.Source, c.Target, c.Seq, c.RotationID, c.Holder, ttlMicros(ttl))
 	if err != nil {
-		return 0, fmt.Errorf("sqlstore: claim target %s/%s for %s: %w", source, target, rotationID, err)
+		return 0, fmt.Errorf("sqlstore: claim target %s/%s for %s: %w", c.Source, c.Target, c.RotationID, err)
 	}
 	if n > 0 {
 		return core.ClaimGranted, nil
 	}
-	var cur int64
-	if err := s.b.queryRow(ctx, `SELECT seq FROM target_claims WHERE source = $1 AND target = $2`, source, target).Scan(&cur); err != nil {
-		return 0, fmt.Errorf("sqlstore: claim target %s/%s for %s: read claim: %w", source, target, rotationID, err)
+	var seq, want int64
+	if err := s.b.writeRow(ctx, []any{&seq, &want}, `UPDATE target_claims
+		SET want_seq = CASE WHEN want_seq < $3 THEN $3 ELSE want_seq END
+		WHERE source = $1 AND target = $2 RETURNING seq, want_seq`, c.Source, c.Target, c.Seq); err != nil {
+		return 0, fmt.Errorf("sqlstore: claim target %s/%s for %s: record the wait: %w", c.Source, c.Target, c.RotationID, err)
 	}
-	if cur > seq {
+	if max(seq, want) > c.Seq {
 		return core.ClaimSuperseded, nil
 	}
 	return core.ClaimBusy, nil
 }
 
+// RenewTargetClaim implements core.Store in one statement.
+func (s *Store) RenewTargetClaim(ctx context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
+	var seq, want int64
+	err := s.b.writeRow(ctx, []any{&seq, &want}, `UPDATE target_claims SET inflight = TRUE, inflight_until = @now + $4
+		WHERE source = $1 AND target = $2 AND holder = $3 RETURNING seq, want_seq`,
+		c.Source, c.Target, c.Holder, ttlMicros(ttl))
+	if errors.Is(err, sql.ErrNoRows) {
+		return core.ClaimLost, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: renew claim of target %s/%s for %s: %w", c.Source, c.Target, c.RotationID, err)
+	}
+	if max(seq, want) > c.Seq {
+		return core.ClaimSuperseded, nil
+	}
+	return core.ClaimGranted, nil
+}
+
 // ReleaseTarget implements core.Store.
-func (s *Store) ReleaseTarget(ctx context.Context, source, target, rotationID string) error {
-	if _, err := s.b.write(ctx, `UPDATE target_claims SET inflight = FALSE WHERE source = $1 AND target = $2 AND rotation_id = $3`,
-		source, target, rotationID); err != nil {
-		return fmt.Errorf("sqlstore: release target %s/%s for %s: %w", source, target, rotationID, err)
+func (s *Store) ReleaseTarget(ctx context.Context, c core.TargetClaim, hold time.Duration) error {
+	if _, err := s.b.write(ctx, `UPDATE target_claims SET inflight = $5, inflight_until = @now + $4
+		WHERE source = $1 AND target = $2 AND holder = $3`,
+		c.Source, c.Target, c.Holder, ttlMicros(hold), hold > 0); err != nil {
+		return fmt.Errorf("sqlstore: release target %s/%s for %s: %w", c.Source, c.Target, c.RotationID, err)
 	}
 	return nil
 }

@@ -72,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"ClaimTarget", testClaimTarget},
 		{"ClaimTargetExpiry", testClaimTargetExpiry},
 		{"ClaimTargetConcurrent", testClaimTargetConcurrent},
+		{"ClaimTargetRenew", testClaimTargetRenew},
+		{"ClaimTargetHold", testClaimTargetHold},
 		{"Audit", testAudit},
 		{"AuditWithRotation", testAuditWithRotation},
 		{"AuditDefaultLimit", testAuditDefaultLimit},
@@ -444,7 +446,10 @@ func testNotFound(t *testing.T, s core.Store) {
 	require.False(t, ok)
 	require.NoError(t, s.ReleaseLease(ctx, "rot_nope", "r"))
 	require.NoError(t, s.DeleteCredential(ctx, "rot_nope"))
-	require.NoError(t, s.ReleaseTarget(ctx, "a", "nope", "rot_nope"))
+	require.NoError(t, s.ReleaseTarget(ctx, core.TargetClaim{Source: "a", Target: "nope", RotationID: "rot_nope", Holder: "h"}, 0))
+	res, err := s.RenewTargetClaim(ctx, core.TargetClaim{Source: "a", Target: "nope", Seq: 1, RotationID: "rot_nope", Holder: "h"}, longTTL)
+	require.NoError(t, err)
+	require.Equal(t, core.ClaimLost, res, "renewing a claim never granted")
 }
 
 // ---- List ----
@@ -816,63 +821,87 @@ func testClaimOrphansConcurrent(t *testing.T, s core.Store) {
 
 // ---- target claims ----
 
-func claimTarget(t *testing.T, s core.Store, source, target string, seq int64, rid string, ttl time.Duration) core.ClaimResult {
+// holder is one attempt's claim on warehouse/<target> for rotation seq, holder h.
+func holder(target string, seq int64, h string) core.TargetClaim {
+	return core.TargetClaim{Source: "warehouse", Target: target, Seq: seq, RotationID: id(int(seq)), Holder: h}
+}
+
+func claimTarget(t *testing.T, s core.Store, c core.TargetClaim, ttl time.Duration) core.ClaimResult {
 	t.Helper()
-	res, err := s.ClaimTarget(ctxT(t), source, target, seq, rid, ttl)
-	require.NoError(t, err, "ClaimTarget %s/%s seq %d %s", source, target, seq, rid)
+	res, err := s.ClaimTarget(ctxT(t), c, ttl)
+	require.NoError(t, err, "ClaimTarget %+v", c)
+	return res
+}
+
+func release(t *testing.T, s core.Store, c core.TargetClaim, hold time.Duration) {
+	t.Helper()
+	require.NoError(t, s.ReleaseTarget(ctxT(t), c, hold), "ReleaseTarget %+v", c)
+}
+
+func renewClaim(t *testing.T, s core.Store, c core.TargetClaim, ttl time.Duration) core.ClaimResult {
+	t.Helper()
+	res, err := s.RenewTargetClaim(ctxT(t), c, ttl)
+	require.NoError(t, err, "RenewTargetClaim %+v", c)
 	return res
 }
 
 func testClaimTarget(t *testing.T, s core.Store) {
-	ctx := ctxT(t)
-	const src, tgt = "warehouse", "felt/0"
-	r1, r2, r3 := id(1), id(2), id(3)
+	const tgt = "felt/0"
+	a1, a1b, b2 := holder(tgt, 1, "a1"), holder(tgt, 1, "a1-resumed"), holder(tgt, 2, "b2")
 
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 1, r1, longTTL), "first claim")
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 1, r1, longTTL), "a rotation re-claims its own in-flight target")
-	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 2, r2, longTTL), "an older rotation's call is in flight")
-	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r2), "releasing a claim one does not hold is a no-op")
-	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 2, r2, longTTL), "still r1's")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, a1, longTTL), "first claim")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, a1, longTTL), "a holder re-claims its own claim")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, a1b, longTTL),
+		"the same rotation under another holder (resumed after a crash) waits for the first holder's call")
+	release(t, s, b2, 0) // releasing a claim one does not hold is a no-op
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, b2, longTTL), "a newer rotation waits while an older claim is live")
 
 	// other targets and other sources are independent
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, "databrain", 2, r2, longTTL))
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, "other-source", tgt, 1, "rot_other", longTTL))
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder("databrain", 2, "b2"), longTTL))
+	other := a1
+	other.Source = "other-source"
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, other, longTTL))
 
-	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r1))
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, r2, longTTL), "granted once the older call is released")
-	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, r1, longTTL), "a higher seq has claimed the target")
-	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r2))
-	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, r1, longTTL), "superseded stays superseded after release")
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, r2, longTTL), "the same rotation again after its release")
+	// b2 asked while a1 held the target: a1's next claim, under any holder, is superseded
+	release(t, s, a1, 0)
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, holder(tgt, 1, "a1-retry"), longTTL),
+		"an older rotation never takes a target a newer one is waiting for")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, b2, longTTL), "granted once the older claim is released")
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, a1, longTTL), "a higher seq has claimed the target")
+	release(t, s, b2, 0)
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, a1, longTTL), "superseded stays superseded after release")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder(tgt, 2, "b2-retry"), longTTL), "the same rotation again, new holder, after its release")
 
-	// superseded is decided before busy: r3 in flight, r1 and r2 (older) are superseded
-	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r2))
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 3, r3, longTTL))
-	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 2, r2, longTTL))
-	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, r1, longTTL))
-	// a newer rotation waits for an older one in flight, then takes over
-	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 4, id(4), longTTL))
-	require.NoError(t, s.ReleaseTarget(ctx, src, tgt, r3))
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 4, id(4), longTTL))
-	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 3, r3, longTTL))
+	// superseded is decided before busy: c3 holds, a1 and b2 (older) are superseded
+	release(t, s, holder(tgt, 2, "b2-retry"), 0)
+	c3 := holder(tgt, 3, "c3")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, c3, longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, b2, longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, a1, longTTL))
+	// a newer rotation waits for an older one's live claim, then takes over
+	d4 := holder(tgt, 4, "d4")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, d4, longTTL))
+	release(t, s, c3, 0)
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, d4, longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, c3, longTTL))
 
-	// the other target's claim by r2 was untouched by all this
-	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, "databrain", 3, r3, longTTL))
-	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, "databrain", 1, r1, longTTL))
+	// the other target's claim by b2 was untouched by all this
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder("databrain", 3, "c3"), longTTL))
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, holder("databrain", 1, "a1"), longTTL))
 }
 
 func testClaimTargetExpiry(t *testing.T, s core.Store) {
-	const src, tgt = "warehouse", "rivergen/1"
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 1, id(1), shortTTL))
-	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 2, id(2), longTTL))
+	const tgt = "rivergen/1"
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder(tgt, 1, "dead"), shortTTL))
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder(tgt, 2, "b"), longTTL))
 	time.Sleep(expiryWait)
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, id(2), shortTTL), "the dead replica's in-flight mark expired")
-	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, src, tgt, 1, id(1), longTTL))
-	// re-claiming renews the in-flight mark
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder(tgt, 2, "b"), shortTTL), "the dead replica's claim expired")
+	require.Equal(t, core.ClaimSuperseded, claimTarget(t, s, holder(tgt, 1, "dead"), longTTL))
+	// re-claiming renews the claim
 	time.Sleep(shortTTL / 2)
-	require.Equal(t, core.ClaimGranted, claimTarget(t, s, src, tgt, 2, id(2), longTTL))
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder(tgt, 2, "b"), longTTL))
 	time.Sleep(expiryWait)
-	require.Equal(t, core.ClaimBusy, claimTarget(t, s, src, tgt, 3, id(3), longTTL), "renewed for longer: still in flight")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder(tgt, 3, "c"), longTTL), "renewed for longer: still live")
 }
 
 func testClaimTargetConcurrent(t *testing.T, s core.Store) {
@@ -886,7 +915,7 @@ func testClaimTargetConcurrent(t *testing.T, s core.Store) {
 		go func(i int) {
 			defer wg.Done()
 			<-start
-			res[i], errs[i] = s.ClaimTarget(context.Background(), "warehouse", "felt/0", int64(i+1), id(i+1), longTTL)
+			res[i], errs[i] = s.ClaimTarget(context.Background(), holder("felt/0", int64(i+1), fmt.Sprint("h", i)), longTTL)
 		}(i)
 	}
 	close(start)
@@ -898,7 +927,36 @@ func testClaimTargetConcurrent(t *testing.T, s core.Store) {
 			granted++
 		}
 	}
-	require.Equal(t, 1, granted, "one call in flight per target, whatever the race: %v", res)
+	require.Equal(t, 1, granted, "one holder per target, whatever the race: %v", res)
+}
+
+func testClaimTargetRenew(t *testing.T, s core.Store) {
+	const tgt = "felt/2"
+	a := holder(tgt, 1, "a")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, a, shortTTL))
+	require.Equal(t, core.ClaimGranted, renewClaim(t, s, a, longTTL), "renewed while nobody waits")
+	time.Sleep(expiryWait)
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder(tgt, 1, "a-resumed"), longTTL), "the renewal outlived the first ttl")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder(tgt, 2, "b"), longTTL), "a newer rotation asks")
+	require.Equal(t, core.ClaimSuperseded, renewClaim(t, s, a, shortTTL), "the holder learns that a newer rotation waits")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder(tgt, 2, "b"), longTTL), "still held: it may have a call in flight")
+	time.Sleep(expiryWait)
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder(tgt, 2, "b"), longTTL), "the renewed claim expired")
+	require.Equal(t, core.ClaimLost, renewClaim(t, s, a, longTTL), "another holder took the target")
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder(tgt, 3, "c"), longTTL), "a lost renewal changed nothing")
+}
+
+func testClaimTargetHold(t *testing.T, s core.Store) {
+	const tgt = "felt/3"
+	a := holder(tgt, 1, "a")
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, a, longTTL))
+	release(t, s, a, shortTTL) // a call whose outcome is unknown may land until then
+	require.Equal(t, core.ClaimBusy, claimTarget(t, s, holder(tgt, 1, "a-retry"), longTTL),
+		"not even the rotation's own next attempt overlaps a call that may still land")
+	time.Sleep(expiryWait)
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder(tgt, 1, "a-retry"), longTTL), "granted once the hold passed")
+	release(t, s, holder(tgt, 1, "a-retry"), 0)
+	require.Equal(t, core.ClaimGranted, claimTarget(t, s, holder(tgt, 2, "b"), longTTL), "released at once: the next rotation takes it")
 }
 
 // ---- audit ----
