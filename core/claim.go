@@ -22,9 +22,11 @@ import (
 // that a vendor applies a request within the platform's timeout of its start or not at all:
 // set platforms.<name>.timeout to at least the vendor's own request timeout.
 //
-//   - A granted claim lives claimTTL(timeout); a keeper renews it every timeout/2 while the
-//     holder works (sends, waits, verifies), so a replica that dies leaves a claim that outlives
-//     any call it started by at least the grace.
+//   - A granted claim lives claimTTL(timeout); a keeper renews it every timeout/4 while the
+//     holder works (sends, waits), so a replica that dies leaves a claim that outlives any call
+//     it started by at least the grace. Once the write has been answered, only reads follow
+//     (verification): the claim is then renewed for settledTTL only, so that a replica dying
+//     while it verifies holds the target up for seconds, not for the write's window.
 //   - Sends run under a fence: a context that ends when the claim, as last renewed, could no
 //     longer cover a call started now (valid until - timeout - grace). A renewal that fails for
 //     long enough stops new calls instead of letting one start uncovered.
@@ -37,11 +39,18 @@ import (
 // between replicas and the database.
 const claimGrace = time.Second
 
-// claimTTL is how long a claim lives past its grant or last renewal.
-func claimTTL(timeout time.Duration) time.Duration { return 2*timeout + claimGrace }
+// claimTTL is how long a claim lives past its grant or last renewal while a write may be in
+// flight: a call started just before the holder died lands within timeout, and the last
+// renewal was at most renewEvery ago.
+func claimTTL(timeout time.Duration) time.Duration { return timeout + timeout/2 + claimGrace }
 
-// renewEvery is the keeper's period.
-func renewEvery(timeout time.Duration) time.Duration { return max(10*time.Millisecond, timeout/2) }
+// renewEvery is the keeper's period while a write may be in flight. The fence (the claim's
+// validity minus timeout and grace) is timeout/2 past the last renewal: two periods.
+func renewEvery(timeout time.Duration) time.Duration { return max(10*time.Millisecond, timeout/4) }
+
+// settledTTL is a claim's life once its write was answered and only verification reads
+// follow; it is renewed every settledTTL/3.
+const settledTTL = 3 * time.Second
 
 // claimPoll is how often a claim busy with another holder is asked for again.
 const claimPoll = 100 * time.Millisecond
@@ -103,14 +112,15 @@ type keeper struct {
 	mu    sync.Mutex
 	state ClaimResult
 
-	stop chan struct{}
-	done chan struct{}
+	settle chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // keep starts renewing tc, granted at asked. parent bounds the fence that sends run under.
 func (e *Engine) keep(parent context.Context, tc TargetClaim, timeout time.Duration, asked time.Time, yield func()) *keeper {
 	k := &keeper{e: e, tc: tc, timeout: timeout, yield: yield, state: ClaimGranted,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		settle: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	k.fence = newFence(parent, k.fenceAt(asked))
 	go k.run()
 	return k
@@ -123,17 +133,23 @@ func (k *keeper) fenceAt(t time.Time) time.Time {
 
 func (k *keeper) run() {
 	defer close(k.done)
-	tick := time.NewTicker(renewEvery(k.timeout))
+	ttl, period := claimTTL(k.timeout), renewEvery(k.timeout)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-k.stop:
 			return
+		case <-k.settle:
+			if settledTTL < ttl {
+				ttl, period = settledTTL, min(period, settledTTL/3)
+				tick.Reset(period)
+			}
 		case <-tick.C:
 		}
 		asked := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), min(storeCallTimeout, claimTTL(k.timeout)))
-		res, err := k.e.store.RenewTargetClaim(ctx, k.tc, claimTTL(k.timeout))
+		ctx, cancel := context.WithTimeout(context.Background(), min(storeCallTimeout, ttl))
+		res, err := k.e.store.RenewTargetClaim(ctx, k.tc, ttl)
 		cancel()
 		if err != nil {
 			// Not renewed: the fence stays where it was, so calls stop starting before the
@@ -157,6 +173,17 @@ func (k *keeper) run() {
 				k.yield()
 			}
 		}
+	}
+}
+
+// settled says the write was answered: no call of this holder can land any more, only reads
+// follow, so the claim is renewed at once for settledTTL and then kept at that. The fence is
+// closed: nothing more may be written under this claim.
+func (k *keeper) settled() {
+	k.fence.close(context.Canceled)
+	select {
+	case k.settle <- struct{}{}:
+	default:
 	}
 }
 

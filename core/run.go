@@ -108,6 +108,7 @@ func (e *Engine) send(ctx context.Context, tr *targetRun, yield func()) *keeper 
 				return nil
 			}
 			tr.receipt = res.Receipt
+			k.settled()
 			return k
 		}
 		if lapsed(err) || lapsed(k.fence.Err()) {

@@ -139,7 +139,12 @@ func newSetup(t *testing.T, gate *hangGate, driver, dsn string) *setup {
 	s.env = append(s.env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
 	cfg := fakes.Config("LISTEN", "DSN")
 	cfg = strings.Replace(cfg, "  driver: sqlite\n  dsn: DSN\n", fmt.Sprintf("  driver: %s\n  dsn: %q\n  lease_ttl: 2s\n", driver, dsn), 1)
+	// Short vendor timeouts: after a SIGKILL a target stays claimed until any call the dead
+	// gateway may have had in flight can no longer land (1.5 x timeout + 1 s).
 	cfg = strings.Replace(cfg, "    token: ${RIVERGEN_ACCESS_TOKEN}\n", "    token: ${RIVERGEN_ACCESS_TOKEN}\n    timeout: 3s\n", 1)
+	cfg = strings.Replace(cfg, "    token: ${DATABRAIN_SERVICE_TOKEN}\n", "    token: ${DATABRAIN_SERVICE_TOKEN}\n    timeout: 3s\n", 1)
+	cfg = strings.Replace(cfg, "    token: ${FELT_API_TOKEN}\n    timeout: 10s\n", "    token: ${FELT_API_TOKEN}\n    timeout: 3s\n", 1)
+	require.Equal(t, 3, strings.Count(cfg, "timeout: 3s"), "every platform of the e2e config has a short timeout")
 	require.Contains(t, cfg, "lease_ttl: 2s")
 	s.cfgPath = filepath.Join(t.TempDir(), "credsync.yaml")
 	require.NoError(t, os.WriteFile(s.cfgPath, []byte(cfg), 0o600))
