@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -59,28 +58,29 @@ func KeysFromEnv(getenv func(string) string, keyFile string) keyring.Source {
 	return keyring.Source{Key: getenv("CREDSYNC_ENCRYPTION_KEY"), KeyFile: keyFile, OlderKey: older}
 }
 
-// New opens the store (applying its migrations) and builds the gateway for cfg.
+// New checks cfg as Preflight does, and refuses it with Preflight's error (a *multierror.Error)
+// when it finds a problem; then it opens the store (applying its migrations) and builds the
+// gateway. Any other error is one of opening the store or starting the engine.
 func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options) (*Gateway, error) {
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 30 * time.Second
 	}
+	p, err := preflight(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
 	durable := cfg.File.Store.Driver != "memory"
 	var sealer core.Sealer
-	kr, err := keyring.Load(opts.Keys)
 	switch {
-	case err == nil:
-		sealer = kr
-	case errors.Is(err, keyring.ErrNoKey) && !durable:
+	case p.keys != nil:
+		sealer = p.keys
+	case !durable:
 		// Nothing outlives the process: an ephemeral key keeps retries working meanwhile.
 		if sealer, err = keyring.Generate(); err != nil {
 			return nil, err
 		}
-	case errors.Is(err, keyring.ErrNoKey) && opts.AllowNoKey:
+	default: // preflight let a durable store run without a key: opts.AllowNoKey
 		log.Warn("no encryption key: credentials are not stored, so rotations interrupted by a restart end failed (code interrupted) and cannot be retried")
-	case errors.Is(err, keyring.ErrNoKey):
-		return nil, fmt.Errorf("%w; or start with --allow-no-encryption-key to store no credential (interrupted rotations then cannot resume)", err)
-	default:
-		return nil, err
 	}
 	store, err := openStore(ctx, cfg.File.Store)
 	if err != nil {
@@ -103,27 +103,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	srv := cfg.File.Server
-	tokens, err := apiTokens(srv.APITokens)
-	if err != nil {
-		_ = store.Close()
-		return nil, fmt.Errorf("server.api_tokens: %w", err)
-	}
-	statusTokens, err := apiTokens(srv.StatusTokens)
-	if err != nil {
-		_ = store.Close()
-		return nil, fmt.Errorf("server.status_tokens: %w", err)
-	}
-	a := api.New(eng, tokens, log.Named("api"), api.WithMetrics(m.Handler(), m),
+	a := api.New(eng, p.tokens, log.Named("api"), api.WithMetrics(m.Handler(), m),
 		api.WithRateLimit(srv.RateLimit.RequestsPerSecond, srv.RateLimit.Burst), api.WithMaxBody(srv.MaxBodyBytes))
-	if len(statusTokens) > 0 {
-		a.SetStatusTokens(statusTokens)
+	if len(p.statusTokens) > 0 {
+		a.SetStatusTokens(p.statusTokens)
 	}
-	tlsCfg, err := serverTLS(srv.TLS)
-	if err != nil {
-		_ = store.Close()
-		return nil, err
-	}
-	return &Gateway{Engine: eng, API: a, Metrics: m, store: store, log: log, opts: opts, server: srv, tls: tlsCfg}, nil
+	return &Gateway{Engine: eng, API: a, Metrics: m, store: store, log: log, opts: opts, server: srv, tls: p.tls}, nil
 }
 
 // apiTokens turns configured tokens (clear, or their SHA-256) into the API's.
@@ -134,37 +119,12 @@ func apiTokens(ts []config.APIToken) ([]api.Token, error) {
 		if t.TokenSHA256 != "" {
 			b, err := hex.DecodeString(t.TokenSHA256)
 			if err != nil || len(b) != sha256.Size {
-				return nil, fmt.Errorf("%s: token_sha256 is not a hex SHA-256", t.Name)
+				return nil, fmt.Errorf("%s: token_sha256 is not a hex SHA-256: give the 64 hex digits sha256sum prints for the token", t.Name)
 			}
 			copy(out[i].SHA256[:], b)
 		}
 	}
 	return out, nil
-}
-
-// serverTLS loads the certificate and, with a client CA, requires and verifies client
-// certificates (mutual TLS).
-func serverTLS(t *config.TLS) (*tls.Config, error) {
-	if t == nil {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("server.tls: load cert_file/key_file: %w", err)
-	}
-	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server.tls: read client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server.tls: client_ca_file %s holds no PEM certificate", t.ClientCAFile)
-		}
-		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return c, nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

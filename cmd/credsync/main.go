@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -38,10 +39,15 @@ Usage:
         Run the gateway: REST API under /v1, /healthz, /readyz. Unfinished rotations (a crash, a
         restart) resume at start. Stored credentials are sealed with CREDSYNC_ENCRYPTION_KEY
         (base64 of 32 bytes; older keys that still open: CREDSYNC_ENCRYPTION_OLD_KEYS, comma-separated)
-        or store.encryption_key_file.
-  credsync validate --config FILE
-        Load and validate FILE (env expansion, strict keys, every target's vendor rules); print a
-        summary of sources and targets, exit 0 when valid, 3 when not.
+        or store.encryption_key_file. A config validate refuses is refused with the same messages
+        and exit 3, before the store is opened or the address listened on.
+  credsync validate --config FILE [--allow-no-encryption-key]
+        Load and validate FILE (env expansion, strict keys, every target's vendor rules), then check
+        what serve checks before it starts: the listen address, the encryption key (from the same
+        environment), the TLS files, and that the store opens (the SQLite file's directory exists
+        and is writable, an existing database file is writable, a PostgreSQL DSN parses; nothing is
+        created, nothing is connected to). Print every problem found, or a summary of sources and
+        targets; exit 0 when valid, 3 when not.
   credsync demo     [--listen 127.0.0.1:8080] [--once]
         Start fake Felt, Databrain and RiverGen servers on loopback and a gateway (on an embedded
         SQLite store in a temporary directory) in front of them,
@@ -157,9 +163,13 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	gw, err := gateway.New(ctx, cfg, log, gateway.Options{ShutdownGrace: *grace, AllowNoKey: *noKey,
-		Keys: gateway.KeysFromEnv(os.Getenv, cfg.File.Store.EncryptionKeyFile)})
+	opts := gatewayOptions(cfg, *noKey)
+	opts.ShutdownGrace = *grace
+	gw, err := gateway.New(ctx, cfg, log, opts)
 	if err != nil {
+		if printProblems(stderr, "credsync serve: invalid config:", *cfgPath, err) {
+			return exitConfig
+		}
 		fmt.Fprintln(stderr, "credsync serve:", err)
 		return exitFailure
 	}
@@ -176,8 +186,9 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("validate", stderr, "Validate a config file.")
+	fs := newFlags("validate", stderr, "Validate a config file and everything serve checks before it starts.")
 	cfgPath := fs.String("config", "", "config file (required)")
+	noKey := fs.Bool("allow-no-encryption-key", false, "accept a durable store without an encryption key, as serve --allow-no-encryption-key does")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -190,6 +201,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "invalid:", err)
 		return exitConfig
 	}
+	if err := gateway.Preflight(cfg, gatewayOptions(cfg, *noKey)); err != nil {
+		if !printProblems(stderr, "invalid:", *cfgPath, err) {
+			fmt.Fprintln(stderr, "invalid:", err)
+		}
+		return exitConfig
+	}
 	fmt.Fprintf(stdout, "%s is valid: %d platform(s), %d source(s)\n", *cfgPath, len(cfg.Platforms), len(cfg.Sources))
 	for _, s := range cfg.Sources {
 		fmt.Fprintf(stdout, "  source %s\n", s.Name)
@@ -198,6 +215,31 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+// gatewayOptions are what serve runs the gateway with and validate checks: the encryption keys
+// from the environment and the config, and --allow-no-encryption-key.
+func gatewayOptions(cfg *config.Config, allowNoKey bool) gateway.Options {
+	return gateway.Options{AllowNoKey: allowNoKey, Keys: gateway.KeysFromEnv(os.Getenv, cfg.File.Store.EncryptionKeyFile)}
+}
+
+// printProblems prints gateway.Preflight's problems one a line, as serve and validate both do,
+// and reports whether err was Preflight's (a *multierror.Error: see gateway.New).
+func printProblems(w io.Writer, prefix, cfgPath string, err error) bool {
+	var problems *multierror.Error
+	if !errors.As(err, &problems) {
+		return false
+	}
+	n := len(problems.Errors)
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(w, "%s %s: %d problem%s:\n", prefix, cfgPath, n, plural)
+	for _, e := range problems.Errors {
+		fmt.Fprintf(w, "  - %v\n", e)
+	}
+	return true
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {

@@ -46,6 +46,8 @@ sources:
 
 func TestValidate(t *testing.T) {
 	t.Setenv("CREDSYNC_TEST_API_TOKEN", "0123456789abcdef0123")
+	t.Setenv("CREDSYNC_ENCRYPTION_KEY", newKey(32)) // the default store is a durable SQLite file
+	t.Setenv("CREDSYNC_ENCRYPTION_OLD_KEYS", "")
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	require.NoError(t, os.WriteFile(good, []byte(validConfig), 0o600))
@@ -77,7 +79,7 @@ func TestServeRefusesDurableStoreWithoutKey(t *testing.T) {
 	cfg := strings.Replace(validConfig, "platforms:", "store:\n  driver: sqlite\n  dsn: "+filepath.Join(dir, "c.db")+"\nplatforms:", 1)
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 	var out, errb bytes.Buffer
-	require.Equal(t, exitFailure, run([]string{"serve", "--config", path}, &out, &errb))
+	require.Equal(t, exitConfig, run([]string{"serve", "--config", path}, &out, &errb), "an invalid config: exit 3, as validate")
 	require.Contains(t, errb.String(), "CREDSYNC_ENCRYPTION_KEY")
 	require.Contains(t, errb.String(), "--allow-no-encryption-key")
 }
