@@ -474,7 +474,7 @@ type ListResponse struct {
 func (s *Server) listRotations(c echo.Context) error {
 	f := core.ListFilter{Source: c.QueryParam("source"), Status: core.RotationStatus(c.QueryParam("status")), Before: c.QueryParam("before")}
 	switch f.Status {
-	case "", core.RotationPending, core.RotationRunning, core.RotationSucceeded, core.RotationPartial, core.RotationFailed:
+	case "", core.RotationPending, core.RotationRunning, core.RotationSucceeded, core.RotationPartial, core.RotationFailed, core.RotationSuperseded:
 	default:
 		return fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("status=%q: one of pending, running, succeeded, partial, failed", f.Status))
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/credsync/credsync/adapters/databrain"
 	"github.com/credsync/credsync/adapters/felt"
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/demo"
 )
 
@@ -304,7 +305,7 @@ type rotationView struct {
 }
 
 func (r *rotationView) finished() bool {
-	return r.Status == "succeeded" || r.Status == "partial" || r.Status == "failed"
+	return core.RotationStatus(r.Status).Finished()
 }
 
 // tally counts the targets by status, and the verified ones.

@@ -166,6 +166,7 @@ func TestOlderRotationWaitingToRetryIsSuperseded(t *testing.T) {
 	o, err := h.eng.Wait(context.Background(), older.ID)
 	require.NoError(t, err)
 	require.Equal(t, core.TargetSuperseded, o.Targets[0].Status)
+	require.Equal(t, core.RotationSuperseded, o.Status, "every target superseded: the rotation is superseded, not failed")
 	require.Equal(t, 2, a.calls(), "the older rotation did not send again after the newer one")
 }
 

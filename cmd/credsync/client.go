@@ -22,6 +22,7 @@ const (
 	exitBadInput    = 6 // a bad flag or argument, or the gateway refused the request (400, 404, 409, 413, 415, 422)
 	exitUnreachable = 7 // the gateway could not be reached, or answered 5xx
 	exitNotFinished = 8 // the rotation had not finished when the wait ended (or was interrupted)
+	exitSuperseded  = 9 // a newer rotation of the source took every target over: nothing failed, nothing of this one is left to land
 )
 
 // clientUsage documents the client verbs in credsync --help (inserted before "credsync help").
@@ -48,8 +49,8 @@ const clientUsage = `  credsync rotate   --source S (--password-stdin [--type pa
 const clientExitCodes = `
 rotate, status, plan, sources: 0 every target succeeded (plan, sources: the call worked),
 4 partial, 5 failed, 6 bad input (a bad flag, or the gateway answered 400/404/409/422),
-7 gateway unreachable or 5xx, 8 not finished when the wait ended, 1 anything else (such as
-401: the gateway refused the token). check: 0 every target ready or unknown, 1 otherwise,
+7 gateway unreachable or 5xx, 8 not finished when the wait ended, 9 superseded (a newer
+rotation took every target over), 1 anything else (such as 401: the gateway refused the token). check: 0 every target ready or unknown, 1 otherwise,
 3 invalid config, 6 a bad flag.`
 
 // clientCommands are the verbs that talk to a running gateway (rotate, status, plan, sources)
@@ -349,6 +350,8 @@ func exitForRotation(s core.RotationStatus) int {
 		return exitPartial
 	case core.RotationFailed:
 		return exitFailed
+	case core.RotationSuperseded:
+		return exitSuperseded
 	default:
 		return exitNotFinished
 	}

@@ -353,3 +353,14 @@ func TestProgressOnATerminal(t *testing.T) {
 	p.done()
 	require.True(t, strings.HasSuffix(buf.String(), "\x1b[3A\x1b[J"), "the live block is cleared for the table")
 }
+
+func TestExitForEveryRotationStatus(t *testing.T) {
+	want := map[core.RotationStatus]int{
+		core.RotationSucceeded: exitOK, core.RotationPartial: exitPartial, core.RotationFailed: exitFailed,
+		core.RotationSuperseded: exitSuperseded, core.RotationPending: exitNotFinished, core.RotationRunning: exitNotFinished,
+	}
+	for st, code := range want {
+		require.Equal(t, code, exitForRotation(st), "%s", st)
+	}
+	require.NotEqual(t, exitFailed, exitForRotation(core.RotationSuperseded), "superseded is no failure: no alert")
+}

@@ -18,7 +18,8 @@ import (
 var _ core.Store = (*Store)(nil)
 
 // finishedStatuses is the SQL list of finished rotation statuses (core.RotationStatus.Finished).
-var finishedStatuses = "('" + string(core.RotationSucceeded) + "', '" + string(core.RotationPartial) + "', '" + string(core.RotationFailed) + "')"
+var finishedStatuses = "('" + string(core.RotationSucceeded) + "', '" + string(core.RotationPartial) + "', '" +
+	string(core.RotationFailed) + "', '" + string(core.RotationSuperseded) + "')"
 
 const rotationColumns = `id, source, seq, status, created_at, finished_at, actor, credential_type`
 
