@@ -17,6 +17,12 @@ type RetryPolicy struct {
 	Jitter func(d time.Duration) time.Duration
 }
 
+// RetryPolicyOverrider is implemented by an adapter whose vendor needs another schedule than
+// its platform's (River's NextRetry hook): it gets the platform's policy and returns its own.
+type RetryPolicyOverrider interface {
+	RetryPolicy(platform RetryPolicy) RetryPolicy
+}
+
 // Next says whether attempt n+1 should follow attempt n, which failed with err and the
 // adapter's retry verdict, and after how long. left is the time before the rotation's deadline
 // (negative: none): a wait that would not leave room for the attempt is not taken.

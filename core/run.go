@@ -76,7 +76,7 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 // its own, records the attempt, and sends under the claim's fence. It returns the keeper of the
 // claim the successful send holds (verification keeps it), or nil with tr.err set.
 func (e *Engine) send(ctx context.Context, tr *targetRun, yield func()) *keeper {
-	policy := e.policyFor(tr.p)
+	policy := e.policyFor(tr)
 	for n := 1; ; n++ {
 		tr.tc.Holder = newHolder(e.cfg.Owner)
 		asked, err := e.claim(tr.yctx, tr.tc, tr.p.Timeout)
@@ -136,7 +136,7 @@ func (e *Engine) send(ctx context.Context, tr *targetRun, yield func()) *keeper 
 // the target: the write landed, so the target succeeded, unverified. It returns how long the
 // claim must still be held (0: a verification call is only a read).
 func (e *Engine) verify(ctx context.Context, tr *targetRun, k *keeper) time.Duration {
-	policy := e.policyFor(tr.p)
+	policy := e.policyFor(tr)
 	sentAt := e.clock.Now()
 	poll, failures := 0, 0
 	for {
@@ -185,9 +185,13 @@ func (e *Engine) verify(ctx context.Context, tr *targetRun, k *keeper) time.Dura
 	}
 }
 
-// policyFor is the retry policy of a platform.
-func (e *Engine) policyFor(p Platform) RetryPolicy {
-	return RetryPolicy{MaxAttempts: p.MaxAttempts, Base: e.cfg.Backoff.Base, Max: e.cfg.Backoff.Max, Jitter: e.cfg.Jitter}
+// policyFor is a target's retry policy: its platform's, unless its adapter overrides it.
+func (e *Engine) policyFor(tr *targetRun) RetryPolicy {
+	p := RetryPolicy{MaxAttempts: tr.p.MaxAttempts, Base: e.cfg.Backoff.Base, Max: e.cfg.Backoff.Max, Jitter: e.cfg.Jitter}
+	if o, ok := tr.w.target.Adapter.(RetryPolicyOverrider); ok {
+		p = o.RetryPolicy(p)
+	}
+	return p
 }
 
 // timeLeft is the time before ctx's deadline, or -1 when it has none.

@@ -1,0 +1,217 @@
+package core
+
+// Executing a rotation: its targets on a bounded worker pool, and the store writes that record
+// every state change.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"go.uber.org/zap"
+)
+
+// run is a rotation this replica is working on.
+type run struct {
+	mu      sync.Mutex
+	rot     *Rotation
+	cred    Credential
+	scrub   *Scrubber // of cred's secrets
+	done    chan struct{}
+	cancel  context.CancelFunc
+	lost    bool                          // the lease went to another replica: write nothing more
+	targets map[string]context.CancelFunc // per running target: yield it to a newer rotation
+	super   map[string]bool               // targets a newer local rotation took over
+}
+
+type work struct {
+	idx    int
+	target *Target
+	req    Request
+}
+
+func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
+	defer e.wg.Done()
+	defer r.cancel()
+	e.cfg.Observer.RotationStarted()
+	e.setStatus(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
+
+	// A bounded pool of workers rather than a goroutine per target: a 10,000-target fan-out
+	// would otherwise park 10,000 goroutines (and their stacks) on 64 platform slots. Twice the
+	// slots keeps the slots busy while other workers back off or verify.
+	queue := make(chan work)
+	var wg sync.WaitGroup
+	for i := 0; i < e.workers(ws); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range queue {
+				e.runTarget(ctx, r, w)
+			}
+		}()
+	}
+	for _, w := range ws {
+		queue <- w
+	}
+	close(queue)
+	wg.Wait()
+
+	r.mu.Lock()
+	lost := r.lost
+	r.mu.Unlock()
+	interrupted := e.cfg.DurableStore && errors.Is(e.ctx.Err(), context.Canceled) && e.isClosing()
+	var final *Rotation
+	if !lost && !interrupted {
+		e.setStatus(ctx, r, func(rot *Rotation) {
+			if rot.Status = Outcome(rot.Targets); rot.Status.Finished() {
+				now := e.now()
+				rot.FinishedAt = &now
+			}
+			final = rot.Clone()
+		})
+	}
+	bg := context.WithoutCancel(ctx)
+	if final != nil && final.Status.Finished() {
+		e.finished(bg, final)
+		e.cfg.Observer.RotationFinished(final.Status)
+	} else {
+		e.cfg.Observer.RotationFinished("") // left unfinished: no longer in flight here
+	}
+	if !lost {
+		if err := e.store.ReleaseLease(bg, r.rot.ID, e.cfg.Owner); err != nil {
+			e.log.Warn("store: release lease", zap.String("rotation_id", r.rot.ID), zap.Error(err))
+		}
+	}
+	e.mu.Lock()
+	delete(e.runs, r.rot.ID)
+	e.mu.Unlock()
+	close(r.done)
+}
+
+// workers is how many targets of a rotation run at once: twice the concurrency of the
+// platforms involved, at most one per target.
+func (e *Engine) workers(ws []work) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, w := range ws {
+		if p := w.target.Platform; !seen[p] {
+			seen[p] = true
+			n += 2 * e.platforms[p].MaxConcurrency
+		}
+	}
+	return max(1, min(n, len(ws)))
+}
+
+// finished records the end of a rotation: the log line, the audit event and, when every target
+// succeeded, the deletion of its credential.
+func (e *Engine) finished(ctx context.Context, final *Rotation) {
+	var errs *multierror.Error
+	for _, t := range final.Targets {
+		if t.Error != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", t.Name, t.Error))
+		}
+	}
+	fields := []zap.Field{zap.String("rotation_id", final.ID), zap.String("source", final.Source),
+		zap.String("status", string(final.Status)), zap.Duration("took", final.FinishedAt.Sub(final.CreatedAt))}
+	if err := errs.ErrorOrNil(); err != nil {
+		fields = append(fields, zap.String("errors", err.Error()))
+	}
+	e.log.Info("rotation finished", fields...)
+	e.audit(AuditEvent{Action: "rotation.finished", Source: final.Source, RotationID: final.ID, Status: string(final.Status)})
+	if final.Status == RotationSucceeded {
+		if err := e.store.DeleteCredential(ctx, final.ID); err != nil {
+			e.log.Warn("store: delete credential of a finished rotation", zap.String("rotation_id", final.ID), zap.Error(err))
+		}
+	}
+}
+
+// setStatus applies fn to the rotation and writes its status and finish time; its targets'
+// rows are written by their own goroutines (updateTarget), so this is one row whatever the
+// fan-out. Only execute calls it, in order. Nothing is written once the lease is lost.
+func (e *Engine) setStatus(ctx context.Context, r *run, fn func(*Rotation)) {
+	r.mu.Lock()
+	fn(r.rot)
+	id, status, lost := r.rot.ID, r.rot.Status, r.lost
+	var finished *time.Time
+	if r.rot.FinishedAt != nil {
+		t := *r.rot.FinishedAt
+		finished = &t
+	}
+	r.mu.Unlock()
+	if lost {
+		return
+	}
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if err := e.store.SetRotationStatus(sctx, id, status, finished); err != nil {
+		e.log.Error("store: record rotation status", zap.String("rotation_id", id), zap.Error(err))
+	}
+}
+
+// updateTarget applies fn to one target and writes that target alone. Only the target's own
+// goroutine writes its row, so its writes stay in order without holding the rotation's lock
+// across the store call.
+func (e *Engine) updateTarget(ctx context.Context, r *run, idx int, fn func(*TargetResult)) TargetResult {
+	return e.writeTarget(ctx, r, idx, fn, nil)
+}
+
+// writeTarget is updateTarget that, when auditOf is set, also appends the audit event auditOf
+// makes of the target's new state, in the same store call (Store.FinishTarget).
+func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*TargetResult), auditOf func(TargetResult) AuditEvent) TargetResult {
+	r.mu.Lock()
+	fn(&r.rot.Targets[idx])
+	t := r.rot.Targets[idx]
+	if t.Error != nil {
+		c := *t.Error
+		t.Error = &c
+	}
+	lost, id := r.lost, r.rot.ID
+	r.mu.Unlock()
+	var ev *AuditEvent
+	if auditOf != nil {
+		a := auditOf(t)
+		a.At = e.now()
+		ev = &a
+	}
+	if lost {
+		if ev != nil {
+			e.audit(*ev) // what this replica saw is still audited; the target row is not its to write
+		}
+		return t
+	}
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	var err error
+	if ev != nil {
+		err = e.store.FinishTarget(sctx, id, idx, t, *ev)
+	} else {
+		err = e.store.UpdateTarget(sctx, id, idx, t)
+	}
+	if err != nil {
+		e.log.Error("store: record target state", zap.String("rotation_id", id), zap.String("target", t.Name), zap.Error(err))
+	}
+	return t
+}
+
+// storeCallTimeout bounds a store write that must finish even when its caller was canceled.
+const storeCallTimeout = 10 * time.Second
+
+// storeContext is ctx's values without its cancellation, bounded by storeCallTimeout: for store
+// writes that record what already happened and must not be cut off half way.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeCallTimeout)
+}
+
+func (e *Engine) audit(ev AuditEvent) {
+	if ev.At.IsZero() {
+		ev.At = e.now()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.AppendAudit(ctx, ev); err != nil {
+		e.log.Error("store: append audit event", zap.String("action", ev.Action), zap.String("rotation_id", ev.RotationID), zap.Error(err))
+	}
+}

@@ -1,0 +1,127 @@
+package core
+
+// Read views: rotations, the audit trail, sources with each target's last outcome.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Get returns a rotation by id.
+func (e *Engine) Get(ctx context.Context, id string) (*Rotation, error) {
+	rot, err := e.store.GetRotation(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &NotFoundError{What: "rotation", Name: id}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read rotation %s: %w", id, err)
+	}
+	return rot, nil
+}
+
+// Wait returns the rotation once it has finished, or its current state when ctx ends first. A
+// rotation worked by another replica is polled.
+func (e *Engine) Wait(ctx context.Context, id string) (*Rotation, error) {
+	for {
+		e.mu.Lock()
+		r, ok := e.runs[id]
+		e.mu.Unlock()
+		if ok {
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return e.Get(context.WithoutCancel(ctx), id)
+			}
+		}
+		rot, err := e.Get(context.WithoutCancel(ctx), id)
+		if err != nil || rot.Status.Finished() {
+			return rot, err
+		}
+		if e.clock.Sleep(ctx, 200*time.Millisecond) != nil {
+			return e.Get(context.WithoutCancel(ctx), id)
+		}
+	}
+}
+
+// List returns rotations newest first.
+func (e *Engine) List(ctx context.Context, f ListFilter) ([]*Rotation, error) {
+	if f.Source != "" {
+		if _, ok := e.sources[f.Source]; !ok {
+			return nil, &NotFoundError{What: "source", Name: f.Source}
+		}
+	}
+	rots, err := e.store.ListRotations(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list rotations: %w", err)
+	}
+	return rots, nil
+}
+
+// Audit returns audit events, newest first.
+func (e *Engine) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	evs, err := e.store.ListAudit(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	return evs, nil
+}
+
+// Ping checks the store answers.
+func (e *Engine) Ping(ctx context.Context) error { return e.store.Ping(ctx) }
+
+// SourceView is a configured source as GET /v1/sources shows it.
+type SourceView struct {
+	Name    string       `json:"name"`
+	Targets []TargetView `json:"targets"`
+}
+
+// TargetView is a configured target and its last outcome.
+type TargetView struct {
+	Name     string           `json:"name"`
+	Platform string           `json:"platform"`
+	Vendor   string           `json:"vendor"`
+	Accepts  []CredentialType `json:"accepts"`
+	Last     *LastOutcome     `json:"last_rotation"`
+}
+
+// LastOutcome is a target's part of the newest rotation that reached it.
+type LastOutcome struct {
+	RotationID string       `json:"rotation_id"`
+	Status     TargetStatus `json:"status"`
+	Verified   bool         `json:"verified"`
+	FinishedAt *time.Time   `json:"finished_at"`
+	Error      *Error       `json:"error"`
+}
+
+// sourceHistory is how many recent rotations of a source are read to find each target's last outcome.
+const sourceHistory = 200
+
+// Sources lists the configured sources with each target's last outcome.
+func (e *Engine) Sources(ctx context.Context) ([]SourceView, error) {
+	out := make([]SourceView, 0, len(e.order))
+	for _, name := range e.order {
+		src := e.sources[name]
+		rots, err := e.store.ListRotations(ctx, ListFilter{Source: name, Limit: sourceHistory})
+		if err != nil {
+			return nil, fmt.Errorf("list rotations of %s: %w", name, err)
+		}
+		v := SourceView{Name: name}
+		for _, t := range src.Targets {
+			tv := TargetView{Name: t.Name, Platform: t.Platform, Vendor: t.Vendor, Accepts: t.Adapter.Accepts()}
+		find:
+			for _, rot := range rots { // newest first
+				for _, tr := range rot.Targets {
+					if tr.Name == t.Name && tr.Status != TargetPending {
+						tv.Last = &LastOutcome{RotationID: rot.ID, Status: tr.Status, Verified: tr.Verified, FinishedAt: tr.FinishedAt, Error: tr.Error}
+						break find
+					}
+				}
+			}
+			v.Targets = append(v.Targets, tv)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -1,0 +1,334 @@
+package core
+
+// Submitting work: a rotation, its dry run, and a retry, each built the same way (buildWork).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// SubmitRequest asks for one rotation.
+type SubmitRequest struct {
+	Source     string
+	Credential Credential
+	// Targets optionally restricts the rotation to these target names.
+	Targets []string
+	// Actor names the API token that asked, for the audit trail.
+	Actor string
+	// IdempotencyKey, when set, makes a repeated submission return the first rotation instead of
+	// starting another; RequestHash tells a repeat (same hash) from a conflicting reuse of the key.
+	IdempotencyKey string
+	RequestHash    string
+}
+
+// prepare resolves the targets and builds every request before anything is sent: a credential
+// that any selected target cannot take fails the whole request with an *InputError.
+func (e *Engine) prepare(req SubmitRequest) (*Source, []work, error) {
+	src, ok := e.sources[req.Source]
+	if !ok {
+		return nil, nil, &NotFoundError{What: "source", Name: req.Source}
+	}
+	selected := src.Targets
+	var problems []Problem
+	if len(req.Targets) > 0 {
+		seen := map[string]bool{}
+		selected = nil
+		for i, n := range req.Targets {
+			t := findTarget(src, n)
+			switch {
+			case t == nil:
+				problems = append(problems, Problem{Field: fmt.Sprintf("targets[%d]", i), Message: fmt.Sprintf("source %q has no target %q (targets: %s)", src.Name, n, targetNames(src))})
+			case seen[n]:
+				problems = append(problems, Problem{Field: fmt.Sprintf("targets[%d]", i), Message: fmt.Sprintf("target %q is listed twice", n)})
+			default:
+				seen[n] = true
+				selected = append(selected, t)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, nil, &InputError{Message: "invalid targets", Problems: problems}
+	}
+	slots := make([]slot, len(selected))
+	for i, t := range selected {
+		slots[i] = slot{idx: i, name: t.Name}
+	}
+	ws, unbuilt := buildWork(src, slots, req.Credential)
+	for _, u := range unbuilt {
+		var ie *InputError
+		if !errors.As(u.err, &ie) {
+			return nil, nil, fmt.Errorf("target %q: build request: %w", u.name, u.err)
+		}
+		for _, p := range ie.Problems {
+			p.Target = u.name
+			problems = append(problems, p)
+		}
+		if len(ie.Problems) == 0 {
+			problems = append(problems, Problem{Field: "credential", Target: u.name, Message: ie.Message})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, nil, &InputError{Message: fmt.Sprintf("the credential cannot go to every target of source %q; nothing was sent", src.Name), Problems: problems}
+	}
+	return src, ws, nil
+}
+
+// Planned is one request a rotation would send; its Body marshals with secrets redacted.
+type Planned struct {
+	Target   string  `json:"target"`
+	Platform string  `json:"platform"`
+	Vendor   string  `json:"vendor"`
+	Request  Request `json:"request"`
+}
+
+// Plan is the dry run: it validates like Submit and returns what would be sent, sending nothing.
+func (e *Engine) Plan(req SubmitRequest) ([]Planned, error) {
+	_, ws, err := e.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Planned, len(ws))
+	for i, w := range ws {
+		out[i] = Planned{Target: w.target.Name, Platform: w.target.Platform, Vendor: w.target.Vendor, Request: w.req}
+	}
+	return out, nil
+}
+
+// Submit validates a rotation, records it (with its sealed credential) and starts it in the
+// background. The returned rotation is a snapshot taken before any vendor call. With an
+// IdempotencyKey seen before, it returns the rotation that key created (replayed true), or a
+// *ConflictError when the request differs from the first one.
+func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool, error) {
+	if e.isClosing() {
+		return nil, false, ErrShuttingDown
+	}
+	if req.IdempotencyKey != "" {
+		hit, err := e.store.FindIdempotencyKey(ctx, req.Actor, req.IdempotencyKey)
+		if err != nil {
+			return nil, false, fmt.Errorf("look up Idempotency-Key: %w", err)
+		}
+		if hit != nil {
+			return e.replay(ctx, req, hit)
+		}
+	}
+	src, ws, err := e.prepare(req)
+	if err != nil {
+		return nil, false, err
+	}
+	now := e.now()
+	rot := &Rotation{ID: e.cfg.NewID(), Source: src.Name, Status: RotationPending, CreatedAt: now,
+		Actor: req.Actor, Type: req.Credential.Type}
+	for _, w := range ws {
+		rot.Targets = append(rot.Targets, TargetResult{Name: w.target.Name, Platform: w.target.Platform,
+			Vendor: w.target.Vendor, Status: TargetPending})
+	}
+	var sealed []byte
+	if e.cfg.Sealer != nil {
+		clear, err := req.Credential.EncodeClear()
+		if err != nil {
+			return nil, false, err
+		}
+		if sealed, err = e.cfg.Sealer.Seal(clear, []byte(rot.ID)); err != nil {
+			return nil, false, fmt.Errorf("encrypt credential: %w", err)
+		}
+	}
+	hit, err := e.store.CreateRotation(ctx, NewRotation{Rotation: rot, SealedCredential: sealed, Owner: e.cfg.Owner,
+		LeaseTTL: e.cfg.LeaseTTL, Actor: req.Actor, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash,
+		Audit: &AuditEvent{At: e.now(), Actor: req.Actor, Action: "rotation.submitted", Source: src.Name, RotationID: rot.ID,
+			Detail: fmt.Sprintf("%s to %d target(s)", req.Credential.Type, len(ws))}})
+	if err != nil {
+		return nil, false, fmt.Errorf("record rotation: %w", err)
+	}
+	if hit != nil { // a concurrent submission with the same key won
+		return e.replay(ctx, req, hit)
+	}
+	if rot.Seq == 0 {
+		stored, err := e.store.GetRotation(ctx, rot.ID)
+		if err != nil {
+			return nil, false, fmt.Errorf("read back rotation: %w", err)
+		}
+		rot.Seq = stored.Seq
+	}
+	e.log.Info("rotation accepted", zap.String("rotation_id", rot.ID), zap.String("source", src.Name), zap.Int64("seq", rot.Seq),
+		zap.String("credential_type", string(req.Credential.Type)), zap.Int("targets", len(ws)), zap.String("actor", req.Actor))
+	e.supersedeLocal(rot)
+	snapshot := rot.Clone()
+	if !e.launch(rot, req.Credential, ws) {
+		return nil, false, ErrShuttingDown
+	}
+	return snapshot, false, nil
+}
+
+func (e *Engine) replay(ctx context.Context, req SubmitRequest, hit *IdempotencyHit) (*Rotation, bool, error) {
+	if hit.RequestHash != req.RequestHash {
+		return nil, false, &ConflictError{Message: fmt.Sprintf("Idempotency-Key %q was used for a different request (rotation %s): use a new key for a new rotation", req.IdempotencyKey, hit.RotationID)}
+	}
+	rot, err := e.Get(ctx, hit.RotationID)
+	return rot, true, err
+}
+
+// supersedeLocal stops this replica's older rotations of the same source from sending to the
+// targets the new one covers. (Across replicas, the store's target claims do the same.)
+func (e *Engine) supersedeLocal(newer *Rotation) {
+	names := map[string]bool{}
+	for _, t := range newer.Targets {
+		names[t.Name] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.runs {
+		r.mu.Lock()
+		if r.rot.Source == newer.Source && r.rot.Seq < newer.Seq {
+			for name := range names {
+				r.super[name] = true
+				if cancel, ok := r.targets[name]; ok {
+					cancel()
+				}
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// launch starts working a rotation; false when the engine is shutting down.
+func (e *Engine) launch(rot *Rotation, cred Credential, ws []work) bool {
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Deadline)
+	r := &run{rot: rot, cred: cred, scrub: NewScrubber(cred.Secrets()...), done: make(chan struct{}), cancel: cancel,
+		targets: map[string]context.CancelFunc{}, super: map[string]bool{}}
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		cancel()
+		return false
+	}
+	e.runs[rot.ID] = r
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go e.execute(ctx, r, ws)
+	return true
+}
+
+// Retry sends the rotation's credential again to its targets that did not succeed.
+func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error) {
+	if e.isClosing() {
+		return nil, ErrShuttingDown
+	}
+	e.mu.Lock()
+	_, active := e.runs[id]
+	e.mu.Unlock()
+	if active {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s is still running: wait for it to finish, then retry", id)}
+	}
+	rot, err := e.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !rot.Status.Finished() {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s is still running on another replica: wait for it to finish, then retry", id)}
+	}
+	src := e.sources[rot.Source]
+	var retryable []slot
+	for i, tr := range rot.Targets {
+		if tr.Status != TargetSucceeded && tr.Status != TargetSuperseded && findTarget(src, tr.Name) != nil {
+			retryable = append(retryable, slot{idx: i, name: tr.Name})
+		}
+	}
+	if len(retryable) == 0 {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s has no target left to retry (succeeded or superseded ones are not sent again)", id)}
+	}
+	cred, err := e.openCredential(ctx, id)
+	if err != nil {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s cannot be retried: %v; submit a new rotation", id, err)}
+	}
+	ok, err := e.store.AcquireLease(ctx, id, e.cfg.Owner, e.cfg.LeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("lease rotation %s: %w", id, err)
+	}
+	if !ok {
+		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s is being retried by another replica", id)}
+	}
+	ws, unbuilt := buildWork(src, retryable, cred)
+	if len(unbuilt) > 0 {
+		_ = e.store.ReleaseLease(ctx, id, e.cfg.Owner)
+		return nil, fmt.Errorf("rebuild request for target %q: %w", unbuilt[0].name, unbuilt[0].err)
+	}
+	for _, w := range ws {
+		tr := &rot.Targets[w.idx]
+		tr.Status, tr.Error, tr.Verified, tr.Warning, tr.FinishedAt = TargetPending, nil, false, "", nil
+	}
+	rot.Status, rot.FinishedAt = RotationPending, nil
+	if err := e.store.UpdateRotation(ctx, rot); err != nil {
+		_ = e.store.ReleaseLease(ctx, id, e.cfg.Owner)
+		return nil, fmt.Errorf("record retry: %w", err)
+	}
+	e.log.Info("rotation retried", zap.String("rotation_id", id), zap.Int("targets", len(ws)), zap.String("actor", actor))
+	e.audit(AuditEvent{Actor: actor, Action: "rotation.retried", Source: rot.Source, RotationID: id, Detail: fmt.Sprintf("%d target(s)", len(ws))})
+	snapshot := rot.Clone()
+	if !e.launch(rot, cred, ws) {
+		return nil, ErrShuttingDown
+	}
+	return snapshot, nil
+}
+
+// slot names one target of a rotation: its index in Rotation.Targets and its name.
+type slot struct {
+	idx  int
+	name string
+}
+
+// unbuiltTarget is a slot buildWork made no work for: the target left the config (removed),
+// or its adapter could not build the request (err).
+type unbuiltTarget struct {
+	slot
+	removed bool
+	err     error
+}
+
+// buildWork is the one way a rotation's work is made, on submit, on resume and on retry: for
+// each slot, the configured target of that name and the request its adapter builds from cred.
+// What cannot be built is returned beside it; each caller decides what that means (submit: the
+// request is refused whole; resume: that target fails; retry: the retry is refused).
+func buildWork(src *Source, slots []slot, cred Credential) ([]work, []unbuiltTarget) {
+	var ws []work
+	var bad []unbuiltTarget
+	for _, sl := range slots {
+		t := findTarget(src, sl.name)
+		if t == nil {
+			bad = append(bad, unbuiltTarget{slot: sl, removed: true})
+			continue
+		}
+		req, err := t.Adapter.Build(cred)
+		if err != nil {
+			bad = append(bad, unbuiltTarget{slot: sl, err: err})
+			continue
+		}
+		ws = append(ws, work{idx: sl.idx, target: t, req: req})
+	}
+	return ws, bad
+}
+
+func findTarget(s *Source, name string) *Target {
+	if s == nil {
+		return nil
+	}
+	for _, t := range s.Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+func targetNames(s *Source) string {
+	names := ""
+	for i, t := range s.Targets {
+		if i > 0 {
+			names += ", "
+		}
+		names += t.Name
+	}
+	return names
+}
