@@ -61,9 +61,8 @@ func (t *target) Build(cred core.Credential) (core.Request, error) {
 			refuse(field, fmt.Sprintf("is required: %s needs it", t.describe()))
 		}
 	}
-	if cred.SSHTunnel != nil {
-		refuse("credential.ssh_tunnel", fmt.Sprintf("is not supported: Felt has no SSH tunnel setting to update for %s", t.describe()))
-	}
+	// cred.SSHTunnel is for the source's targets that tunnel: Felt has no SSH field in any
+	// update call, so it is not sent here, and the rotation is not refused for it.
 
 	var body map[string]any
 	if t.credentialMode() {

@@ -37,8 +37,10 @@
 // Other connection types have no credential in their connection parameters and are refused when
 // the config loads.
 //
-// A credential field Felt has no place for (a key pair's username, an ssh_tunnel) is refused with
-// a *core.InputError rather than dropped, so that nothing is half-applied.
+// A credential field Felt has no place for (a key pair's username) is refused with a
+// *core.InputError rather than dropped, so that nothing is half-applied. A credential's
+// ssh_tunnel is the exception, the same for every vendor: it is for the source's targets that
+// tunnel, and Felt has no SSH field, so a Felt target ignores it.
 //
 // # Verification
 //
