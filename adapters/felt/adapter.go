@@ -168,15 +168,19 @@ type receipt struct {
 	// before the update finished.
 	syncNeeded bool
 	last       string // what the latest check saw, for the warning when time runs out
+	// secrets are the update's secret values, in memory only: Felt holds them now, and any of
+	// its answers may quote them, so each is scrubbed of them before a message is cut from it.
+	secrets []string
 }
 
 // Send implements core.Adapter. With verification on it first reads the source (the baseline
 // of a fresh sync status), then sends the update. Felt answers 202 Accepted and connects
 // asynchronously.
 func (t *target) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
-	rc := &receipt{last: "no answer yet", syncNeeded: t.credentialMode()}
+	secrets := req.Secrets()
+	rc := &receipt{last: "no answer yet", syncNeeded: t.credentialMode(), secrets: secrets}
 	if t.verify {
-		src, retry, err := t.showSource(ctx)
+		src, retry, err := t.showSource(ctx, secrets)
 		if err != nil {
 			// Nothing was written: the update is sent only after this read.
 			err.NotSent = true
@@ -190,9 +194,7 @@ func (t *target) Send(ctx context.Context, req core.Request) (core.SendResult, b
 		return core.SendResult{}, retry, err
 	}
 	if resp.Status < 200 || resp.Status >= 300 {
-		// Scrub before extracting: a message cut to length must not keep half a secret.
-		secrets := req.Secrets()
-		retry, e := t.client.Classify(resp, core.Scrub(errorMessage(core.ScrubBytes(resp.Body, secrets)), secrets))
+		retry, e := t.client.Classify(resp, vendorMessage(resp.Body, secrets))
 		return core.SendResult{}, retry, e
 	}
 	return core.SendResult{Check: t.verify, Receipt: rc}, false, nil
@@ -204,32 +206,39 @@ type source struct {
 	LastSyncedAt *int64 `json:"last_synced_at"`
 }
 
-// showSource reads the source; a non-2xx answer or an unreadable one is an error.
-func (t *target) showSource(ctx context.Context) (source, bool, *core.Error) {
+// vendorMessage is errorMessage of a Felt answer scrubbed of secrets, before and after: a
+// message cut to length must not keep half a secret.
+func vendorMessage(body []byte, secrets []string) string {
+	return core.Scrub(errorMessage(core.ScrubBytes(body, secrets)), secrets)
+}
+
+// showSource reads the source; a non-2xx answer or an unreadable one is an error. Its messages
+// are scrubbed of secrets.
+func (t *target) showSource(ctx context.Context, secrets []string) (source, bool, *core.Error) {
 	var src source
 	resp, retry, err := t.client.Do(ctx, http.MethodGet, t.sourcePath(), nil)
 	if err != nil {
 		return src, retry, toCoreError(err, retry)
 	}
 	if resp.Status != http.StatusOK {
-		retry, e := t.client.Classify(resp, errorMessage(resp.Body))
+		retry, e := t.client.Classify(resp, vendorMessage(resp.Body, secrets))
 		return src, retry, e
 	}
 	if jerr := json.Unmarshal(resp.Body, &src); jerr != nil || src.SyncStatus == "" {
 		return src, true, &core.Error{Code: core.CodeBadResponse, VendorStatus: resp.Status, Retryable: true,
-			Message: "Show Source answered without a readable sync_status: " + vendorhttp.Snippet(resp.Body, 200)}
+			Message: "Show Source answered without a readable sync_status: " + core.Scrub(vendorhttp.Snippet(core.ScrubBytes(resp.Body, secrets), 200), secrets)}
 	}
 	return src, false, nil
 }
 
 // startSync asks Felt to sync the source (Sync Source, documented to answer 202).
-func (t *target) startSync(ctx context.Context) (bool, *core.Error) {
+func (t *target) startSync(ctx context.Context, secrets []string) (bool, *core.Error) {
 	resp, retry, err := t.client.Do(ctx, http.MethodPost, t.sourcePath()+"/sync", nil)
 	if err != nil {
 		return retry, toCoreError(err, retry)
 	}
 	if resp.Status < 200 || resp.Status >= 300 {
-		return t.client.Classify(resp, errorMessage(resp.Body))
+		return t.client.Classify(resp, vendorMessage(resp.Body, secrets))
 	}
 	return false, nil
 }
@@ -256,14 +265,14 @@ func (t *target) Verify(ctx context.Context, req core.VerifyRequest) (core.Verif
 		return core.Verification{}, false, &core.Error{Code: core.CodeInternal, Message: "felt: verification without the receipt of its send"}
 	}
 	if rc.syncNeeded {
-		if retry, err := t.startSync(ctx); err != nil {
+		if retry, err := t.startSync(ctx, rc.secrets); err != nil {
 			return t.checkFailed(ctx, req, rc, "starting a sync after the update", retry, err)
 		}
 		rc.syncNeeded = false
 		rc.last = "a sync was requested; none finished since"
 		return t.again(req, rc, t.pollInterval), false, nil
 	}
-	src, retry, err := t.showSource(ctx)
+	src, retry, err := t.showSource(ctx, rc.secrets)
 	if err != nil {
 		return t.checkFailed(ctx, req, rc, "checking the source after the update", retry, err)
 	}

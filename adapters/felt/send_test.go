@@ -87,7 +87,9 @@ func deliver(t *testing.T, tg *target, credJSON string) (adaptertest.Result, err
 }
 
 // onPOST applies a fault to POST requests only: the update (and Sync Source), not the reads.
-func onPOST(f fakeutil.Fault) fakeutil.Fault { return fakeutil.When(fakeutil.Method(http.MethodPost), f) }
+func onPOST(f fakeutil.Fault) fakeutil.Fault {
+	return fakeutil.When(fakeutil.Method(http.MethodPost), f)
+}
 
 // calls lists the method and path of every request the fake received.
 func calls(e *env) []string {
@@ -339,28 +341,87 @@ func TestSendUnreadableBodies(t *testing.T) {
 	}
 }
 
-// TestSendScrubsEchoedSecrets: a Felt answer that quotes the submitted secret does not get it
-// into the error, not even a piece of it where the message is cut to length.
+// noPieceOf fails when text holds 8 or more characters in a row of secret.
+func noPieceOf(t *testing.T, what, text, secret string) {
+	t.Helper()
+	for i := 0; i+8 <= len(secret); i++ {
+		if strings.Contains(text, secret[i:i+8]) {
+			t.Fatalf("%s holds a piece of the secret (%q): %s", what, secret[i:i+8], text)
+		}
+	}
+}
+
+// echoFault answers with status and a Felt error whose detail quotes secret after pad bytes
+// (Felt's messages are cut at 300 bytes of detail), or, for 200, a body that is not a source with
+// the secret after pad bytes (cut at 200).
+func echoFault(status, pad int, secret string) fakeutil.Fault {
+	return func(w http.ResponseWriter, _ *http.Request) bool {
+		if status == http.StatusOK {
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(strings.Repeat("d", pad) + "password " + secret + " rejected"))
+			return true
+		}
+		fakeutil.WriteJSON(w, status, errorsBody(http.StatusText(status), strings.Repeat("d", pad)+"password "+secret+" rejected", map[string]any{"pointer": "/connection/password"}))
+		return true
+	}
+}
+
+// TestSendScrubsEchoedSecrets: a Felt answer that quotes the submitted secret, to the update or
+// to any call of its verification (Felt holds the secret from the update on), does not get it
+// into an error or warning, not even a piece of it where the message is cut to length.
 func TestSendScrubsEchoedSecrets(t *testing.T) {
 	secret := "s3cr3t-pw-" + strings.Repeat("q", 40)
-	for _, pad := range []int{0, 280, 290, 299} {
+	credJSON := `{"type":"password","password":"` + secret + `"}`
+	const short = "source_id: src_pg\nconnection_type: postgresql\npoll_interval: 5ms\nverify_timeout: 30ms\n"
+	for _, pad := range []int{0, 180, 190, 280, 290, 299} {
+		// The update.
 		e := seeded(t)
-		detail := strings.Repeat("d", pad) + "password " + secret + " rejected"
-		e.fake.SetFault(onPOST(func(w http.ResponseWriter, _ *http.Request) bool {
-			fakeutil.WriteJSON(w, http.StatusUnprocessableEntity, errorsBody("Unprocessable Entity", detail, map[string]any{"pointer": "/connection/password"}))
-			return true
-		}))
+		e.fake.SetFault(onPOST(echoFault(http.StatusUnprocessableEntity, pad, secret)))
 		tg := e.target(t, pgTarget)
-		_, err := send(t, tg, mustBuild(t, tg, `{"type":"password","password":"`+secret+`"}`))
+		_, err := send(t, tg, mustBuild(t, tg, credJSON))
 		ce := asCoreError(t, err)
-		for i := 0; i+8 <= len(secret); i++ {
-			if strings.Contains(ce.Message, secret[i:i+8]) {
-				t.Fatalf("pad %d: the error holds a piece of the secret (%q): %s", pad, secret[i:i+8], ce.Message)
-			}
-		}
+		noPieceOf(t, "the update's error", ce.Message, secret)
 		if pad == 0 && !strings.Contains(ce.Message, core.Redacted) {
 			t.Errorf("the echoed secret was dropped, not marked: %s", ce.Message)
 		}
+
+		// The baseline read.
+		e = seeded(t)
+		e.fake.SetFault(fakeutil.When(fakeutil.Method(http.MethodGet), echoFault(http.StatusNotFound, pad, secret)))
+		tg = e.target(t, pgTarget)
+		_, err = send(t, tg, mustBuild(t, tg, credJSON))
+		noPieceOf(t, "the baseline read's error", asCoreError(t, err).Message, secret)
+
+		// The polls: a final answer (error), a transient one and an unreadable one (warning).
+		for _, status := range []int{http.StatusForbidden, http.StatusServiceUnavailable, http.StatusOK} {
+			e = seeded(t)
+			tg = e.target(t, short)
+			res, _, err := tg.Send(context.Background(), mustBuild(t, tg, credJSON))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.fake.SetFault(echoFault(status, pad, secret))
+			v, _, _, err := adaptertest.Verify(context.Background(), tg, res)
+			text := v.Warning
+			if err != nil {
+				text = asCoreError(t, err).Message
+			}
+			if text == "" {
+				t.Fatalf("poll answered %d: no error nor warning (%+v)", status, v)
+			}
+			noPieceOf(t, "a poll's error or warning", text, secret)
+		}
+
+		// Sync Source, in credential mode.
+		e = seeded(t)
+		tg = e.target(t, "source_id: src_sf\ncredential_id: cred_pat\ncredential_type: snowflake_pat\npoll_interval: 5ms\n")
+		res, _, err := tg.Send(context.Background(), mustBuild(t, tg, `{"type":"token","token":"`+secret+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.fake.SetFault(onPOST(echoFault(http.StatusUnprocessableEntity, pad, secret)))
+		_, _, _, err = adaptertest.Verify(context.Background(), tg, res)
+		noPieceOf(t, "Sync Source's error", asCoreError(t, err).Message, secret)
 	}
 }
 
