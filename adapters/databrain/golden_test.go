@@ -1,7 +1,6 @@
 package databrain
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -239,7 +238,7 @@ func TestGolden(t *testing.T) {
 			if !strings.Contains(string(dry), `"[REDACTED]"`) {
 				t.Errorf("dry run shows no redacted secret: %s", dry)
 			}
-			if retry, err := a.Send(context.Background(), req); err != nil || retry {
+			if retry, err := send(t, a, req); err != nil || retry {
 				t.Fatalf("Send: retry=%v err=%v", retry, err)
 			}
 			reqs := e.fake.Requests()
@@ -288,7 +287,7 @@ func TestGoldenBigQueryJSONString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Send(context.Background(), req); err != nil {
+	if _, err := send(t, a, req); err != nil {
 		t.Fatal(err)
 	}
 	stored, _ := e.fake.Credentials("bq")

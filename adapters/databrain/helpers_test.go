@@ -1,6 +1,7 @@
 package databrain
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
@@ -131,4 +132,19 @@ func assertNoSecret(t *testing.T, what, s string) {
 			t.Errorf("%s contains secret %q: %s", what, sec, s)
 		}
 	}
+}
+
+// send is Send for the tests of the write. It also checks what Send says of verification:
+// Databrain tests the connection during the update, so a success is verified with no Verify
+// call to make, and a failure reports nothing.
+func send(t *testing.T, a core.Adapter, req core.Request) (bool, error) {
+	t.Helper()
+	res, retry, err := a.Send(context.Background(), req)
+	switch {
+	case err == nil && (res.Check || !res.Verified):
+		t.Errorf("Send succeeded with %+v, want Verified and no Check: Databrain verifies during the update", res)
+	case err != nil && (res.Check || res.Verified || res.Receipt != nil):
+		t.Errorf("a failed Send reported %+v", res)
+	}
+	return retry, err
 }

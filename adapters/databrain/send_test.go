@@ -2,6 +2,7 @@ package databrain
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/adaptertest"
 )
 
 // sendPG builds and sends a password rotation to the postgres datasource "pg".
@@ -20,7 +22,7 @@ func sendPG(t *testing.T, e *env) (bool, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a.Send(context.Background(), req)
+	return send(t, a, req)
 }
 
 func TestSendSuccessAndVerify(t *testing.T) {
@@ -37,21 +39,30 @@ func TestSendSuccessAndVerify(t *testing.T) {
 	if e.fake.Updates("pg") != 1 {
 		t.Errorf("updates = %d", e.fake.Updates("pg"))
 	}
-	// Verify: Databrain tested the connection in the update; no further call.
+	// Databrain tested the connection in the update: the delivery is verified with the one PUT
+	// and no further call.
 	a := e.target(t, pgTarget)
+	req, _ := a.Build(cred(t, `{"type":"password","password":"s3cr3t-pw-2"}`))
 	before := len(e.fake.Requests())
-	v, retry, err := a.Verify(context.Background())
-	if err != nil || retry || !v.Verified {
+	res, err := adaptertest.Deliver(context.Background(), a, req)
+	if err != nil || res.Retry || !res.Verify.Verified || res.Verify.Warning != "" || res.Polls != 0 {
+		t.Fatalf("Deliver = %+v, %v", res, err)
+	}
+	if res.Send.Check || !res.Send.Verified {
+		t.Errorf("SendResult = %+v, want Verified without a Verify call", res.Send)
+	}
+	if n := len(e.fake.Requests()) - before; n != 1 {
+		t.Errorf("the delivery made %d calls, want the one PUT", n)
+	}
+	// Verify, should it be asked anyway, calls nothing and says verified.
+	v, retry, err := a.Verify(context.Background(), core.VerifyRequest{})
+	if err != nil || retry || !v.Verified || v.Again != 0 {
 		t.Fatalf("Verify = %+v, %v, %v", v, retry, err)
 	}
-	if len(e.fake.Requests()) != before {
+	if n := len(e.fake.Requests()) - before; n != 1 {
 		t.Error("Verify called Databrain")
 	}
-	// A second rotation replaces the first.
-	req, _ := a.Build(cred(t, `{"type":"password","password":"s3cr3t-pw-2"}`))
-	if _, err := a.Send(context.Background(), req); err != nil {
-		t.Fatal(err)
-	}
+	// The second rotation replaced the first.
 	if stored, _ := e.fake.Credentials("pg"); stored["password"] != "s3cr3t-pw-2" {
 		t.Errorf("after the second rotation the fake holds %v", stored["password"])
 	}
@@ -101,7 +112,7 @@ func TestSendValidationError(t *testing.T) {
 		"datasourceType": "postgres",
 		"credentials":    map[string]any{"name": "pg", "host": "h", "port": "5432", "password": core.NewSecret(pw1)},
 	}}
-	retry, err := a.Send(context.Background(), req)
+	retry, err := send(t, a, req)
 	ce := asCoreError(t, err)
 	if retry || ce.Code != core.CodeRejected || ce.VendorStatus != 400 {
 		t.Fatalf("got retry=%v %+v", retry, ce)
@@ -240,7 +251,7 @@ func TestSendNetworkError(t *testing.T) {
 	a := e.target(t, pgTarget)
 	req, _ := a.Build(cred(t, credPassword))
 	e.srv.Close()
-	retry, err := a.Send(context.Background(), req)
+	retry, err := send(t, a, req)
 	ce := asCoreError(t, err)
 	if !retry || ce.Code != core.CodeNetwork {
 		t.Errorf("got retry=%v %+v", retry, ce)
@@ -268,7 +279,7 @@ func TestSendTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	req, _ := ad.Build(cred(t, credPassword))
-	retry, err := ad.Send(context.Background(), req)
+	retry, err := send(t, ad, req)
 	if ce := asCoreError(t, err); !retry || ce.Code != core.CodeTimeout {
 		t.Errorf("got retry=%v %+v", retry, ce)
 	}
@@ -318,10 +329,11 @@ func TestConcurrentSends(t *testing.T) {
 			defer wg.Done()
 			req, err := a.Build(c)
 			if err == nil {
-				_, err = a.Send(context.Background(), req)
-			}
-			if err == nil {
-				_, _, err = a.Verify(context.Background())
+				var res adaptertest.Result
+				res, err = adaptertest.Deliver(context.Background(), a, req)
+				if err == nil && !res.Verify.Verified {
+					err = fmt.Errorf("delivery not verified: %+v", res)
+				}
 			}
 			errs <- err
 		}()
@@ -354,10 +366,53 @@ func TestSendScrubsEchoedSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = a.Send(context.Background(), req)
+	_, err = send(t, a, req)
 	ce := asCoreError(t, err)
 	assertNoSecret(t, "error", ce.Error())
 	if !strings.Contains(ce.Message, "password [REDACTED] rejected") {
 		t.Errorf("message %q", ce.Message)
+	}
+}
+
+// TestSSHTunnelGoesToTunnellingDatasourcesOnly: a credential's ssh_tunnel is for the targets of
+// the source that tunnel. A datasource without sshTunnel: enable takes the rotation and stores
+// no SSH field; one with it stores the key.
+func TestSSHTunnelGoesToTunnellingDatasourcesOnly(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddDatasource("pg", "postgres")
+	for _, tc := range []struct {
+		name, target string
+		tunnels      bool
+	}{
+		{"no SSH fields", pgTarget, false},
+		{"sshTunnel: enable", pgSSH, true},
+	} {
+		a := e.target(t, tc.target)
+		req, err := a.Build(cred(t, credPasswordSSH))
+		if err != nil {
+			t.Fatalf("%s: Build refused the rotation: %v", tc.name, err)
+		}
+		res, err := adaptertest.Deliver(context.Background(), a, req)
+		if err != nil || !res.Verify.Verified {
+			t.Fatalf("%s: Deliver = %+v, %v", tc.name, res, err)
+		}
+		stored, _ := e.fake.Credentials("pg")
+		if stored["password"] != pw1 {
+			t.Errorf("%s: the rotation did not land: %v", tc.name, stored["password"])
+		}
+		_, hasKey := stored["sshPrivateKey"]
+		switch {
+		case tc.tunnels && stored["sshPrivateKey"] != sshKey1:
+			t.Errorf("%s: fake holds sshPrivateKey %v, want the rotated key", tc.name, stored["sshPrivateKey"])
+		case !tc.tunnels && hasKey:
+			t.Errorf("%s: sshPrivateKey sent to a datasource that does not tunnel", tc.name)
+		}
+		if !tc.tunnels {
+			for k := range stored {
+				if strings.HasPrefix(k, "ssh") {
+					t.Errorf("%s: %s sent to a datasource that does not tunnel", tc.name, k)
+				}
+			}
+		}
 	}
 }

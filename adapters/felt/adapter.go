@@ -61,9 +61,8 @@ func (t *target) Build(cred core.Credential) (core.Request, error) {
 			refuse(field, fmt.Sprintf("is required: %s needs it", t.describe()))
 		}
 	}
-	if cred.SSHTunnel != nil {
-		refuse("credential.ssh_tunnel", fmt.Sprintf("is not supported: Felt has no SSH tunnel setting to update for %s", t.describe()))
-	}
+	// cred.SSHTunnel is for the source's targets that tunnel: Felt has no SSH field in any
+	// update call, so it is not sent here, and the rotation is not refused for it.
 
 	var body map[string]any
 	if t.credentialMode() {
@@ -154,36 +153,48 @@ func typeName(ct core.CredentialType) string {
 	return string(ct)
 }
 
-// receipt is what a Felt send leaves for verification: the source's last_synced_at read just
-// before the update, so that only a sync that finished after it counts. Only the target's own
-// run uses it, one call at a time.
+// receipt is what a Felt send leaves for verification. Only the target's own run uses it, one
+// call at a time.
 type receipt struct {
-	baseline *int64 // nil: the source had never synced
-	last     string // what the latest check saw, for the warning when time runs out
+	// baseline is the source's last_synced_at read just before the update (nil: it had never
+	// synced): only a sync that finished after it counts.
+	baseline *int64
+	// running: the source was syncing when the baseline was read. That sync started before the
+	// update, so the first one seen to finish may be it: it moves the baseline, and a new sync
+	// is asked for.
+	running bool
+	// syncNeeded: the next check first asks Felt for a sync (Sync Source). Set in credential
+	// mode, where Felt documents no sync after the update, and after a sync that was running
+	// before the update finished.
+	syncNeeded bool
+	last       string // what the latest check saw, for the warning when time runs out
+	// secrets are the update's secret values, in memory only: Felt holds them now, and any of
+	// its answers may quote them, so each is scrubbed of them before a message is cut from it.
+	secrets []string
 }
 
 // Send implements core.Adapter. With verification on it first reads the source (the baseline
 // of a fresh sync status), then sends the update. Felt answers 202 Accepted and connects
 // asynchronously.
 func (t *target) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
-	rc := &receipt{last: "no answer yet"}
+	secrets := req.Secrets()
+	rc := &receipt{last: "no answer yet", syncNeeded: t.credentialMode(), secrets: secrets}
 	if t.verify {
-		src, retry, err := t.showSource(ctx)
+		src, retry, err := t.showSource(ctx, secrets)
 		if err != nil {
 			// Nothing was written: the update is sent only after this read.
 			err.NotSent = true
 			err.Message = "reading the source before the update: " + err.Message
 			return core.SendResult{}, retry, err
 		}
-		rc.baseline = src.LastSyncedAt
+		rc.baseline, rc.running = src.LastSyncedAt, src.SyncStatus == "syncing"
 	}
 	resp, retry, err := t.client.Send(ctx, req)
 	if err != nil {
 		return core.SendResult{}, retry, err
 	}
 	if resp.Status < 200 || resp.Status >= 300 {
-		// vendorhttp scrubbed the body of the request's secrets before it reached here.
-		retry, e := t.client.Classify(resp, errorMessage(resp.Body))
+		retry, e := t.client.Classify(resp, vendorMessage(resp.Body, secrets))
 		return core.SendResult{}, retry, e
 	}
 	return core.SendResult{Check: t.verify, Receipt: rc}, false, nil
@@ -195,77 +206,119 @@ type source struct {
 	LastSyncedAt *int64 `json:"last_synced_at"`
 }
 
-// showSource reads the source; a non-2xx answer or an unreadable one is an error.
-func (t *target) showSource(ctx context.Context) (source, bool, *core.Error) {
+// vendorMessage is errorMessage of a Felt answer scrubbed of secrets, before and after: a
+// message cut to length must not keep half a secret.
+func vendorMessage(body []byte, secrets []string) string {
+	return core.Scrub(errorMessage(core.ScrubBytes(body, secrets)), secrets)
+}
+
+// showSource reads the source; a non-2xx answer or an unreadable one is an error. Its messages
+// are scrubbed of secrets.
+func (t *target) showSource(ctx context.Context, secrets []string) (source, bool, *core.Error) {
 	var src source
 	resp, retry, err := t.client.Do(ctx, http.MethodGet, t.sourcePath(), nil)
 	if err != nil {
-		var ce *core.Error
-		if !errors.As(err, &ce) {
-			ce = &core.Error{Code: core.CodeNetwork, Message: err.Error(), Retryable: retry}
-		}
-		return src, retry, ce
+		return src, retry, toCoreError(err, retry)
 	}
 	if resp.Status != http.StatusOK {
-		retry, e := t.client.Classify(resp, errorMessage(resp.Body))
+		retry, e := t.client.Classify(resp, vendorMessage(resp.Body, secrets))
 		return src, retry, e
 	}
 	if jerr := json.Unmarshal(resp.Body, &src); jerr != nil || src.SyncStatus == "" {
 		return src, true, &core.Error{Code: core.CodeBadResponse, VendorStatus: resp.Status, Retryable: true,
-			Message: "Show Source answered without a readable sync_status: " + vendorhttp.Snippet(resp.Body, 200)}
+			Message: "Show Source answered without a readable sync_status: " + core.Scrub(vendorhttp.Snippet(core.ScrubBytes(resp.Body, secrets), 200), secrets)}
 	}
 	return src, false, nil
+}
+
+// startSync asks Felt to sync the source (Sync Source, documented to answer 202).
+func (t *target) startSync(ctx context.Context, secrets []string) (bool, *core.Error) {
+	resp, retry, err := t.client.Do(ctx, http.MethodPost, t.sourcePath()+"/sync", nil)
+	if err != nil {
+		return retry, toCoreError(err, retry)
+	}
+	if resp.Status < 200 || resp.Status >= 300 {
+		return t.client.Classify(resp, vendorMessage(resp.Body, secrets))
+	}
+	return false, nil
+}
+
+func toCoreError(err error, retry bool) *core.Error {
+	var ce *core.Error
+	if !errors.As(err, &ce) {
+		ce = &core.Error{Code: core.CodeNetwork, Message: err.Error(), Retryable: retry}
+	}
+	return ce
 }
 
 // Verify implements core.Adapter: one check. In credential mode the first check starts a sync
 // (Felt documents none after a credential update). Each later check reads Show Source: a
 // completed or failed sync_status counts only when last_synced_at moved past its value before
-// the update, since a status left over from an earlier sync proves nothing. A sync still
-// running when verify_timeout has passed is a warning, not an error: the update itself landed.
+// the update, since a status left over from an earlier sync proves nothing. A check that Felt
+// answers 429 or 5xx, or that is lost on the network, is asked again at the next interval (the
+// update itself landed). Past verify_timeout the answer is a warning, not an error: the update
+// landed, its effect is unknown. 401, 403, 404 and other final answers end verification with an
+// error.
 func (t *target) Verify(ctx context.Context, req core.VerifyRequest) (core.Verification, bool, error) {
 	rc, _ := req.Receipt.(*receipt)
 	if rc == nil {
 		return core.Verification{}, false, &core.Error{Code: core.CodeInternal, Message: "felt: verification without the receipt of its send"}
 	}
-	if t.credentialMode() && req.Poll == 0 {
-		resp, retry, err := t.client.Do(ctx, http.MethodPost, t.sourcePath()+"/sync", nil)
-		if err != nil {
-			return core.Verification{}, retry, err
+	if rc.syncNeeded {
+		if retry, err := t.startSync(ctx, rc.secrets); err != nil {
+			return t.checkFailed(ctx, req, rc, "starting a sync after the update", retry, err)
 		}
-		if resp.Status < 200 || resp.Status >= 300 {
-			retry, e := t.client.Classify(resp, errorMessage(resp.Body))
-			e.Message = "starting a sync after the credential update: " + e.Message
-			return core.Verification{}, retry, e
-		}
-		return core.Verification{Again: t.pollInterval}, false, nil
+		rc.syncNeeded = false
+		rc.last = "a sync was requested; none finished since"
+		return t.again(req, rc, t.pollInterval), false, nil
 	}
-	src, retry, err := t.showSource(ctx)
+	src, retry, err := t.showSource(ctx, rc.secrets)
 	if err != nil {
-		if !retry {
-			// 401, 403, 404, other 4xx, redirects: asking again would get the same answer.
-			err.Message = "checking the source after the update: " + err.Message
-		}
-		rc.last = err.Message
-		return core.Verification{}, retry, err
+		return t.checkFailed(ctx, req, rc, "checking the source after the update", retry, err)
 	}
 	fresh := src.LastSyncedAt != nil && (rc.baseline == nil || *src.LastSyncedAt > *rc.baseline)
+	done := src.SyncStatus == "completed" || src.SyncStatus == "failed"
 	switch {
+	case fresh && done && rc.running:
+		// The sync that was running before the update ended: it may have used the previous
+		// credential. Count only syncs that end after it, and ask for one.
+		rc.baseline, rc.running, rc.syncNeeded = src.LastSyncedAt, false, true
+		rc.last = "sync_status " + src.SyncStatus + " of the sync that was already running before the update"
 	case fresh && src.SyncStatus == "completed":
 		return core.Verification{Verified: true}, false, nil
 	case fresh && src.SyncStatus == "failed":
 		return core.Verification{}, false, &core.Error{Code: core.CodeVerificationFailed, VendorStatus: http.StatusOK,
-			Message: fmt.Sprintf("Felt could not connect to source %q with the new credential (sync_status: failed)", t.sourceID)}
-	case fresh:
+			Message: fmt.Sprintf("Felt could not connect to source %q with the new credential (sync_status: failed after the update): Felt holds it now; check that it is valid for this source, then rotate again", t.sourceID)}
+	case fresh || src.SyncStatus == "syncing":
 		rc.last = "sync_status " + src.SyncStatus
 	default:
 		rc.last = "sync_status " + src.SyncStatus + " from before the update (last_synced_at has not moved)"
 	}
-	if req.Elapsed+t.pollInterval > t.verifyTimeout {
+	return t.again(req, rc, t.pollInterval), false, nil
+}
+
+// again answers "check again after wait", or the warning when the next check would come after
+// verify_timeout.
+func (t *target) again(req core.VerifyRequest, rc *receipt, wait time.Duration) core.Verification {
+	if req.Elapsed+wait > t.verifyTimeout {
 		return core.Verification{Warning: fmt.Sprintf(
 			"Felt accepted the update but did not report source %q as connected within %s (last: %s); verification unknown",
-			t.sourceID, t.verifyTimeout, rc.last)}, false, nil
+			t.sourceID, t.verifyTimeout, rc.last)}
 	}
-	return core.Verification{Again: t.pollInterval}, false, nil
+	return core.Verification{Again: wait}
+}
+
+// checkFailed is the answer to a check Felt did not answer usefully. A transient failure (429,
+// 5xx, network, unreadable answer) is asked again at the next interval, or later when Felt asked
+// for more with Retry-After; a final one (401, 403, 404, other 4xx) is an error. A check cut
+// short by ctx gives its error: the engine stops.
+func (t *target) checkFailed(ctx context.Context, req core.VerifyRequest, rc *receipt, doing string, retry bool, err *core.Error) (core.Verification, bool, error) {
+	err.Message = doing + ": " + err.Message
+	rc.last = err.Message
+	if !retry || ctx.Err() != nil {
+		return core.Verification{}, retry, err
+	}
+	return t.again(req, rc, max(t.pollInterval, err.RetryAfter)), false, nil
 }
 
 // feltErrors is the common part of Felt's error bodies: UnauthorizedError (source.header),

@@ -1,12 +1,14 @@
 package felt
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/adaptertest"
 )
 
 func TestBuildRefuses(t *testing.T) {
@@ -70,8 +72,6 @@ func TestBuildRefusesFieldsFeltLacks(t *testing.T) {
 	}{
 		{"source_id: s\ncredential_id: c\ncredential_type: key_pair\n",
 			`{"type":"key_pair","username":"svc","private_key":"s3cr3t-k"}`, "credential.username", "no user name field"},
-		{"source_id: s\nconnection_type: postgresql\n",
-			`{"type":"password","password":"s3cr3t-pw-1","ssh_tunnel":{"private_key":"s3cr3t-ssh"}}`, "credential.ssh_tunnel", "no SSH tunnel"},
 	}
 	for _, c := range cases {
 		cr := cred(t, c.cred)
@@ -175,6 +175,70 @@ func TestErrorMessage(t *testing.T) {
 	for body, want := range cases {
 		if got := errorMessage([]byte(body)); got != want {
 			t.Errorf("errorMessage(%s) = %q, want %q", body, got, want)
+		}
+	}
+}
+
+// TestSSHTunnelIgnored: a credential's ssh_tunnel is for the targets of the source that tunnel.
+// Felt has no SSH field, so every Felt target takes the rotation, sends no SSH field and no
+// piece of the SSH secrets, and the rest lands as without it.
+func TestSSHTunnelIgnored(t *testing.T) {
+	const tunnel = `,"ssh_tunnel":{"private_key":"-----BEGIN OPENSSH PRIVATE KEY-----\ns3cr3t-ssh-key\n-----END OPENSSH PRIVATE KEY-----","passphrase":"s3cr3t-ssh-pass"}}`
+	for _, c := range []struct{ target, cred, credType string }{
+		{pgTarget, credPasswordUser, ""},
+		{"source_id: src_bq\nconnection_type: bigquery\npoll_interval: 5ms\n", credGCP, ""},
+		{kpTarget, credKeyPair, "key_pair"},
+		{"source_id: src_sf\ncredential_id: cred_pat\ncredential_type: snowflake_pat\npoll_interval: 5ms\n", credToken, "snowflake_pat"},
+		{"source_id: src_stac\ncredential_id: cred_h\ncredential_type: custom_headers\nconnection_type: stac\npoll_interval: 5ms\n", credHeaders, "custom_headers"},
+	} {
+		e := seeded(t)
+		e.fake.AddSource("src_bq", "bigquery")
+		e.fake.AddSource("src_stac", "stac")
+		e.fake.AddCredential("src_stac", "cred_h", "custom_headers")
+		tg := e.target(t, c.target)
+		withTunnel := strings.TrimSuffix(c.cred, "}") + tunnel
+		cr := cred(t, withTunnel)
+		if cr.SSHTunnel == nil {
+			t.Fatalf("test credential has no ssh_tunnel: %s", withTunnel)
+		}
+		req, err := tg.Build(cr)
+		if err != nil {
+			t.Fatalf("%s: Build refused a credential with ssh_tunnel: %v", tg.describe(), err)
+		}
+		plain, err := tg.Build(cred(t, c.cred))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := req.WireBody()
+		want, _ := plain.WireBody()
+		if string(got) != string(want) {
+			t.Errorf("%s: ssh_tunnel changed the request:\n%s\nwant\n%s", tg.describe(), got, want)
+		}
+		res, err := adaptertest.Deliver(context.Background(), tg, req)
+		if err != nil || !res.Verify.Verified {
+			t.Fatalf("%s: Deliver = %+v, %v", tg.describe(), res, err)
+		}
+		for _, r := range e.fake.Requests() {
+			if b := strings.ToLower(string(r.Body)); strings.Contains(b, "ssh") {
+				t.Errorf("%s: %s %s carries an SSH field or secret: %s", tg.describe(), r.Method, r.Path, r.Body)
+			}
+		}
+		// What Felt now holds is the rotated credential, and nothing of the tunnel.
+		var held any
+		if c.credType != "" {
+			fc, _ := e.fake.Credential(tg.sourceID, tg.credentialID)
+			held = fc.Fields
+		} else {
+			held, _ = e.fake.Connection(tg.sourceID)
+		}
+		js, _ := json.Marshal(held)
+		secrets := plain.Secrets()
+		if len(secrets) == 0 {
+			t.Fatalf("%s: no secret in the request", tg.describe())
+		}
+		first, _ := json.Marshal(secrets[0])
+		if !strings.Contains(string(js), strings.Trim(string(first), `"`)) || strings.Contains(strings.ToLower(string(js)), "ssh") {
+			t.Errorf("%s: Felt holds %s", tg.describe(), js)
 		}
 	}
 }

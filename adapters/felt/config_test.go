@@ -2,6 +2,7 @@ package felt
 
 import (
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,12 @@ func TestConfigGood(t *testing.T) {
 		{"source_id: src_1\ncredential_id: cred_1\ncredential_type: gcp_service_account_json\nconnection_type: stac\n", core.TypeGCPServiceAccount, nil},
 		{"source_id: src_1\ncredential_id: cred_1\ncredential_type: aws_assume_role\nconnection_type: s3_bucket\n", core.TypeAWSAssumeRole, nil},
 		{"source_id: src_1\ncredential_id: cred_1\ncredential_type: azure_storage_connection_string\n", core.TypeAzureConnectionString, nil},
+		{"source_id: src_1\ncredential_id: cred_1\ncredential_type: azure_storage_connection_string\nconnection_type: abs_bucket\n", core.TypeAzureConnectionString, func(t *testing.T, tg *target) {
+			if !tg.credentialMode() || tg.connectionType != "abs_bucket" {
+				t.Errorf("mode: %+v", tg)
+			}
+		}},
+		{"source_id: src_1\ncredential_id: cred_1\ncredential_type: gcp_service_account_json\nconnection_type: gcs_bucket\n", core.TypeGCPServiceAccount, nil},
 		{"source_id: src_1\ncredential_id: cred_1\ncredential_type: custom_headers\n", core.TypeCustomHeaders, nil},
 	}
 	for _, c := range cases {
@@ -80,6 +87,8 @@ func TestConfigBad(t *testing.T) {
 		{"source_id: s\nconnection_type: oracle\n", []string{"line 2", `unknown connection_type "oracle"`, "postgresql"}},
 		{"source_id: s\nconnection_type: databricks\n", []string{"line 2", "cannot be rotated", "Databricks PAT or OAuth M2M"}},
 		{"source_id: s\nconnection_type: s3_bucket\n", []string{"line 2", "cannot be rotated", "aws_assume_role"}},
+		{"source_id: s\nconnection_type: abs_bucket\n", []string{"line 2", "cannot be rotated", "azure_storage_connection_string"}},
+		{"source_id: s\nconnection_type: gcs_bucket\n", []string{"line 2", "cannot be rotated", "gcp_service_account_json"}},
 		{"source_id: s\nconnection_type: wfs\n", []string{"line 2", "cannot be rotated"}},
 		{"source_id: s\nconnection_type: postgresql\ncredential_type: key_pair\n", []string{"line 3", "credential_type applies only with credential_id"}},
 		{"source_id: s\ncredential_id: c\n", []string{"line 1", "credential_type is required", "key_pair"}},
@@ -87,7 +96,11 @@ func TestConfigBad(t *testing.T) {
 		{"source_id: s\ncredential_id: c\ncredential_type: databricks_pat\n", []string{"line 3", "Felt's API cannot update Databricks PAT or OAuth M2M credentials", "rotate them in Felt's UI"}},
 		{"source_id: s\ncredential_id: c\ncredential_type: oauth_m2m\n", []string{"line 3", "Felt's API cannot update Databricks PAT or OAuth M2M credentials"}},
 		{"source_id: s\ncredential_id: c\ncredential_type: password\n", []string{"line 3", `unknown credential_type "password"`, "aws_assume_role, azure_storage_connection_string, custom_headers, gcp_service_account_json, key_pair, snowflake_pat"}},
-		{"source_id: s\ncredential_id: c\ncredential_type: key_pair\nconnection_type: stac\n", []string{"line 3", "a stac source holds", "not key_pair"}},
+		{"source_id: s\ncredential_id: c\ncredential_type: key_pair\nconnection_type: stac\n", []string{"line 3", "connection_type stac (line 4)", "stac sources hold", "not key_pair"}},
+		{"source_id: s\ncredential_id: c\nconnection_type: s3_bucket\ncredential_type: snowflake_pat\n", []string{"line 4", "(line 3)", "s3_bucket sources hold aws_assume_role credentials", "not snowflake_pat"}},
+		{"source_id: s\ncredential_id: c\ncredential_type: key_pair\nconnection_type: postgresql\n", []string{"line 3", "lists no source credentials for postgresql sources", "leave out credential_id and credential_type"}},
+		{"source_id: s\ncredential_id: c\ncredential_type: custom_headers\nconnection_type: wfs\n", []string{"line 3", "lists no source credentials for wfs sources"}},
+		{"source_id: s\ncredential_id: c\ncredential_type: aws_assume_role\nconnection_type: databricks\n", []string{"line 3", "databricks_pat or oauth_m2m", "rotate them in Felt's UI"}},
 		{"source_id: s\ncredential_id: c\ncredential_type: key_pair\nconnection_type: oracle\n", []string{"line 4", `unknown connection_type "oracle"`}},
 		{"source_id: s\nconnection_type: postgresql\nverify: maybe\n", []string{"line 3"}},
 		{"source_id: s\nconnection_type: postgresql\npoll_interval: 5\n", []string{"line 3", "with a unit"}},
@@ -106,6 +119,65 @@ func TestConfigBad(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%q: error %q does not contain %q", c.src, err, w)
 			}
+		}
+	}
+}
+
+// TestConfigCredentialPairings tries every updatable credential type with every connection type
+// in credential mode: exactly the pairings Felt's Source schemas list load, with the one neutral
+// type of the credential; every other is refused at the credential_type line.
+func TestConfigCredentialPairings(t *testing.T) {
+	e := newEnv(t)
+	want := map[string][]string{
+		"snowflake":  {"key_pair", "snowflake_pat"},
+		"s3_bucket":  {"aws_assume_role"},
+		"abs_bucket": {"azure_storage_connection_string"},
+		"gcs_bucket": {"gcp_service_account_json"},
+		"stac":       {"gcp_service_account_json", "azure_storage_connection_string", "aws_assume_role", "custom_headers"},
+	}
+	for _, ct := range strings.Split(allConnectionTypes(), ", ") {
+		for ft, accepts := range credentialTypes {
+			src := "source_id: s\ncredential_id: c\ncredential_type: " + ft + "\nconnection_type: " + ct + "\n"
+			a, err := e.platform.NewTarget(parseNode(t, src))
+			if contains(want[ct], ft) {
+				if err != nil {
+					t.Errorf("%s + %s refused: %v", ct, ft, err)
+				} else if got := a.Accepts(); !reflect.DeepEqual(got, []core.CredentialType{accepts}) {
+					t.Errorf("%s + %s: Accepts %v", ct, ft, got)
+				}
+				continue
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), "line 3: ") || !strings.Contains(err.Error(), "connection_type "+ct+" (line 4)") {
+				t.Errorf("%s + %s: %v, want refused at line 3", ct, ft, err)
+			}
+		}
+	}
+}
+
+// TestCredentialsOfConnectionMatchSpec: the pairing table is the credentials lists of Felt's
+// SourceConnection-* schemas, no more and no less.
+func TestCredentialsOfConnectionMatchSpec(t *testing.T) {
+	s := mustSpec()
+	for _, ct := range strings.Split(allConnectionTypes(), ", ") {
+		var inSpec []string
+		if item := s.connectionCredentialsItem(ct); item != nil {
+			props, _ := s.resolve(item)["properties"].(map[string]any)
+			credential, _ := props["credential"].(map[string]any)
+			one, _ := credential["oneOf"].([]any)
+			for _, b := range one {
+				bs := s.resolve(b.(map[string]any))
+				bp, _ := bs["properties"].(map[string]any)
+				tp, _ := bp["type"].(map[string]any)
+				for _, v := range tp["enum"].([]any) {
+					inSpec = append(inSpec, v.(string))
+				}
+			}
+		}
+		sort.Strings(inSpec)
+		got := append([]string(nil), credentialsOfConnection[ct]...)
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(inSpec, ",") {
+			t.Errorf("%s: table %v, spec %v", ct, got, inSpec)
 		}
 	}
 }

@@ -83,10 +83,13 @@ func TestContractGoldenRequests(t *testing.T) {
 	router := feltRouter(t)
 	for _, c := range goldenCases {
 		t.Run(c.name, func(t *testing.T) {
-			rec := runGoldenCase(t, c)
-			if _, err := validateRequest(t, router, asFeltRequest(t, rec)); err != nil {
-				t.Errorf("golden request does not match Felt's spec: %v", err)
+			reqs, update := runGoldenCase(t, c)
+			for _, r := range reqs {
+				if _, err := validateRequest(t, router, asFeltRequest(t, r)); err != nil {
+					t.Errorf("golden request %s %s does not match Felt's spec: %v", r.Method, r.Path, err)
+				}
 			}
+			rec := reqs[update]
 
 			// Negative: the same request with one field the spec does not allow fails.
 			var body map[string]any
@@ -157,6 +160,13 @@ func TestContractFakeAnswers(t *testing.T) {
 		exchange{"POST", "/api/v2/sources/s_stac/credentials/nope/update", testToken, "application/json", `{"credential":{"type":"key_pair","private_key":"k"}}`, 404},
 		exchange{"POST", "/api/v2/sources/s_postgresql/update", testToken, "application/json", `{"connection":{"type":"postgresql","pasword":"p"}}`, 422},
 		exchange{"POST", "/api/v2/sources/s_postgresql/update", testToken, "text/plain", `{}`, 422},
+		exchange{"POST", "/api/v2/sources/s_snowflake/sync", testToken, "", "", 202},
+		exchange{"GET", "/api/v2/sources/s_snowflake", testToken, "", "", 200},
+		exchange{"GET", "/api/v2/sources/s_snowflake", testToken, "", "", 200},
+		exchange{"GET", "/api/v2/sources/s_snowflake", testToken, "", "", 200},
+		exchange{"POST", "/api/v2/sources/nope/sync", testToken, "", "", 404},
+		exchange{"POST", "/api/v2/sources/s_snowflake/sync", "wrong", "", "", 401},
+		exchange{"POST", "/api/v2/sources/s_snowflake/sync", testToken, "application/json", `{"full":true}`, 422},
 	)
 	for _, x := range ex {
 		req, err := http.NewRequest(x.method, e.server.URL+x.path, strings.NewReader(x.body))

@@ -1,7 +1,7 @@
 // Package felt drives Felt (felt.com) sources for credsync: it maps a neutral credential to one
 // of Felt's two update calls, sends it with the platform's API token, reads Felt's error bodies,
-// and verifies the new credential by polling the source's sync status. It also holds a fake Felt
-// server (Fake) for tests and the demo.
+// and verifies the new credential by polling the source's sync status for a sync that finished
+// after the update. It also holds a fake Felt server (Fake) for tests and the demo.
 //
 // # Target modes
 //
@@ -37,16 +37,26 @@
 // Other connection types have no credential in their connection parameters and are refused when
 // the config loads.
 //
-// A credential field Felt has no place for (a key pair's username, an ssh_tunnel) is refused with
-// a *core.InputError rather than dropped, so that nothing is half-applied.
+// A credential field Felt has no place for (a key pair's username) is refused with a
+// *core.InputError rather than dropped, so that nothing is half-applied. A credential's
+// ssh_tunnel is the exception, the same for every vendor: it is for the source's targets that
+// tunnel, and Felt has no SSH field, so a Felt target ignores it.
 //
 // # Verification
 //
-// Felt answers 202 and connects asynchronously. With verify (the default) the adapter polls
-// GET /api/v2/sources/{source_id} every poll_interval until sync_status is "completed" (verified)
-// or "failed" (verification_failed, final), within verify_timeout; a sync still running at the
-// end is a warning, not an error. Polls answered 429/5xx or lost on the network are retried at the
-// next interval; 401, 403 and 404 end verification with an error.
+// Felt answers 202 and connects asynchronously. With verify (the default) Send first reads the
+// source (GET /api/v2/sources/{source_id}) and keeps its last_synced_at, then sends the update.
+// Verification is one check per Verify call, repeated by the engine every poll_interval: in
+// credential mode the first check asks for a sync (POST /api/v2/sources/{source_id}/sync: Felt
+// documents no sync after a credential update); the others read Show Source. A sync_status
+// "completed" (verified) or "failed" (verification_failed, final) counts only when
+// last_synced_at moved past the value read before the update: Felt's job may not have started
+// when a check arrives, and a status left over from before proves nothing. When a sync was
+// already running at that read, the first one seen to finish may have used the previous
+// credential: it moves the baseline, a new sync is asked for, and only a later one counts.
+// Checks answered 429/5xx, unreadable or lost on the network are asked again at the next
+// interval (or after Retry-After); 401, 403 and 404 end verification with an error. Past
+// verify_timeout the result is a warning, not an error: the update itself landed.
 //
 // # Errors
 //

@@ -17,17 +17,33 @@ import (
 //
 //	GET  /api/v2/sources/{source_id}                                  Show Source (200 Source)
 //	POST /api/v2/sources/{source_id}/update                           Update Source (202 SourceReference)
+//	POST /api/v2/sources/{source_id}/sync                             Sync Source (202 SourceReference)
 //	POST /api/v2/sources/{source_id}/credentials/{credential_id}/update  Update Source Credential (202 SourceCredential)
 //
 // and is as strict as the real API: a missing or wrong bearer token gets 401 UnauthorizedError; an
 // unknown source or credential gets 404 NotFoundError; a body that is not application/json, not
 // JSON, or not valid against Felt's OpenAPI schema of the operation (unknown field, wrong type,
 // wrong enum) gets 422 JsonErrorResponse, as does a credential whose type differs from the stored
-// credential's or a connection whose type differs from the source's. It stores what it receives,
-// so a test can read back the credential Felt now holds.
+// credential's or a connection whose type differs from the source's. Sync Source documents no
+// body: the fake refuses one with 422. It stores what it receives, so a test can read back the
+// credential Felt now holds.
 //
-// After an update the source's sync_status is "syncing" for the next SetSyncingPolls Show Source
-// answers (default 1), then the outcome set by SetSyncOutcome ("completed" by default).
+// # Syncs
+//
+// Felt connects to a source asynchronously, as a job, after Update Source ("Connecting the Source
+// ... will happen asynchronously") and after Sync Source; Felt documents no sync after Update
+// Source Credential, so that call alone starts none. The fake models the job as Show Source
+// shows it:
+//
+//   - queued: for the next SetStalePolls answers (default 1) the job has not started, and
+//     sync_status and last_synced_at keep their values from before the request: a "completed"
+//     seen then is the previous sync's, not this one's;
+//   - running: then sync_status is "syncing" for SetSyncingPolls answers (default 1);
+//   - done: then the outcome set by SetSyncOutcome ("completed" by default), with last_synced_at
+//     set to a new value (milliseconds), strictly greater than any the fake gave before.
+//
+// A request while a job is queued joins it; a request while one runs queues another to run after
+// it (it starts at once, without stale answers). Only Show Source answers move a job on.
 //
 // Seed it with AddSource and AddCredential before use. It is safe for concurrent use.
 type Fake struct {
@@ -36,7 +52,9 @@ type Fake struct {
 
 	mu           sync.Mutex
 	sources      map[string]*fakeSource
+	stalePolls   int
 	syncingPolls int
+	lastStamp    int64 // the latest last_synced_at given, so that each is greater
 }
 
 type fakeSource struct {
@@ -47,11 +65,20 @@ type fakeSource struct {
 	permissions    any
 	credentials    map[string]*fakeCredential
 	syncStatus     string
-	pollsLeft      int
 	outcome        string
+	job            *syncJob // the sync asked for and not finished; nil: none
+	another        bool     // a sync was asked for while job ran: one more follows it
+	syncs          int      // syncs finished
 	createdAt      int64
 	updatedAt      int64
 	lastSyncedAt   *int64
+}
+
+// syncJob is one sync Felt was asked for.
+type syncJob struct {
+	stale   int // Show Source answers left before it starts
+	syncing int // answers left that say "syncing" once it started
+	started bool
 }
 
 type fakeCredential struct {
@@ -77,21 +104,32 @@ const Redacted = "felt:redacted"
 
 // NewFake returns a fake Felt that accepts only the given API token.
 func NewFake(token string) *Fake {
-	return &Fake{Base: fakeutil.NewBase(token), spec: mustSpec(), sources: map[string]*fakeSource{}, syncingPolls: 1}
+	return &Fake{Base: fakeutil.NewBase(token), spec: mustSpec(), sources: map[string]*fakeSource{}, stalePolls: 1, syncingPolls: 1}
 }
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
 
+// syncStamp returns a new last_synced_at: now in milliseconds, and greater than every one given
+// before, even within one millisecond. Call with f.mu held.
+func (f *Fake) syncStamp() int64 {
+	now := nowMillis()
+	if now <= f.lastStamp {
+		now = f.lastStamp + 1
+	}
+	f.lastStamp = now
+	return now
+}
+
 // AddSource creates (or resets) a source of the given Felt connection type (postgresql, snowflake,
-// bigquery, ...; any of SourceReference.connection_type). Its sync_status starts "completed".
-// It panics on a connection type Felt does not have.
+// bigquery, ...; any of SourceReference.connection_type). It starts synced: sync_status
+// "completed" with a last_synced_at. It panics on a connection type Felt does not have.
 func (f *Fake) AddSource(id, connectionType string) {
 	if !f.knownConnectionType(connectionType) {
 		panic(fmt.Sprintf("felt fake: unknown connection type %q", connectionType))
 	}
-	now := nowMillis()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := f.syncStamp()
 	f.sources[id] = &fakeSource{
 		id: id, connectionType: connectionType, name: "Source " + id,
 		connection:  map[string]any{"type": connectionType},
@@ -139,9 +177,9 @@ func (f *Fake) AddCredential(sourceID, credentialID, feltType string) {
 		useCase: "source_authentication", fields: fields, createdAt: now, updatedAt: now}
 }
 
-// SetSyncOutcome sets what the source's sync ends with after the next updates: "completed" (the
-// new credential works) or "failed" (Felt could not connect). It also applies to a sync already
-// running. It panics on an unknown source or outcome.
+// SetSyncOutcome sets what the source's syncs end with: "completed" (the credential works) or
+// "failed" (Felt could not connect). It also applies to a sync already queued or running. It
+// panics on an unknown source or outcome.
 func (f *Fake) SetSyncOutcome(sourceID, outcome string) {
 	if outcome != "completed" && outcome != "failed" {
 		panic(fmt.Sprintf("felt fake: sync outcome must be completed or failed, not %q", outcome))
@@ -155,15 +193,55 @@ func (f *Fake) SetSyncOutcome(sourceID, outcome string) {
 	src.outcome = outcome
 }
 
-// SetSyncingPolls sets how many Show Source answers say "syncing" after an update before the
-// outcome shows (default 1; 0 shows the outcome at once). It applies to the following updates.
-func (f *Fake) SetSyncingPolls(n int) {
-	if n < 0 {
-		n = 0
-	}
+// SetStalePolls sets how many Show Source answers, after a sync is asked for, still show the
+// sync_status and last_synced_at from before (the job has not started yet; default 1, 0: it
+// starts at the first answer). It applies to the syncs asked for afterwards.
+func (f *Fake) SetStalePolls(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.syncingPolls = n
+	f.stalePolls = max(n, 0)
+}
+
+// SetSyncingPolls sets how many Show Source answers say "syncing" once a sync has started,
+// before its outcome shows (default 1; 0 shows the outcome at once). It applies to the syncs
+// asked for afterwards.
+func (f *Fake) SetSyncingPolls(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.syncingPolls = max(n, 0)
+}
+
+// StartSync starts a sync of the source as Sync Source does, without a request (for a test that
+// needs a sync already under way). It panics on an unknown source.
+func (f *Fake) StartSync(sourceID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	src, ok := f.sources[sourceID]
+	if !ok {
+		panic(fmt.Sprintf("felt fake: StartSync on unknown source %q", sourceID))
+	}
+	f.requestSync(src)
+}
+
+// Syncs returns how many syncs of the source have finished (whatever their outcome).
+func (f *Fake) Syncs(sourceID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if src, ok := f.sources[sourceID]; ok {
+		return src.syncs
+	}
+	return 0
+}
+
+// LastSyncedAt returns the source's last_synced_at as Show Source would now show it, without
+// counting as an answer; ok is false for an unknown source or one that never synced.
+func (f *Fake) LastSyncedAt(sourceID string) (int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if src, ok := f.sources[sourceID]; ok && src.lastSyncedAt != nil {
+		return *src.lastSyncedAt, true
+	}
+	return 0, false
 }
 
 // Connection returns the source's connection parameters as Felt now holds them (the last values
@@ -193,7 +271,8 @@ func (f *Fake) Credential(sourceID, credentialID string) (FakeCredential, bool) 
 	return FakeCredential{ID: c.id, SourceID: sourceID, Type: c.feltType, Fields: cloneMap(c.fields)}, true
 }
 
-// SyncStatus returns the source's current sync_status without counting as a poll.
+// SyncStatus returns the source's sync_status as Show Source would now show it, without counting
+// as an answer.
 func (f *Fake) SyncStatus(sourceID string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -287,6 +366,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.showSource(w, segs[0])
 	case len(segs) == 2 && segs[1] == "update" && r.Method == http.MethodPost:
 		f.updateSource(w, r, body, segs[0])
+	case len(segs) == 2 && segs[1] == "sync" && r.Method == http.MethodPost:
+		f.syncSource(w, body, segs[0])
 	case len(segs) == 4 && segs[1] == "credentials" && segs[3] == "update" && r.Method == http.MethodPost:
 		f.updateCredential(w, r, body, segs[0], segs[2])
 	default:
@@ -347,7 +428,25 @@ func (f *Fake) updateSource(w http.ResponseWriter, r *http.Request, body []byte,
 		src.permissions = p
 	}
 	src.updatedAt = nowMillis()
-	f.startSync(src)
+	f.requestSync(src) // "Connecting the Source ... will happen asynchronously"
+	fakeutil.WriteJSON(w, http.StatusAccepted, f.sourceReference(src))
+}
+
+// syncSource is Sync Source: it asks for a sync and answers with the source as it is now (the
+// sync has not started yet).
+func (f *Fake) syncSource(w http.ResponseWriter, body []byte, sourceID string) {
+	if strings.TrimSpace(string(body)) != "" {
+		unprocessable(w, []schemaError{{"", "Sync Source takes no request body"}})
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	src, ok := f.sources[sourceID]
+	if !ok {
+		notFound(w, "source_id", "Source not found")
+		return
+	}
+	f.requestSync(src)
 	fakeutil.WriteJSON(w, http.StatusAccepted, f.sourceReference(src))
 }
 
@@ -386,14 +485,48 @@ func (f *Fake) updateCredential(w http.ResponseWriter, r *http.Request, body []b
 		cred.useCase = uc
 	}
 	cred.updatedAt = nowMillis()
-	f.startSync(src)
+	// Felt documents no sync after a credential update: none starts (Sync Source starts one).
 	fakeutil.WriteJSON(w, http.StatusAccepted, sourceCredential(src.id, cred))
 }
 
-// startSync starts the asynchronous connect that follows an update. Call with f.mu held.
-func (f *Fake) startSync(src *fakeSource) {
-	src.syncStatus = "syncing"
-	src.pollsLeft = f.syncingPolls
+// requestSync asks for a sync of src: a new job, unless one is queued (the request joins it) or
+// running (another follows it). Call with f.mu held.
+func (f *Fake) requestSync(src *fakeSource) {
+	switch {
+	case src.job == nil:
+		src.job = &syncJob{stale: f.stalePolls, syncing: f.syncingPolls}
+	case src.job.started:
+		src.another = true
+	}
+}
+
+// advanceSync moves src's job on by one Show Source answer. Call with f.mu held.
+func (f *Fake) advanceSync(src *fakeSource) {
+	j := src.job
+	if j == nil {
+		return
+	}
+	if !j.started {
+		if j.stale > 0 {
+			j.stale-- // not started: Show Source still shows the previous sync
+			return
+		}
+		j.started = true
+	}
+	if j.syncing > 0 {
+		j.syncing--
+		src.syncStatus = "syncing"
+		return
+	}
+	src.syncStatus = src.outcome
+	stamp := f.syncStamp()
+	src.lastSyncedAt = &stamp
+	src.syncs++
+	src.job = nil
+	if src.another {
+		src.another = false
+		src.job = &syncJob{started: true, syncing: f.syncingPolls}
+	}
 }
 
 func (f *Fake) showSource(w http.ResponseWriter, sourceID string) {
@@ -404,15 +537,7 @@ func (f *Fake) showSource(w http.ResponseWriter, sourceID string) {
 		notFound(w, "source_id", "Source not found")
 		return
 	}
-	if src.syncStatus == "syncing" {
-		if src.pollsLeft > 0 {
-			src.pollsLeft--
-		} else {
-			src.syncStatus = src.outcome
-			now := nowMillis()
-			src.lastSyncedAt = &now
-		}
-	}
+	f.advanceSync(src)
 	var conn any
 	if allowed := f.spec.connectionShowFields(src.connectionType); allowed != nil {
 		shown := map[string]any{}

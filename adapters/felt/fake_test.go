@@ -69,6 +69,7 @@ func checkAnswer(t *testing.T, specPath, method string, status int, body []byte)
 const (
 	specShow       = "/api/v2/sources/{source_id}"
 	specUpdate     = "/api/v2/sources/{source_id}/update"
+	specSync       = "/api/v2/sources/{source_id}/sync"
 	specCredUpdate = "/api/v2/sources/{source_id}/credentials/{credential_id}/update"
 )
 
@@ -78,6 +79,7 @@ func TestFakeRejectsBadToken(t *testing.T) {
 		for _, r := range []struct{ method, path, specPath string }{
 			{"GET", "/api/v2/sources/src_pg", specShow},
 			{"POST", "/api/v2/sources/src_pg/update", specUpdate},
+			{"POST", "/api/v2/sources/src_pg/sync", specSync},
 			{"POST", "/api/v2/sources/src_sf/credentials/cred_kp/update", specCredUpdate},
 		} {
 			status, body := call(t, e, r.method, r.path, tok, "application/json", `{"connection":{"type":"postgresql","password":"x"}}`)
@@ -90,6 +92,9 @@ func TestFakeRejectsBadToken(t *testing.T) {
 	if conn, _ := e.fake.Connection("src_pg"); conn["password"] != nil {
 		t.Error("unauthorized update was applied")
 	}
+	if e.fake.Syncs("src_pg") != 0 || e.fake.SyncStatus("src_pg") != "completed" {
+		t.Error("an unauthorized request started a sync")
+	}
 }
 
 func TestFakeRejectsUnknownIDs(t *testing.T) {
@@ -97,6 +102,7 @@ func TestFakeRejectsUnknownIDs(t *testing.T) {
 	cases := []struct{ method, path, specPath, body, param string }{
 		{"GET", "/api/v2/sources/nope", specShow, "", "source_id"},
 		{"POST", "/api/v2/sources/nope/update", specUpdate, `{"connection":{"type":"postgresql","password":"x"}}`, "source_id"},
+		{"POST", "/api/v2/sources/nope/sync", specSync, "", "source_id"},
 		{"POST", "/api/v2/sources/nope/credentials/cred_kp/update", specCredUpdate, `{"credential":{"type":"key_pair","private_key":"x"}}`, "source_id"},
 		{"POST", "/api/v2/sources/src_sf/credentials/nope/update", specCredUpdate, `{"credential":{"type":"key_pair","private_key":"x"}}`, "credential_id"},
 	}
@@ -107,13 +113,16 @@ func TestFakeRejectsUnknownIDs(t *testing.T) {
 		}
 		checkAnswer(t, c.specPath, strings.ToLower(c.method), status, body)
 	}
-	for _, p := range []string{"/api/v2/sources", "/api/v2/other", "/api/v2/sources/src_pg/sync", "/api/v2/sources/src_pg/credentials/cred_kp"} {
+	for _, p := range []string{"/api/v2/sources", "/api/v2/other", "/api/v2/sources/src_pg/sync/now", "/api/v2/sources/src_pg/credentials/cred_kp"} {
 		if status, _ := call(t, e, "POST", p, testToken, "", ""); status != http.StatusNotFound {
 			t.Errorf("POST %s: %d, want 404", p, status)
 		}
 	}
 	if status, _ := call(t, e, "DELETE", "/api/v2/sources/src_pg", testToken, "", ""); status != http.StatusNotFound {
 		t.Errorf("DELETE: %d, want 404 (not served)", status)
+	}
+	if status, _ := call(t, e, "GET", "/api/v2/sources/src_pg/sync", testToken, "", ""); status != http.StatusNotFound {
+		t.Errorf("GET .../sync: %d, want 404 (Sync Source is a POST)", status)
 	}
 }
 
@@ -201,11 +210,18 @@ func TestFakeAnswersMatchSpec(t *testing.T) {
 		t.Fatalf("update: %d %s", status, body)
 	}
 	checkAnswer(t, specUpdate, "post", status, body)
-	_, body = call(t, e, "GET", "/api/v2/sources/s_postgresql", testToken, "", "")
-	checkAnswer(t, specShow, "get", http.StatusOK, body)
-	if !strings.Contains(string(body), `"host":"db.internal"`) || strings.Contains(string(body), "s3cr3t") || !strings.Contains(string(body), `"sync_status":"syncing"`) {
-		t.Errorf("show after update: %s", body)
+	for _, want := range []string{"completed", "syncing", "completed"} { // stale, running, done
+		_, body = call(t, e, "GET", "/api/v2/sources/s_postgresql", testToken, "", "")
+		checkAnswer(t, specShow, "get", http.StatusOK, body)
+		if !strings.Contains(string(body), `"host":"db.internal"`) || strings.Contains(string(body), "s3cr3t") || !strings.Contains(string(body), `"sync_status":"`+want+`"`) {
+			t.Errorf("show after update, want %s: %s", want, body)
+		}
 	}
+	status, body = call(t, e, "POST", "/api/v2/sources/s_postgresql/sync", testToken, "", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("sync: %d %s", status, body)
+	}
+	checkAnswer(t, specSync, "post", status, body)
 
 	for feltType := range seedFields {
 		e.fake.AddCredential("s_stac", "c_"+feltType, feltType)
@@ -234,24 +250,195 @@ func TestFakeAnswersMatchSpec(t *testing.T) {
 	}
 }
 
-func TestFakeSyncProgress(t *testing.T) {
+// syncState is what Show Source says of a source's sync.
+type syncState struct {
+	Status string
+	At     int64
+}
+
+func show(t *testing.T, e *env, id string) syncState {
+	t.Helper()
+	status, body := call(t, e, "GET", "/api/v2/sources/"+id, testToken, "", "")
+	if status != http.StatusOK {
+		t.Fatalf("show %s: %d %s", id, status, body)
+	}
+	checkAnswer(t, specShow, "get", status, body)
+	var s struct {
+		SyncStatus   string `json:"sync_status"`
+		LastSyncedAt *int64 `json:"last_synced_at"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil || s.LastSyncedAt == nil {
+		t.Fatalf("show %s: %s", id, body)
+	}
+	return syncState{s.SyncStatus, *s.LastSyncedAt}
+}
+
+// TestFakeSyncJob: after Update Source or Sync Source, Show Source keeps the previous sync's
+// status and last_synced_at for SetStalePolls answers (the job has not started), says syncing
+// for SetSyncingPolls answers, then shows the outcome with a strictly greater last_synced_at.
+func TestFakeSyncJob(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		stale, syncing int
+		outcome        string
+		start          func(t *testing.T, e *env)
+	}{
+		{"update, defaults", -1, -1, "completed", func(t *testing.T, e *env) {
+			if status, body := call(t, e, "POST", "/api/v2/sources/src_pg/update", testToken, "application/json", `{"connection":{"type":"postgresql","password":"x"}}`); status != 202 {
+				t.Fatalf("%d %s", status, body)
+			}
+		}},
+		{"update, 3 stale, 2 syncing, failed", 3, 2, "failed", func(t *testing.T, e *env) {
+			if status, body := call(t, e, "POST", "/api/v2/sources/src_pg/update", testToken, "application/json", `{"name":"renamed"}`); status != 202 {
+				t.Fatalf("%d %s", status, body)
+			}
+		}},
+		{"sync, no stale, no syncing", 0, 0, "completed", func(t *testing.T, e *env) {
+			if status, body := call(t, e, "POST", "/api/v2/sources/src_pg/sync", testToken, "", ""); status != 202 {
+				t.Fatalf("%d %s", status, body)
+			}
+		}},
+		{"sync, 2 stale, 1 syncing", 2, 1, "completed", func(t *testing.T, e *env) {
+			if status, body := call(t, e, "POST", "/api/v2/sources/src_pg/sync", testToken, "", ""); status != 202 {
+				t.Fatalf("%d %s", status, body)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := seeded(t)
+			stale, syncing := 1, 1 // the defaults
+			if tc.stale >= 0 {
+				stale, syncing = tc.stale, tc.syncing
+				e.fake.SetStalePolls(stale)
+				e.fake.SetSyncingPolls(syncing)
+			}
+			e.fake.SetSyncOutcome("src_pg", tc.outcome)
+			before := show(t, e, "src_pg")
+			if before.Status != "completed" || before.At <= 0 {
+				t.Fatalf("a new source shows %+v, want completed with a last_synced_at", before)
+			}
+			tc.start(t, e)
+			for i := 0; i < stale; i++ {
+				if got := show(t, e, "src_pg"); got != before {
+					t.Fatalf("answer %d: %+v, want the previous sync's %+v (the job has not started)", i+1, got, before)
+				}
+			}
+			for i := 0; i < syncing; i++ {
+				if got := show(t, e, "src_pg"); got.Status != "syncing" || got.At != before.At {
+					t.Fatalf("syncing answer %d: %+v", i+1, got)
+				}
+			}
+			after := show(t, e, "src_pg")
+			if after.Status != tc.outcome || after.At <= before.At {
+				t.Fatalf("after the job: %+v, want %s with last_synced_at past %d", after, tc.outcome, before.At)
+			}
+			if again := show(t, e, "src_pg"); again != after || e.fake.Syncs("src_pg") != 1 {
+				t.Errorf("the job did not end: %+v, %d syncs", again, e.fake.Syncs("src_pg"))
+			}
+		})
+	}
+}
+
+// TestFakeCredentialUpdateStartsNoSync: Felt documents no sync after Update Source Credential.
+func TestFakeCredentialUpdateStartsNoSync(t *testing.T) {
 	e := seeded(t)
-	e.fake.SetSyncingPolls(2)
-	e.fake.SetSyncOutcome("src_pg", "failed")
-	if status, body := call(t, e, "POST", "/api/v2/sources/src_pg/update", testToken, "application/json", `{"connection":{"type":"postgresql","password":"x"}}`); status != 202 {
+	e.fake.SetStalePolls(0)
+	e.fake.SetSyncingPolls(0)
+	before := show(t, e, "src_sf")
+	status, body := call(t, e, "POST", "/api/v2/sources/src_sf/credentials/cred_kp/update", testToken, "application/json", `{"credential":{"type":"key_pair","private_key":"k2"}}`)
+	if status != http.StatusAccepted {
 		t.Fatalf("%d %s", status, body)
 	}
-	var got []string
-	for i := 0; i < 4; i++ {
-		_, body := call(t, e, "GET", "/api/v2/sources/src_pg", testToken, "", "")
-		var s struct {
-			SyncStatus string `json:"sync_status"`
+	for i := 0; i < 3; i++ {
+		if got := show(t, e, "src_sf"); got != before {
+			t.Fatalf("answer %d after a credential update: %+v, want %+v unchanged", i+1, got, before)
 		}
-		_ = json.Unmarshal(body, &s)
-		got = append(got, s.SyncStatus)
 	}
-	if strings.Join(got, ",") != "syncing,syncing,failed,failed" {
-		t.Errorf("sync statuses %v", got)
+	if e.fake.Syncs("src_sf") != 0 {
+		t.Errorf("%d syncs after a credential update alone", e.fake.Syncs("src_sf"))
+	}
+	// Sync Source is what starts one.
+	status, body = call(t, e, "POST", "/api/v2/sources/src_sf/sync", testToken, "", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("sync: %d %s", status, body)
+	}
+	checkAnswer(t, specSync, "post", status, body)
+	if got := show(t, e, "src_sf"); got.At <= before.At || e.fake.Syncs("src_sf") != 1 {
+		t.Errorf("after Sync Source: %+v, %d syncs", got, e.fake.Syncs("src_sf"))
+	}
+}
+
+// TestFakeSyncSourceAnswer: Sync Source answers 202 with the source as it is now (the job has
+// not started: the previous status), and refuses a body, which it does not document.
+func TestFakeSyncSourceAnswer(t *testing.T) {
+	e := seeded(t)
+	before := show(t, e, "src_pg")
+	status, body := call(t, e, "POST", "/api/v2/sources/src_pg/sync", testToken, "", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("%d %s", status, body)
+	}
+	checkAnswer(t, specSync, "post", status, body)
+	var ref struct {
+		Type, ID, SyncStatus, ConnectionType string
+		LastSyncedAt                         int64 `json:"last_synced_at"`
+	}
+	_ = json.Unmarshal(body, &ref)
+	var raw map[string]any
+	_ = json.Unmarshal(body, &raw)
+	if raw["type"] != "source_reference" || raw["id"] != "src_pg" || raw["connection_type"] != "postgresql" ||
+		raw["sync_status"] != before.Status || ref.LastSyncedAt != before.At {
+		t.Errorf("answer %s, want the source reference as before the sync", body)
+	}
+	status, body = call(t, e, "POST", "/api/v2/sources/src_sf/sync", testToken, "application/json", `{"full":true}`)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(string(body), "takes no request body") {
+		t.Errorf("sync with a body: %d %s", status, body)
+	}
+	checkAnswer(t, specSync, "post", status, body)
+	if e.fake.Syncs("src_sf") != 0 {
+		t.Error("a refused sync request started a sync")
+	}
+}
+
+// TestFakeSyncStampsIncrease: every finished sync has a last_synced_at greater than the one
+// before, even several within one millisecond, and across sources.
+func TestFakeSyncStampsIncrease(t *testing.T) {
+	e := seeded(t)
+	e.fake.SetStalePolls(0)
+	e.fake.SetSyncingPolls(0)
+	last := show(t, e, "src_pg").At
+	for i := 0; i < 50; i++ {
+		id := []string{"src_pg", "src_sf"}[i%2]
+		e.fake.StartSync(id)
+		got := show(t, e, id)
+		if got.At <= last {
+			t.Fatalf("sync %d: last_synced_at %d, not past %d", i, got.At, last)
+		}
+		last = got.At
+	}
+}
+
+// TestFakeSyncRequestsWhileQueuedOrRunning: a request while a job is queued joins it; one while
+// a job runs queues another after it.
+func TestFakeSyncRequestsWhileQueuedOrRunning(t *testing.T) {
+	e := seeded(t)
+	e.fake.SetStalePolls(1)
+	e.fake.SetSyncingPolls(1)
+	e.fake.StartSync("src_pg")
+	e.fake.StartSync("src_pg") // queued: joins
+	show(t, e, "src_pg")       // stale
+	if got := show(t, e, "src_pg"); got.Status != "syncing" {
+		t.Fatalf("%+v, want syncing", got)
+	}
+	e.fake.StartSync("src_pg") // running: another follows
+	first := show(t, e, "src_pg")
+	if first.Status != "completed" || e.fake.Syncs("src_pg") != 1 {
+		t.Fatalf("%+v after %d syncs", first, e.fake.Syncs("src_pg"))
+	}
+	if got := show(t, e, "src_pg"); got.Status != "syncing" {
+		t.Fatalf("%+v: the sync asked for while one ran did not follow it", got)
+	}
+	if got := show(t, e, "src_pg"); got.Status != "completed" || got.At <= first.At || e.fake.Syncs("src_pg") != 2 {
+		t.Fatalf("%+v after %d syncs", got, e.fake.Syncs("src_pg"))
 	}
 }
 
@@ -262,6 +449,7 @@ func TestFakeSeedingPanics(t *testing.T) {
 		"unknown source":          func() { f.AddCredential("nope", "c", "key_pair") },
 		"unknown credential type": func() { f.AddSource("s", "snowflake"); f.AddCredential("s", "c", "password") },
 		"bad outcome":             func() { f.AddSource("s", "snowflake"); f.SetSyncOutcome("s", "done") },
+		"sync of unknown source":  func() { f.StartSync("nope") },
 	} {
 		func() {
 			defer func() {
@@ -293,27 +481,36 @@ func TestSpecCopies(t *testing.T) {
 // schema (the kin-openapi contract test in contract_test.go checks it independently).
 func TestGoldenRequestsMatchSpec(t *testing.T) {
 	for _, c := range goldenCases {
-		req := runGoldenCase(t, c)
-		specPath := specUpdate
-		if c.feltType != "" {
-			specPath = specCredUpdate
-		}
-		v, err := decodeJSON(req.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if errs := mustSpec().validate(mustSpec().requestSchema(specPath, "post"), v, ""); len(errs) > 0 {
-			t.Errorf("%s: %v", c.name, errs)
-		}
-		// Negative: one field the spec does not allow makes the same body fail.
-		obj := v.(map[string]any)
-		for _, k := range []string{"credential", "connection"} {
-			if inner, ok := obj[k].(map[string]any); ok {
-				inner["unexpected_field"] = "x"
+		reqs, update := runGoldenCase(t, c)
+		for i, req := range reqs {
+			if i != update {
+				// The reads and Sync Source have no body.
+				if len(req.Body) != 0 || req.Header.Get("Content-Type") != "" {
+					t.Errorf("%s: %s %s sent a body: %s", c.name, req.Method, req.Path, req.Body)
+				}
+				continue
 			}
-		}
-		if errs := mustSpec().validate(mustSpec().requestSchema(specPath, "post"), obj, ""); len(errs) == 0 {
-			t.Errorf("%s: a body with an unknown field passed validation", c.name)
+			specPath := specUpdate
+			if c.feltType != "" {
+				specPath = specCredUpdate
+			}
+			v, err := decodeJSON(req.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if errs := mustSpec().validate(mustSpec().requestSchema(specPath, "post"), v, ""); len(errs) > 0 {
+				t.Errorf("%s: %v", c.name, errs)
+			}
+			// Negative: one field the spec does not allow makes the same body fail.
+			obj := v.(map[string]any)
+			for _, k := range []string{"credential", "connection"} {
+				if inner, ok := obj[k].(map[string]any); ok {
+					inner["unexpected_field"] = "x"
+				}
+			}
+			if errs := mustSpec().validate(mustSpec().requestSchema(specPath, "post"), obj, ""); len(errs) == 0 {
+				t.Errorf("%s: a body with an unknown field passed validation", c.name)
+			}
 		}
 	}
 }

@@ -50,11 +50,11 @@ var connectionTypes = map[string]core.CredentialType{
 }
 
 // Connection types Felt knows (SourceReference.connection_type) whose connection parameters hold no
-// credential: nothing of theirs can be rotated through the update-source call.
+// credential: nothing of theirs can be rotated through the update-source call (connection mode).
 var otherConnectionTypes = map[string]string{
 	"abs_bucket":       "its connection has only blob_storage_url; an Azure connection string is a source credential (use credential_id with credential_type azure_storage_connection_string)",
 	"databricks":       "its connection has no credential field and Felt's API cannot update Databricks PAT or OAuth M2M credentials; rotate them in Felt's UI",
-	"gcs_bucket":       "its connection has only gs_uri",
+	"gcs_bucket":       "its connection has only gs_uri; a GCP service account is a source credential (use credential_id with credential_type gcp_service_account_json)",
 	"s3_bucket":        "its connection has only s3_uri; an AWS assume-role credential is a source credential (use credential_id with credential_type aws_assume_role)",
 	"wfs":              "its connection has only url",
 	"wms_wmts":         "its connection has only url",
@@ -62,12 +62,19 @@ var otherConnectionTypes = map[string]string{
 	"wherobots":        "SourceUpdateConnectionParams has no wherobots variant",
 }
 
-// Which Felt credential types a Snowflake or STAC source holds (SourceConnection-Snowflake /
-// SourceConnection-STAC credentials in Felt's spec). Used only when a credential-mode target also
-// names its connection_type.
+// Which Felt credential types a source of each connection type holds: the credentials list of
+// its SourceConnection-* schema in Felt's spec (a test checks this table against the spec).
+// A connection type missing here has no such list (postgresql, mssql, redshift, bigquery,
+// feature_server, wfs, wms_wmts), or no SourceConnection schema at all (lightning_server,
+// wherobots): it holds no source credential Felt documents. Used when a credential-mode target
+// also names its connection_type.
 var credentialsOfConnection = map[string][]string{
-	"snowflake": {"key_pair", "snowflake_pat"},
-	"stac":      {"aws_assume_role", "azure_storage_connection_string", "custom_headers", "gcp_service_account_json"},
+	"abs_bucket": {"azure_storage_connection_string"},
+	"databricks": {"databricks_pat", "oauth_m2m"}, // neither is updatable: refused anyway
+	"gcs_bucket": {"gcp_service_account_json"},
+	"s3_bucket":  {"aws_assume_role"},
+	"snowflake":  {"key_pair", "snowflake_pat"},
+	"stac":       {"aws_assume_role", "azure_storage_connection_string", "custom_headers", "gcp_service_account_json"},
 }
 
 // Platform is one configured Felt account. Its targets share one HTTP client.
@@ -180,8 +187,8 @@ func (p *Platform) NewTarget(node *yaml.Node) (core.Adapter, error) {
 			if connectionTypes[ct] == "" && otherConnectionTypes[ct] == "" {
 				return nil, yamlx.Errorf(at("connection_type"), "felt target: unknown connection_type %q (Felt's connection types: %s)", ct, allConnectionTypes())
 			}
-			if allowed, ok := credentialsOfConnection[ct]; ok && !contains(allowed, ft) {
-				return nil, yamlx.Errorf(at("credential_type"), "felt target: a %s source holds %s credentials, not %s", ct, strings.Join(allowed, " or "), ft)
+			if err := pairing(at("credential_type"), at("connection_type"), ct, ft); err != nil {
+				return nil, err
 			}
 			t.connectionType = ct
 		}
@@ -204,6 +211,29 @@ func (p *Platform) NewTarget(node *yaml.Node) (core.Adapter, error) {
 	t.connectionType = ct
 	t.accepts = connectionTypes[ct]
 	return t, nil
+}
+
+// pairing refuses a credential type that a source of connection type ct does not hold, as
+// Felt's Source schemas list them. The error is at the credential_type line and names the
+// connection_type line too.
+func pairing(ftNode, ctNode *yaml.Node, ct, ft string) error {
+	allowed := credentialsOfConnection[ct]
+	if contains(allowed, ft) {
+		return nil
+	}
+	var why string
+	switch {
+	case ct == "databricks":
+		why = "databricks sources hold databricks_pat or oauth_m2m credentials, which Felt's API cannot update (SourceCredentialUpdateParams has no such type); rotate them in Felt's UI"
+	case len(allowed) == 0:
+		why = fmt.Sprintf("Felt's Source schema lists no source credentials for %s sources; check both keys against the source in Felt", ct)
+		if connectionTypes[ct] != "" {
+			why += fmt.Sprintf(", or, to rotate its %s, leave out credential_id and credential_type (connection mode)", connectionTypes[ct])
+		}
+	default:
+		why = fmt.Sprintf("%s sources hold %s credentials (Felt's Source schema), not %s", ct, strings.Join(allowed, " or "), ft)
+	}
+	return yamlx.Errorf(ftNode, "felt target: credential_type %s does not fit connection_type %s (line %d): %s", ft, ct, ctNode.Line, why)
 }
 
 func keys[V any](m map[string]V) string {

@@ -1,13 +1,16 @@
 package felt
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/adaptertest"
 	"github.com/credsync/credsync/internal/golden"
 )
 
@@ -145,16 +148,17 @@ var goldenCases = []goldenCase{
 	}),
 }
 
-// runGoldenCase seeds a fake, builds and sends the case's credential, checks the fake accepted and
-// stored it, and returns the recorded update request.
-func runGoldenCase(t *testing.T, c goldenCase) golden.Request {
+// runGoldenCase seeds a fake, builds the case's credential and delivers it as the engine does
+// (verify on, the fake's default sync job), checks the fake accepted and stored it, and returns
+// every request of the delivery and the index of the update among them.
+func runGoldenCase(t *testing.T, c goldenCase) ([]golden.Request, int) {
 	t.Helper()
 	e := newEnv(t)
 	e.fake.AddSource("src_1", c.connection)
 	if c.feltType != "" {
 		e.fake.AddCredential("src_1", "cred_1", c.feltType)
 	}
-	tg := e.target(t, c.config+"verify: false\n")
+	tg := e.target(t, c.config+"poll_interval: 1ms\n")
 	cr := cred(t, c.credential)
 	req, err := tg.Build(cr)
 	if err != nil {
@@ -166,15 +170,43 @@ func runGoldenCase(t *testing.T, c goldenCase) golden.Request {
 			t.Errorf("dry run shows a secret: %s", dry)
 		}
 	}
-	if retry, err := tg.Send(context.Background(), req); err != nil {
-		t.Fatalf("Send: retry=%v err=%v", retry, err)
+	res, err := adaptertest.Deliver(context.Background(), tg, req)
+	if err != nil || !res.Verify.Verified {
+		t.Fatalf("Deliver: %+v, %v", res, err)
 	}
 	c.check(t, e.fake)
 	reqs := e.fake.Requests()
-	if len(reqs) != 1 || reqs[0].Method != http.MethodPost {
-		t.Fatalf("recorded %d requests, want one POST", len(reqs))
+	// The baseline read, the update, in credential mode Sync Source, then Show Source polls.
+	want := []string{"GET /api/v2/sources/src_1", req.Method + " " + req.Path}
+	if tg.credentialMode() {
+		want = append(want, "POST /api/v2/sources/src_1/sync")
 	}
-	return reqs[0]
+	prefix := len(want)
+	for len(want) < max(len(reqs), prefix+1) {
+		want = append(want, "GET /api/v2/sources/src_1")
+	}
+	var got []string
+	for _, r := range reqs {
+		got = append(got, r.Method+" "+r.Path)
+	}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("requests %v, want %v (at least one poll)", got, want)
+	}
+	return reqs, 1
+}
+
+// formatAll renders every request of a delivery, in order, for one golden file.
+func formatAll(reqs []golden.Request) []byte {
+	var b bytes.Buffer
+	for i, r := range reqs {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "### request %d of %d\n", i+1, len(reqs))
+		b.Write(bytes.TrimRight(golden.Format(r), "\n"))
+		b.WriteString("\n")
+	}
+	return b.Bytes()
 }
 
 func TestGolden(t *testing.T) {
@@ -185,22 +217,25 @@ func TestGolden(t *testing.T) {
 		}
 		seen[c.name] = true
 		t.Run(c.name, func(t *testing.T) {
-			got := runGoldenCase(t, c)
-			golden.Assert(t, "felt/"+c.name+".golden", golden.Format(got))
+			reqs, _ := runGoldenCase(t, c)
+			golden.Assert(t, "felt/"+c.name+".golden", formatAll(reqs))
 		})
 	}
 }
 
+// TestGoldenVerifyPoll records one verification check: a Show Source poll.
 func TestGoldenVerifyPoll(t *testing.T) {
 	e := newEnv(t)
 	e.fake.AddSource("src_1", "postgresql")
+	e.fake.SetStalePolls(0)
 	e.fake.SetSyncingPolls(0)
 	tg := e.target(t, "source_id: src_1\nconnection_type: postgresql\npoll_interval: 5ms\n")
-	if _, err := tg.Send(context.Background(), mustBuild(t, tg, credPassword)); err != nil {
+	res, _, err := tg.Send(context.Background(), mustBuild(t, tg, credPassword))
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.fake.Reset()
-	v, _, err := tg.Verify(context.Background())
+	v, _, err := tg.Verify(context.Background(), core.VerifyRequest{Receipt: res.Receipt})
 	if err != nil || !v.Verified {
 		t.Fatalf("Verify = %+v, %v", v, err)
 	}

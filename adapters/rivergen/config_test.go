@@ -12,6 +12,7 @@ import (
 	"github.com/credsync/credsync/adapters/rivergen"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/adaptertest"
 )
 
 func TestNewPlatformRejectsBadBaseURL(t *testing.T) {
@@ -101,8 +102,11 @@ func TestConfigTimeoutWithoutPlatformTimeout(t *testing.T) {
 func TestConfigVerifyDefaultsTrue(t *testing.T) {
 	e := newEnv(t, testToken)
 	a := e.target(t, "data_source_id: 1")
-	v, _, err := a.Verify(context.Background())
+	req, err := a.Build(password(pw1))
 	require.NoError(t, err)
-	assert.True(t, v.Verified)
+	res, err := adaptertest.Deliver(context.Background(), a, req)
+	require.NoError(t, err)
+	assert.True(t, res.Send.Check, "Send asks for verification")
+	assert.True(t, res.Verify.Verified)
 	assert.Equal(t, 1, e.fake.TestCount(1))
 }

@@ -81,9 +81,10 @@ func TestGoldenUpdate(t *testing.T) {
 			require.NoError(t, err)
 			assert.NotContains(t, string(dry), allSecrets, "dry run shows a secret")
 
-			retry, err := a.Send(context.Background(), req)
+			res, retry, err := a.Send(context.Background(), req)
 			require.NoError(t, err)
 			assert.False(t, retry)
+			assert.True(t, res.Check, "verify defaults to true")
 
 			reqs := e.fake.Requests()
 			require.Len(t, reqs, 1, "Send makes exactly one call")
@@ -109,7 +110,7 @@ func TestGoldenVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, testToken)
 			a := e.target(t, tc.block)
-			v, retry, err := a.Verify(context.Background())
+			v, retry, err := a.Verify(context.Background(), core.VerifyRequest{})
 			require.NoError(t, err)
 			assert.False(t, retry)
 			assert.True(t, v.Verified)

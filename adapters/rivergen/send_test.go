@@ -16,6 +16,7 @@ import (
 	"github.com/credsync/credsync/adapters/rivergen"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/adaptertest"
 )
 
 // coreErr asserts err is a *core.Error and returns it.
@@ -39,11 +40,26 @@ func fault(status int, body string, headers ...string) func(http.ResponseWriter,
 	}
 }
 
+// send builds and sends cred. It also checks what Send says of verification: RiverGen never
+// verifies during the update (Test Connection is a call of its own), and a failed send reports
+// nothing.
 func send(t *testing.T, a core.Adapter, cred core.Credential) (bool, error) {
 	t.Helper()
 	req, err := a.Build(cred)
 	require.NoError(t, err)
-	return a.Send(context.Background(), req)
+	return sendReq(t, a, req)
+}
+
+func sendReq(t *testing.T, a core.Adapter, req core.Request) (bool, error) {
+	t.Helper()
+	res, retry, err := a.Send(context.Background(), req)
+	if err != nil {
+		assert.Equal(t, core.SendResult{}, res, "a failed Send reports nothing")
+	} else {
+		assert.False(t, res.Verified, "RiverGen does not verify during the update")
+		assert.Nil(t, res.Receipt, "RiverGen's Test Connection needs no receipt")
+	}
+	return retry, err
 }
 
 func TestSendSuccessIsPartialUpdate(t *testing.T) {
@@ -124,7 +140,7 @@ func TestSendValidationErrorsFromFake(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			retry, err := a.Send(context.Background(), core.Request{Method: "PATCH", Path: "/api/v1/data-sources/1/credentials", Body: tc.body})
+			retry, err := sendReq(t, a, core.Request{Method: "PATCH", Path: "/api/v1/data-sources/1/credentials", Body: tc.body})
 			ce := coreErr(t, err)
 			assert.False(t, retry)
 			assert.Equal(t, core.CodeRejected, ce.Code)
@@ -271,11 +287,9 @@ func TestSendConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := a.Send(context.Background(), req); err != nil {
-					t.Error(err)
-				}
-				if v, _, err := a.Verify(context.Background()); err != nil || !v.Verified {
-					t.Errorf("verify: %v %v", v, err)
+				res, err := adaptertest.Deliver(context.Background(), a, req)
+				if err != nil || !res.Verify.Verified || res.Polls != 1 {
+					t.Errorf("deliver: %+v %v", res, err)
 				}
 			}()
 		}
@@ -292,51 +306,71 @@ func TestSendConcurrent(t *testing.T) {
 func TestVerifySuccess(t *testing.T) {
 	e := newEnv(t, testToken)
 	a := e.target(t, "data_source_id: 1")
-	_, err := send(t, a, password(pw1))
+	req, err := a.Build(password(pw1))
 	require.NoError(t, err)
-	v, retry, err := a.Verify(context.Background())
+	res, err := adaptertest.Deliver(context.Background(), a, req)
 	require.NoError(t, err)
-	assert.False(t, retry)
-	assert.True(t, v.Verified)
-	req := e.lastRequest(t)
-	assert.Equal(t, "POST", req.Method)
-	assert.Equal(t, "/api/v1/data-sources/1/test", req.Path)
-	assert.Equal(t, "application/json", req.Header.Get("Content-Type"))
+	assert.True(t, res.Send.Check, "verify defaults to true: Send asks for Test Connection")
+	assert.False(t, res.Retry)
+	assert.True(t, res.Verify.Verified)
+	assert.Empty(t, res.Verify.Warning)
+	assert.Equal(t, 1, res.Polls, "one Test Connection is the whole verification")
+	require.Len(t, e.fake.Requests(), 2, "PATCH, then Test Connection")
+	assert.Equal(t, 1, e.fake.TestCount(1))
+	req2 := e.lastRequest(t)
+	assert.Equal(t, "POST", req2.Method)
+	assert.Equal(t, "/api/v1/data-sources/1/test", req2.Path)
+	assert.Equal(t, "application/json", req2.Header.Get("Content-Type"))
 }
 
 func TestVerifyFailure(t *testing.T) {
 	e := newEnv(t, testToken)
 	e.fake.SetConnectionOK(1, false, "AUTHENTICATION_FAILED", `password authentication failed for user "app"`)
 	a := e.target(t, "data_source_id: 1")
-	v, retry, err := a.Verify(context.Background())
+	// Delivered as the engine does: the update lands, Test Connection says it does not work.
+	req, err := a.Build(password(pw1))
+	require.NoError(t, err)
+	res, err := adaptertest.Deliver(context.Background(), a, req)
 	ce := coreErr(t, err)
-	assert.False(t, v.Verified)
-	assert.False(t, retry)
+	assert.True(t, res.Send.Check)
+	assert.False(t, res.Verify.Verified)
+	assert.False(t, res.Retry)
 	assert.False(t, ce.Retryable)
 	assert.Equal(t, core.CodeVerificationFailed, ce.Code)
 	assert.Equal(t, `AUTHENTICATION_FAILED: password authentication failed for user "app"`, ce.Message)
+	got, _ := e.fake.Credentials(1)
+	assert.Equal(t, pw1, got.Password, "the update itself landed")
 
+	// Each Verify is one Test Connection of what RiverGen holds now.
 	e.fake.SetConnectionOK(1, false, "", "")
-	_, _, err = a.Verify(context.Background())
+	_, _, err = a.Verify(context.Background(), core.VerifyRequest{})
 	ce = coreErr(t, err)
 	assert.Equal(t, core.CodeVerificationFailed, ce.Code)
 	assert.Contains(t, ce.Message, "could not connect to data source 1")
 
 	e.fake.SetConnectionOK(1, true, "", "")
-	v, _, err = a.Verify(context.Background())
+	v, _, err := a.Verify(context.Background(), core.VerifyRequest{Poll: 3})
 	require.NoError(t, err)
 	assert.True(t, v.Verified)
+	assert.Zero(t, v.Again, "a Test Connection answers at once: nothing to poll")
+	assert.Equal(t, 3, e.fake.TestCount(1))
 }
 
 func TestVerifyDisabled(t *testing.T) {
 	e := newEnv(t, testToken)
 	e.fake.SetConnectionOK(1, false, "X", "would fail")
 	a := e.target(t, "data_source_id: 1\nverify: false")
-	v, retry, err := a.Verify(context.Background())
+	req, err := a.Build(password(pw1))
 	require.NoError(t, err)
-	assert.False(t, retry)
-	assert.False(t, v.Verified)
-	assert.Empty(t, e.fake.Requests(), "no Test Connection call")
+	res, err := adaptertest.Deliver(context.Background(), a, req)
+	require.NoError(t, err)
+	assert.False(t, res.Send.Check, "verify: false: Send asks for no verification")
+	assert.False(t, res.Retry)
+	assert.False(t, res.Verify.Verified)
+	assert.Zero(t, res.Polls)
+	assert.Zero(t, e.fake.TestCount(1), "no Test Connection call")
+	require.Len(t, e.fake.Requests(), 1, "the PATCH only")
+	assert.Equal(t, "PATCH", e.fake.Requests()[0].Method)
 }
 
 func TestVerifyErrors(t *testing.T) {
@@ -368,7 +402,7 @@ func TestVerifyErrors(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(e.fake)
 			}
-			v, retry, err := e.target(t, tc.block).Verify(context.Background())
+			v, retry, err := e.target(t, tc.block).Verify(context.Background(), core.VerifyRequest{})
 			ce := coreErr(t, err)
 			assert.False(t, v.Verified)
 			assert.Equal(t, tc.retry, retry)
@@ -380,4 +414,33 @@ func TestVerifyErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSSHTunnelRule: every RiverGen data source has the SSH fields (ssh_private_key,
+// ssh_passphrase in the credentials PATCH), so a credential's ssh_tunnel goes to it and is
+// stored; a credential without one sends no SSH field and leaves the stored key as it was.
+func TestSSHTunnelRule(t *testing.T) {
+	e := newEnv(t, testToken)
+	e.fake.SetCredentials(1, rivergen.Credentials{Username: "olduser", Password: "old-pw", SSHPrivateKey: "old-ssh", SSHPassphrase: "old-pass"})
+	a := e.target(t, "data_source_id: 1")
+
+	withTunnel := password(pw1)
+	withTunnel.SSHTunnel = &core.SSHTunnel{PrivateKey: core.NewSecret(sshKey1), Passphrase: core.NewSecret(sshPass1)}
+	req, err := a.Build(withTunnel)
+	require.NoError(t, err)
+	res, err := adaptertest.Deliver(context.Background(), a, req)
+	require.NoError(t, err)
+	assert.True(t, res.Verify.Verified)
+	got, _ := e.fake.Credentials(1)
+	assert.Equal(t, sshKey1, got.SSHPrivateKey)
+	assert.Equal(t, sshPass1, got.SSHPassphrase)
+
+	e.fake.Reset()
+	_, err = send(t, a, password("s3cr3t-pw-no-tunnel"))
+	require.NoError(t, err)
+	body := string(e.fake.Requests()[0].Body)
+	assert.NotContains(t, body, "ssh_", "no SSH field without an ssh_tunnel")
+	got, _ = e.fake.Credentials(1)
+	assert.Equal(t, sshKey1, got.SSHPrivateKey, "the stored SSH key is left as it was")
+	assert.Equal(t, "s3cr3t-pw-no-tunnel", got.Password)
 }
