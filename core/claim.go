@@ -213,7 +213,7 @@ func (k *keeper) end(ctx context.Context, hold time.Duration) {
 func landingHold(err error, now time.Time, timeout time.Duration) time.Duration {
 	ce, ok := asError(err)
 	switch {
-	case ok && (ce.VendorStatus != 0 || ce.NotSent):
+	case ok && (ce.VendorStatus != 0 || ce.NotSent || ce.Answered):
 		return 0
 	case ok && !ce.InFlightUntil.IsZero():
 		return max(0, ce.InFlightUntil.Sub(now)) + claimGrace

@@ -57,6 +57,9 @@ type Error struct {
 	// NotSent: the request certainly did not leave credsync (refused before the connection was
 	// used), so it cannot land later.
 	NotSent bool `json:"-"`
+	// Answered: the vendor's answer began (its status line arrived) before the call failed, so
+	// the request was processed and cannot land later.
+	Answered bool `json:"-"`
 	// InFlightUntil, when set on a failed call whose request may have reached the vendor (a
 	// timeout or a cut connection), is when that request stops being able to land: its start
 	// plus the platform's timeout.

@@ -293,7 +293,7 @@ func (e *Engine) targetError(ctx context.Context, err error, retry bool, scrub *
 		retry = true
 	}
 	out.Retryable = retry
-	out.RetryAfter, out.NotSent, out.InFlightUntil = 0, false, time.Time{}
+	out.RetryAfter, out.NotSent, out.Answered, out.InFlightUntil = 0, false, false, time.Time{}
 	out.Message = scrub.String(out.Message)
 	return &out
 }

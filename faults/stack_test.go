@@ -256,11 +256,17 @@ func (s *stack) rotateCredential(t *testing.T, src string, cred map[string]any) 
 func (s *stack) writes(vendor string) int {
 	n := 0
 	for _, r := range s.requests(vendor) {
-		if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/test") {
+		if isWrite(r.Method, r.Path) {
 			n++
 		}
 	}
 	return n
+}
+
+// isWrite tells a credential write from a read (Felt's source reads and polls, RiverGen's Test
+// Connection) and from Felt's sync request.
+func isWrite(method, path string) bool {
+	return method != http.MethodGet && !strings.HasSuffix(path, "/test") && !strings.HasSuffix(path, "/sync")
 }
 
 type goldenRequest struct{ Method, Path string }
@@ -287,10 +293,18 @@ func (s *stack) requests(vendor string) []goldenRequest {
 
 // setFault installs f on every fake vendor (each gets its own, from mk, so that counting faults
 // count per vendor).
+// setFault makes every vendor misbehave alike on its credential writes; reads answer as usual
+// (the adapters' own tests cover faults on reads and polls).
 func (s *stack) setFault(mk func() fakeutil.Fault) {
-	s.fakes.Felt.SetFault(mk())
-	s.fakes.Databrain.SetFault(mk())
-	s.fakes.RiverGen.SetFault(mk())
+	onWrites := func(f fakeutil.Fault) fakeutil.Fault {
+		if f == nil {
+			return nil
+		}
+		return fakeutil.When(func(r *http.Request) bool { return isWrite(r.Method, r.URL.Path) }, f)
+	}
+	s.fakes.Felt.SetFault(onWrites(mk()))
+	s.fakes.Databrain.SetFault(onWrites(mk()))
+	s.fakes.RiverGen.SetFault(onWrites(mk()))
 }
 
 // closedPort returns a loopback base URL on which nothing listens.

@@ -126,7 +126,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	}
 	release(pause)
 	if err != nil {
-		return nil, true, transportError(ctx, method, path, fmt.Errorf("read answer: %w", err))
+		e := transportError(ctx, method, path, fmt.Errorf("read answer: %w", err))
+		e.Answered = true // the status line arrived: the vendor processed the request
+		return nil, true, e
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes)) // let the connection be reused
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, false, nil
