@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +19,8 @@ const (
 	callRiverGenPatch = rivergen.Vendor + " PATCH" // credentials update
 	callRiverGenTest  = rivergen.Vendor + " POST"  // Test Connection
 	callFeltUpdate    = felt.Vendor + " POST"      // Update Source
-	callFeltPoll      = felt.Vendor + " GET"       // Show Source (verification poll)
+	callFeltPoll      = felt.Vendor + " GET"       // Show Source (the baseline read and verification polls)
+	callFeltSync      = felt.Vendor + " sync"      // Sync Source (when a sync was running at the baseline read)
 	callDatabrainPut  = databrain.Vendor + " PUT"  // PUT /api/v2/datasource
 )
 
@@ -61,7 +63,11 @@ func startVendors() (*vendors, error) {
 	f, err := demo.StartFakesWith(func(vendor string, h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			v.mu.Lock()
-			v.counts[vendor+" "+r.Method]++
+			kind := vendor + " " + r.Method
+			if vendor == felt.Vendor && strings.HasSuffix(r.URL.Path, "/sync") {
+				kind = callFeltSync
+			}
+			v.counts[kind]++
 			v.mu.Unlock()
 			h.ServeHTTP(w, r)
 		})

@@ -57,16 +57,26 @@ func warehouseScript(verify bool, poll time.Duration) string {
 	var b strings.Builder
 	b.WriteString(scriptHeader)
 	b.WriteString(`felt_auth="Authorization: Bearer $FELT_API_TOKEN"
-curl -sS -f --max-time 60 -o /dev/null -X POST -H "$felt_auth" -H 'Content-Type: application/json' \
+`)
+	if verify {
+		b.WriteString(`before=$(curl -sS -f --max-time 60 -H "$felt_auth" "$FELT_URL/api/v2/sources/src_pg" | sed -n 's/.*"last_synced_at":\([0-9]*\).*/\1/p')
+`)
+	}
+	b.WriteString(`curl -sS -f --max-time 60 -o /dev/null -X POST -H "$felt_auth" -H 'Content-Type: application/json' \
   --data "{\"connection\":{\"type\":\"postgresql\",\"password\":\"$NEW_PASSWORD\"}}" "$FELT_URL/api/v2/sources/src_pg/update"
 `)
 	if verify {
+		// Felt's status is fresh only once last_synced_at has moved past its value before the
+		// update (read first, below the header): a completed left over from before proves nothing.
 		fmt.Fprintf(&b, `while :; do
   s=$(curl -sS -f --max-time 60 -H "$felt_auth" "$FELT_URL/api/v2/sources/src_pg")
-  case "$s" in
-    *'"sync_status":"completed"'*) break ;;
-    *'"sync_status":"failed"'*) echo "felt: sync failed" >&2; exit 1 ;;
-  esac
+  now=$(printf '%%s' "$s" | sed -n 's/.*"last_synced_at":\([0-9]*\).*/\1/p')
+  if [ "${now:-0}" -gt "${before:-0}" ]; then
+    case "$s" in
+      *'"sync_status":"completed"'*) break ;;
+      *'"sync_status":"failed"'*) echo "felt: sync failed" >&2; exit 1 ;;
+    esac
+  fi
   sleep %.3f
 done
 `, poll.Seconds())
