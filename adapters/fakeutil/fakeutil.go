@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/credsync/credsync/internal/golden"
+	"github.com/credsync/credsync/internal/httprec"
 )
 
 // Fault handles a request instead of the fake when it returns true. Tests use it to inject
@@ -23,7 +23,7 @@ type Base struct {
 	token string
 
 	mu       sync.Mutex
-	requests []golden.Request
+	requests []httprec.Request
 	fault    Fault
 }
 
@@ -38,10 +38,10 @@ func (b *Base) SetFault(f Fault) {
 }
 
 // Requests returns every request received so far, in order, bodies included.
-func (b *Base) Requests() []golden.Request {
+func (b *Base) Requests() []httprec.Request {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]golden.Request(nil), b.requests...)
+	return append([]httprec.Request(nil), b.requests...)
 }
 
 // Reset forgets the recorded requests.
@@ -56,7 +56,7 @@ func (b *Base) Reset() {
 func (b *Base) Begin(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	b.mu.Lock()
-	b.requests = append(b.requests, golden.Record(r, body))
+	b.requests = append(b.requests, httprec.Record(r, body))
 	f := b.fault
 	b.mu.Unlock()
 	if f != nil && f(w, r) {

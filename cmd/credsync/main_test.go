@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,4 +90,16 @@ func TestReadmeShowsTheRealHelp(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join(golden.Root(t), "README.md"))
 	require.NoError(t, err)
 	require.Contains(t, string(readme), usageText(), "README's CLI block is not credsync --help: paste the new help into it")
+}
+
+// TestBinaryLinksNoTestCode: the shipped binary imports neither the testing package nor the
+// golden-file helper (which registers a global -update flag). The fakes the demo runs record
+// requests through internal/httprec instead.
+func TestBinaryLinksNoTestCode(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/credsync/credsync/cmd/credsync").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, pkg := range strings.Fields(string(out)) {
+		require.NotEqual(t, "testing", pkg, "the binary links the testing package")
+		require.NotEqual(t, "github.com/credsync/credsync/internal/golden", pkg, "the binary links the golden-file helper")
+	}
 }

@@ -1,19 +1,18 @@
 // Package golden compares test output with files under the module's testdata/ directory and
-// rewrites them when tests run with -update (go test ./... -update). It also renders a recorded
-// HTTP request in the canonical form the golden files use.
+// rewrites them when tests run with -update (go test ./... -update). It imports testing and
+// registers a flag, so only tests may import it; the recording of HTTP requests the fakes do
+// (also in the shipped binary, for the demo) is internal/httprec.
 package golden
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
+
+	"github.com/credsync/credsync/internal/httprec"
 )
 
 // update is the standard library's golden-file habit: go test ./... -update rewrites the files.
@@ -65,64 +64,14 @@ func Assert(t testing.TB, name string, got []byte) {
 	}
 }
 
-// Request is one recorded HTTP request.
-type Request struct {
-	Method string
-	Path   string // with query, as received
-	Header http.Header
-	Body   []byte
-}
+// Request is one recorded HTTP request (internal/httprec, kept here for the tests' sake).
+type Request = httprec.Request
 
 // Record copies what a handler received; call it with the body already read.
-func Record(r *http.Request, body []byte) Request {
-	return Request{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: append([]byte(nil), body...)}
-}
+func Record(r *http.Request, body []byte) Request { return httprec.Record(r, body) }
 
-// skipHeaders are left out of golden files: the token (shown as a placeholder) and what Go's
-// transport adds on its own.
-var skipHeaders = map[string]bool{"Authorization": true, "Accept-Encoding": true, "Content-Length": true}
+// Format renders a request canonically (see httprec.Format).
+func Format(r Request) []byte { return httprec.Format(r) }
 
-// Format renders a request canonically: the request line, the headers sorted (the bearer token
-// replaced by <token>), a blank line, and the body as indented JSON with sorted keys.
-func Format(r Request) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s\n", r.Method, r.Path)
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, _, _ := strings.Cut(auth, " ")
-		fmt.Fprintf(&b, "Authorization: %s <token>\n", scheme)
-	}
-	keys := make([]string, 0, len(r.Header))
-	for k := range r.Header {
-		if !skipHeaders[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, v := range r.Header[k] {
-			fmt.Fprintf(&b, "%s: %s\n", k, v)
-		}
-	}
-	b.WriteString("\n")
-	if len(r.Body) > 0 {
-		b.Write(CanonicalJSON(r.Body))
-		b.WriteString("\n")
-	}
-	return []byte(b.String())
-}
-
-// CanonicalJSON re-indents a JSON document with sorted keys; a body that is not JSON is returned
-// as it is.
-func CanonicalJSON(body []byte) []byte {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return body
-	}
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return body
-	}
-	return out
-}
+// CanonicalJSON re-indents a JSON document with sorted keys (see httprec.CanonicalJSON).
+func CanonicalJSON(body []byte) []byte { return httprec.CanonicalJSON(body) }
