@@ -15,9 +15,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"gopkg.in/yaml.v3"
 
-	"github.com/credsync/credsync/adapters/databrain"
-	"github.com/credsync/credsync/adapters/felt"
-	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/yamlx"
@@ -100,7 +98,7 @@ type Store struct {
 
 // Platform is one vendor account.
 type Platform struct {
-	Vendor  string      `yaml:"vendor" validate:"required,oneof=felt databrain rivergen"`
+	Vendor  string      `yaml:"vendor" validate:"required,vendor"`
 	BaseURL string      `yaml:"base_url" validate:"required,http_url"`
 	Token   core.Secret `yaml:"token"`
 	// Timeout bounds each vendor call (default 30s).
@@ -229,7 +227,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		return nil, yamlx.Errorf(orRoot(platformsNode, root), "platforms is missing or empty: configure at least one vendor account")
 	}
 	cfg := &Config{File: f}
-	vendors := map[string]vendorPlatform{}
+	vendors := map[string]adapters.Platform{}
 	for _, name := range sortedKeys(f.Platforms) {
 		p := f.Platforms[name]
 		pn := yamlx.Lookup(platformsNode, name)
@@ -244,7 +242,8 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		cp := core.Platform{Name: name, Vendor: p.Vendor, Timeout: p.Timeout,
 			MaxAttempts: p.MaxAttempts, MaxConcurrency: p.MaxConcurrency, RateLimit: p.RateLimit, Burst: p.Burst}.WithDefaults()
 		cp.Admission = core.NewAdmission(cp, nil)
-		vp, err := newVendorPlatform(p.Vendor, vendorhttp.Platform{Name: name, BaseURL: p.BaseURL, Token: p.Token, Timeout: cp.Timeout, Admission: cp.Admission})
+		vendor, _ := adapters.Lookup(p.Vendor) // the validator checked it exists
+		vp, err := vendor.NewPlatform(vendorhttp.Platform{Name: name, BaseURL: p.BaseURL, Token: p.Token, Timeout: cp.Timeout, Admission: cp.Admission})
 		if err != nil {
 			return nil, yamlx.Errorf(pn, "platforms.%s: %v", name, err)
 		}
@@ -267,7 +266,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return cfg, nil
 }
 
-func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Platform, vendors map[string]vendorPlatform) (*core.Source, error) {
+func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Platform, vendors map[string]adapters.Platform) (*core.Source, error) {
 	if len(s.Targets) == 0 {
 		return nil, yamlx.Errorf(sn, "sources.%s has no targets", name)
 	}
@@ -298,9 +297,8 @@ func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Plat
 			return nil, yamlx.Errorf(tn, "%s: target name %q is already used by targets[%d]; give one of them another name", where, tname, j)
 		}
 		seen[tname] = i
-		// Databrain keeps "name": it is the datasource name the PUT is keyed by.
 		block := yamlx.Without(tn, "platform", "name")
-		if p.Vendor == databrain.Vendor {
+		if v, _ := adapters.Lookup(p.Vendor); v.TargetKeepsName {
 			block = yamlx.Without(tn, "platform")
 		}
 		a, err := vendors[pn.Value].NewTarget(block)
@@ -312,26 +310,13 @@ func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Plat
 	return src, nil
 }
 
-// vendorPlatform is what every vendor package's *Platform offers the config loader.
-type vendorPlatform interface {
-	NewTarget(node *yaml.Node) (core.Adapter, error)
-}
-
-func newVendorPlatform(vendor string, p vendorhttp.Platform) (vendorPlatform, error) {
-	switch vendor {
-	case felt.Vendor:
-		return felt.NewPlatform(p)
-	case databrain.Vendor:
-		return databrain.NewPlatform(p)
-	case rivergen.Vendor:
-		return rivergen.NewPlatform(p)
-	default:
-		return nil, fmt.Errorf("unknown vendor %q (felt, databrain, rivergen)", vendor)
-	}
-}
-
 func newValidator() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
+	// vendor: a name in the vendor list (adapters.Names).
+	_ = v.RegisterValidation("vendor", func(fl validator.FieldLevel) bool {
+		_, ok := adapters.Lookup(fl.Field().String())
+		return ok
+	})
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		return name
@@ -369,6 +354,8 @@ func describe(fe validator.FieldError) string {
 		return "needs at least " + fe.Param() + " entry"
 	case "oneof":
 		return fmt.Sprintf("is %q: must be one of %s", fmt.Sprint(fe.Value()), strings.ReplaceAll(fe.Param(), " ", ", "))
+	case "vendor":
+		return fmt.Sprintf("is %q: must be one of %s", fmt.Sprint(fe.Value()), strings.Join(adapters.Names(), ", "))
 	case "http_url":
 		return fmt.Sprintf("is %q: must be an absolute http(s) URL", fmt.Sprint(fe.Value()))
 	case "hostname_port":

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/credsync/credsync/adapters/vendorhttp"
@@ -255,7 +254,7 @@ func parseError(body []byte) (string, string) {
 		}
 		code = ""
 	}
-	msg = clean(msg)
+	msg = vendorhttp.Clip(msg, maxMessage)
 	switch {
 	case code != "" && msg != "":
 		return code, code + ": " + msg
@@ -275,12 +274,4 @@ func textOf(v any) string {
 		return fmt.Sprint(x)
 	}
 	return ""
-}
-
-func clean(s string) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
-	if len(s) > maxMessage {
-		s = strings.ToValidUTF8(s[:maxMessage], "") + "..."
-	}
-	return s
 }

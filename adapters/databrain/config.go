@@ -45,14 +45,9 @@ type targetConfig struct {
 // the target's mapping with "platform" removed and "name" kept (it is the datasource name).
 // Every error names the line it is about.
 func (p *Platform) NewTarget(node *yaml.Node) (core.Adapter, error) {
-	if node != nil && node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
-		node = node.Content[0]
-	}
-	if node == nil || node.Kind != yaml.MappingNode {
-		return nil, yamlx.Errorf(node, "a databrain target must be a mapping with datasource_type, name and fields")
-	}
 	var cfg targetConfig
-	if err := yamlx.DecodeStrict(node, &cfg); err != nil {
+	node, _, err := yamlx.DecodeBlock(node, &cfg, "a databrain target must be a mapping with datasource_type, name and fields")
+	if err != nil {
 		return nil, err
 	}
 

@@ -356,18 +356,18 @@ func errorMessage(body []byte) string {
 			break
 		}
 		var seg []string
-		if s := clip(e.Title, 100); s != "" {
+		if s := vendorhttp.Clip(e.Title, 100); s != "" {
 			seg = append(seg, s)
 		}
 		switch {
 		case e.Source.Pointer != nil && pointerPath(*e.Source.Pointer) != "":
-			seg = append(seg, clip(pointerPath(*e.Source.Pointer), 100))
+			seg = append(seg, vendorhttp.Clip(pointerPath(*e.Source.Pointer), 100))
 		case e.Source.Parameter != "":
-			seg = append(seg, "parameter "+clip(e.Source.Parameter, 100))
+			seg = append(seg, "parameter "+vendorhttp.Clip(e.Source.Parameter, 100))
 		case e.Source.Header != "":
-			seg = append(seg, "header "+clip(e.Source.Header, 100))
+			seg = append(seg, "header "+vendorhttp.Clip(e.Source.Header, 100))
 		}
-		if s := clip(e.Detail, 300); s != "" {
+		if s := vendorhttp.Clip(e.Detail, 300); s != "" {
 			seg = append(seg, s)
 		}
 		if len(seg) > 0 {
@@ -393,12 +393,4 @@ func pointerPath(p string) string {
 		segs[i] = strings.ReplaceAll(strings.ReplaceAll(s, "~1", "/"), "~0", "~")
 	}
 	return strings.Join(segs, ".")
-}
-
-func clip(s string, n int) string {
-	s = strings.TrimSpace(strings.ToValidUTF8(s, "?"))
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "..."
-	}
-	return s
 }

@@ -123,21 +123,10 @@ type targetConfig struct {
 // NewTarget decodes and validates one Felt target block and returns its adapter. node is the
 // target's mapping with the common keys platform and name removed. Every error names its line.
 func (p *Platform) NewTarget(node *yaml.Node) (core.Adapter, error) {
-	if node != nil && node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
-		node = node.Content[0]
-	}
-	if node == nil || node.Kind != yaml.MappingNode {
-		return nil, yamlx.Errorf(node, "a felt target must be a mapping with source_id and either credential_id + credential_type or connection_type")
-	}
 	var cfg targetConfig
-	if err := yamlx.DecodeStrict(node, &cfg); err != nil {
+	node, at, err := yamlx.DecodeBlock(node, &cfg, "a felt target must be a mapping with source_id and either credential_id + credential_type or connection_type")
+	if err != nil {
 		return nil, err
-	}
-	at := func(key string) *yaml.Node {
-		if n := yamlx.Lookup(node, key); n != nil {
-			return n
-		}
-		return node
 	}
 
 	t := &target{

@@ -263,7 +263,7 @@ func vendorMessage(body []byte) string {
 	if len(parts) == 0 {
 		return vendorhttp.Snippet(trimmed, 200)
 	}
-	return bound(strings.Join(parts, "; "))
+	return vendorhttp.Clip(strings.Join(parts, "; "), maxMessage)
 }
 
 // errorText reads "error" as a string or as {"code", "message", "details"}.
@@ -358,12 +358,4 @@ func stringOf(raw json.RawMessage) string {
 		return ""
 	}
 	return strings.TrimSpace(s)
-}
-
-func bound(s string) string {
-	s = strings.ToValidUTF8(s, "?")
-	if len(s) > maxMessage {
-		return strings.ToValidUTF8(s[:maxMessage], "") + "..." // do not cut a character in two
-	}
-	return s
 }

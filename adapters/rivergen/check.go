@@ -79,7 +79,7 @@ func (a *adapter) Check(ctx context.Context) core.CheckResult {
 	}
 	return core.CheckResult{Status: core.CheckReady, Message: fmt.Sprintf(
 		"%s exists and the token is accepted, but Test Connection with the credentials RiverGen holds now failed (%s): a rotation replaces them",
-		a.what(), bound(orDefault(why, "no reason given")))}
+		a.what(), vendorhttp.Clip(orDefault(why, "no reason given"), maxMessage))}
 }
 
 func errText(err error) string {

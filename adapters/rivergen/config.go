@@ -59,11 +59,9 @@ type targetConfig struct {
 // target's YAML mapping with the common keys "platform" and "name" already removed. Every error
 // names the line it is about.
 func (p *Platform) NewTarget(node *yaml.Node) (core.Adapter, error) {
-	if node != nil && node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
-		node = node.Content[0]
-	}
-	if node == nil || node.Kind != yaml.MappingNode {
-		return nil, yamlx.Errorf(node, "a rivergen target must be a mapping with at least data_source_id")
+	node, err := yamlx.Mapping(node, "a rivergen target must be a mapping with at least data_source_id")
+	if err != nil {
+		return nil, err
 	}
 	// yaml.v3 truncates a float into an int field (1.5 becomes 1): refuse it before decoding.
 	for _, key := range []string{"data_source_id", "test_timeout_seconds"} {
@@ -77,11 +75,7 @@ func (p *Platform) NewTarget(node *yaml.Node) (core.Adapter, error) {
 	}
 
 	if cfg.DataSourceID == nil {
-		at := node
-		if v := yamlx.Lookup(node, "data_source_id"); v != nil {
-			at = v
-		}
-		return nil, yamlx.Errorf(at, "rivergen target needs data_source_id (the integer id of the RiverGen data source whose credentials are rotated)")
+		return nil, yamlx.Errorf(yamlx.At(node)("data_source_id"), "rivergen target needs data_source_id (the integer id of the RiverGen data source whose credentials are rotated)")
 	}
 	if *cfg.DataSourceID <= 0 {
 		return nil, yamlx.Errorf(yamlx.Lookup(node, "data_source_id"), "data_source_id must be a positive integer, got %d", *cfg.DataSourceID)

@@ -223,6 +223,16 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
+// Clip makes vendor text fit a message: valid UTF-8 (invalid bytes shown as ?), runs of white
+// space folded to one space, and at most n bytes, never cutting a character in two.
+func Clip(s string, n int) string {
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "..."
+	}
+	return s
+}
+
 // Snippet returns at most n bytes of a body as text, for messages about unreadable answers.
 func Snippet(b []byte, n int) string {
 	s := strings.ToValidUTF8(string(b), "?")

@@ -146,3 +146,10 @@ func TestHugeBodyIsBounded(t *testing.T) {
 	require.Equal(t, vendorhttp.MaxResponseBytes, len(resp.Body))
 	require.LessOrEqual(t, len(vendorhttp.Snippet(resp.Body, 200)), 203)
 }
+
+func TestClip(t *testing.T) {
+	require.Equal(t, "a b c", vendorhttp.Clip("  a \n\t b   c ", 100))
+	require.Equal(t, "ab...", vendorhttp.Clip("abcdef", 2))
+	require.Equal(t, "?x", vendorhttp.Clip("\xffx", 10))
+	require.Equal(t, "é...", vendorhttp.Clip("éé", 3), "never cuts a character in two")
+}

@@ -250,3 +250,40 @@ func Without(node *yaml.Node, keys ...string) *yaml.Node {
 	}
 	return &c
 }
+
+// DecodeBlock is the start of every vendor's target decoding: it unwraps a document node,
+// refuses anything but a mapping (at its line, saying what the block needs: hint), and decodes
+// the mapping strictly into v. It returns the mapping and At of it.
+func DecodeBlock(node *yaml.Node, v any, hint string) (*yaml.Node, func(key string) *yaml.Node, error) {
+	node, err := Mapping(node, hint)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := DecodeStrict(node, v); err != nil {
+		return nil, nil, err
+	}
+	return node, At(node), nil
+}
+
+// Mapping unwraps a document node and refuses anything but a mapping, at its line, saying what
+// the block needs (hint).
+func Mapping(node *yaml.Node, hint string) (*yaml.Node, error) {
+	if node != nil && node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
+		node = node.Content[0]
+	}
+	if node == nil || node.Kind != yaml.MappingNode {
+		return nil, Errorf(node, "%s", hint)
+	}
+	return node, nil
+}
+
+// At returns a function that finds a key's node in mapping n, or n itself when the key is
+// absent: where an error about that key should point.
+func At(n *yaml.Node) func(key string) *yaml.Node {
+	return func(key string) *yaml.Node {
+		if c := Lookup(n, key); c != nil {
+			return c
+		}
+		return n
+	}
+}
