@@ -9,6 +9,7 @@ import (
 
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/adaptertest"
 )
 
 func TestNewPlatformRejectsBadBaseURL(t *testing.T) {
@@ -174,4 +175,18 @@ func TestConfigBad(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestConformance(t *testing.T) {
+	adaptertest.Conformance(t, adaptertest.Vendor{
+		New: func(t *testing.T) (core.Adapter, adaptertest.Fake) {
+			e := newEnv(t)
+			e.fake.AddDatasource("production-postgres", "postgres")
+			return e.target(t, "datasource_type: postgres\nname: production-postgres\n"+
+				"fields: {host: db.internal, port: 5432, username: u, database: d, schema: public}"), e.fake
+		},
+		Good:    cred(t, `{"type":"password","password":"conformance-Secret-7c1d9e"}`),
+		Secret:  "conformance-Secret-7c1d9e",
+		Refused: cred(t, `{"type":"aws_assume_role","role_arn":"arn:aws:iam::1:role/r","role_session_name":"s"}`),
+	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/adaptertest"
 )
 
 func TestNewPlatformBadURL(t *testing.T) {
@@ -180,4 +181,17 @@ func TestCredentialsOfConnectionMatchSpec(t *testing.T) {
 			t.Errorf("%s: table %v, spec %v", ct, got, inSpec)
 		}
 	}
+}
+
+func TestConformance(t *testing.T) {
+	adaptertest.Conformance(t, adaptertest.Vendor{
+		New: func(t *testing.T) (core.Adapter, adaptertest.Fake) {
+			e := newEnv(t)
+			e.fake.AddSource("src_pg", "postgresql")
+			return e.target(t, "source_id: src_pg\nconnection_type: postgresql\npoll_interval: 10ms"), e.fake
+		},
+		Good:    cred(t, `{"type":"password","password":"conformance-Secret-7c1d9e"}`),
+		Secret:  "conformance-Secret-7c1d9e",
+		Refused: cred(t, `{"type":"token","token":"conformance-token-x"}`),
+	})
 }

@@ -110,3 +110,24 @@ func TestConfigVerifyDefaultsTrue(t *testing.T) {
 	assert.True(t, res.Verify.Verified)
 	assert.Equal(t, 1, e.fake.TestCount(1))
 }
+
+func TestConformance(t *testing.T) {
+	adaptertest.Conformance(t, adaptertest.Vendor{
+		New: func(t *testing.T) (core.Adapter, adaptertest.Fake) {
+			e := newEnv(t, testToken)
+			return e.target(t, "data_source_id: 1"), e.fake
+		},
+		Good:    mustCred(t, `{"type":"password","password":"conformance-Secret-7c1d9e"}`),
+		Secret:  "conformance-Secret-7c1d9e",
+		Refused: mustCred(t, `{"type":"aws_access_key","access_key_id":"AKIA","secret_access_key":"conformance-aws-x"}`),
+	})
+}
+
+func mustCred(t *testing.T, js string) core.Credential {
+	t.Helper()
+	c, err := core.DecodeCredential([]byte(js))
+	if err != nil {
+		t.Fatalf("DecodeCredential: %v", err)
+	}
+	return c
+}
