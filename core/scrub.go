@@ -32,7 +32,8 @@ const PieceLen = 8
 //   - URL-encoded: url.QueryEscape (and with %20 for a space), url.PathEscape, JavaScript's
 //     encodeURIComponent; %-hex in either case;
 //   - HTML-escaped: html.EscapeString, named entities, decimal (&#39;) and hex (&#x27;) numeric
-//     entities, with or without numeric entities for non-ASCII characters;
+//     entities, with or without numeric entities for non-ASCII characters; and each of them
+//     JSON-escaped (an HTML-escaped value quoted in a JSON answer);
 //   - base64, standard and URL alphabets, with or without padding, at every alignment (a piece
 //     encodes differently depending on its offset modulo 3 in what was encoded), of the secret as
 //     given, upper-cased and lower-cased;
@@ -509,11 +510,14 @@ func textForms(s string) []string {
 	forms = append(forms, jsonEveryEscape(s))
 	q := url.QueryEscape(s)
 	forms = append(forms, q, strings.ReplaceAll(q, "+", "%20"), url.PathEscape(s), uriComponent(s))
-	forms = append(forms, html.EscapeString(s))
+	htmlForms := []string{html.EscapeString(s), htmlEscape(s, htmlDecimal, true), htmlEscape(s, htmlHex, true)}
 	for _, e := range htmlStyles {
-		forms = append(forms, htmlEscape(s, e, false))
+		htmlForms = append(htmlForms, htmlEscape(s, e, false))
 	}
-	forms = append(forms, htmlEscape(s, htmlDecimal, true), htmlEscape(s, htmlHex, true))
+	for _, h := range htmlForms {
+		// An HTML-escaped value quoted in a JSON answer: & becomes \u0026 with Go's encoder.
+		forms = append(forms, h, jsonString(h, true), jsonString(h, false))
+	}
 	slices.Sort(forms)
 	return slices.Compact(forms)
 }
