@@ -163,9 +163,8 @@ func (t *target) Send(ctx context.Context, req core.Request) (bool, error) {
 	if resp.Status >= 200 && resp.Status < 300 {
 		return false, nil
 	}
-	// Scrub before extracting: a message cut to length must not keep half a secret.
-	secrets := req.Secrets()
-	retry, e := t.client.Classify(resp, core.Scrub(errorMessage(core.ScrubBytes(resp.Body, secrets)), secrets))
+	// vendorhttp scrubbed the body of the request's secrets before anything is cut out of it.
+	retry, e := t.client.Classify(resp, errorMessage(resp.Body))
 	return retry, e
 }
 

@@ -2,6 +2,11 @@
 // the platform token as a bearer header, never follows redirects, bounds what it reads, and turns
 // transport failures and HTTP statuses into core.Error values with a retry verdict. What a vendor's
 // error body means stays in the vendor's package.
+//
+// It is also where vendor text enters credsync, so it is where that text is scrubbed: every
+// answer's body and header values, and every transport error message, leave this package with
+// the platform token and (for Send) the request's secrets removed by a core.Scrubber, pieces and
+// re-encodings included. Adapters parse and quote what they are given without scrubbing again.
 package vendorhttp
 
 import (
@@ -30,6 +35,7 @@ const UserAgent = "credsync"
 type Client struct {
 	base  *url.URL
 	token core.Secret
+	scrub *core.Scrubber // the platform token: what Do removes from every answer
 	http  *http.Client
 	now   func() time.Time
 }
@@ -46,6 +52,7 @@ func New(baseURL string, token core.Secret, timeout time.Duration) (*Client, err
 	return &Client{
 		base:  u,
 		token: token,
+		scrub: core.NewScrubber(token.Reveal()),
 		now:   time.Now,
 		http: &http.Client{
 			Transport: tr,
@@ -59,7 +66,8 @@ func New(baseURL string, token core.Secret, timeout time.Duration) (*Client, err
 // BaseURL returns the platform's base URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// Response is a vendor's answer, its body bounded by MaxResponseBytes.
+// Response is a vendor's answer, its body bounded by MaxResponseBytes and scrubbed, as are its
+// header values.
 type Response struct {
 	Status int
 	Header http.Header
@@ -68,7 +76,27 @@ type Response struct {
 
 // Do sends one request. body may be nil (no body, no Content-Type). A transport failure comes back
 // as a *core.Error with retry true; any HTTP answer, whatever its status, comes back as a Response.
+// The answer and any error message are scrubbed of the platform token only: Do is for calls that
+// carry no credential (reads, polls); a call that carries one goes through Send.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Response, bool, error) {
+	return c.do(ctx, method, path, body, c.scrub)
+}
+
+// Send sends a built core.Request with its secrets revealed. The answer and any error message are
+// scrubbed of the request's secrets and of the platform token.
+func (c *Client) Send(ctx context.Context, r core.Request) (*Response, bool, error) {
+	sc := c.scrub
+	if secrets := r.Secrets(); len(secrets) > 0 {
+		sc = core.NewScrubber(append(secrets, c.token.Reveal())...)
+	}
+	body, err := r.WireBody()
+	if err != nil {
+		return nil, false, &core.Error{Code: core.CodeInternal, Message: sc.String(err.Error())}
+	}
+	return c.do(ctx, r.Method, r.Path, body, sc)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, sc *core.Scrubber) (*Response, bool, error) {
 	u := c.base.String() + path
 	var rd io.Reader
 	if body != nil {
@@ -76,7 +104,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return nil, false, &core.Error{Code: core.CodeInternal, Message: fmt.Sprintf("build %s %s: %v", method, path, err)}
+		return nil, false, &core.Error{Code: core.CodeInternal, Message: sc.String(fmt.Sprintf("build %s %s: %v", method, path, err))}
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
 	req.Header.Set("Accept", "application/json")
@@ -86,27 +114,33 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, true, transportError(ctx, method, path, err)
+		return nil, true, transportError(ctx, method, path, err, sc)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
 	if err != nil {
-		return nil, true, transportError(ctx, method, path, fmt.Errorf("read answer: %w", err))
+		return nil, true, transportError(ctx, method, path, fmt.Errorf("read answer: %w", err), sc)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes)) // let the connection be reused
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, false, nil
-}
-
-// Send sends a built core.Request with its secrets revealed.
-func (c *Client) Send(ctx context.Context, r core.Request) (*Response, bool, error) {
-	body, err := r.WireBody()
-	if err != nil {
-		return nil, false, &core.Error{Code: core.CodeInternal, Message: err.Error()}
+	// Scrubbed whole, before any adapter cuts a message out of it: a cut could keep a piece of a
+	// secret too short to be recognised afterwards.
+	for _, vs := range resp.Header {
+		for i, v := range vs {
+			vs[i] = sc.String(v)
+		}
 	}
-	return c.Do(ctx, r.Method, r.Path, body)
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: sc.Bytes(b)}, false, nil
 }
 
-func transportError(ctx context.Context, method, path string, err error) *core.Error {
+// transportError turns a failed call into a retryable core.Error. Its message is scrubbed: the
+// error may quote a URL or what the other end sent.
+func transportError(ctx context.Context, method, path string, err error, sc *core.Scrubber) *core.Error {
+	e := transportErrorOf(ctx, method, path, err)
+	e.Message = sc.String(e.Message)
+	return e
+}
+
+func transportErrorOf(ctx context.Context, method, path string, err error) *core.Error {
 	// Strip the URL from *url.Error: it is ours and adds nothing but noise.
 	var ue *url.Error
 	if errors.As(err, &ue) {
