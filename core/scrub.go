@@ -36,8 +36,8 @@ const PieceLen = 8
 //     JSON-escaped (an HTML-escaped value quoted in a JSON answer);
 //   - base64, standard and URL alphabets, with or without padding, at every alignment (a piece
 //     encodes differently depending on its offset modulo 3 in what was encoded), of the secret as
-//     given, upper-cased and lower-cased;
-//   - hex, of the same three.
+//     given and, up to extrasMaxLen bytes, upper-cased and lower-cased;
+//   - hex, of the same.
 //
 // A secret shorter than PieceLen characters is replaced only where it occurs whole (in every
 // form): its pieces are too short to tell apart from ordinary text. Empty secrets are ignored.
@@ -57,7 +57,7 @@ type Scrubber struct {
 
 // NewScrubber builds a Scrubber for secrets. Empty strings are ignored; duplicates cost nothing.
 func NewScrubber(secrets ...string) *Scrubber {
-	var words []uint64
+	var set windowSet
 	var whole [][]byte
 	seen := make(map[string]bool, len(secrets))
 	for _, sec := range secrets {
@@ -76,14 +76,14 @@ func NewScrubber(secrets ...string) *Scrubber {
 		var buf []byte
 		add := func(form string) {
 			buf = foldString(buf[:0], form)
-			words = appendWindows(words, buf)
+			set.addWindows(buf)
 		}
 		for _, f := range textForms(sec) {
 			add(f)
 		}
 		binaryForms(sec, add)
 	}
-	s := &Scrubber{windows: newWindowSet(words)}
+	s := &Scrubber{windows: set}
 	slices.SortFunc(whole, func(a, b []byte) int { return len(b) - len(a) })
 	s.whole = slices.CompactFunc(whole, bytes.Equal)
 	return s
@@ -417,39 +417,62 @@ const (
 	filterShift = 64 - filterBits
 )
 
-// newWindowSet builds the set of words (which may repeat: the forms of a secret share most of their
-// windows, a secret without special characters being its own JSON, URL and HTML form). The table
-// is at most half full.
-func newWindowSet(words []uint64) windowSet {
-	var s windowSet
-	if len(words) == 0 {
-		return s
+// add puts w in the set. The forms of a secret share most of their windows (a secret without
+// special characters is its own JSON, URL and HTML form), so the table grows with the distinct
+// windows, and is kept at most half full.
+func (s *windowSet) add(w uint64) {
+	if s.filter == nil {
+		s.filter = new([filterWords]uint64)
+		s.slots, s.shift = make([]uint64, 1024), 64-10
 	}
-	s.filter = new([filterWords]uint64)
-	size, bits := 16, uint(4)
-	for size < 2*len(words) {
-		size, bits = size*2, bits+1
+	f := (w * hashMul) >> filterShift
+	s.filter[f/64] |= 1 << (f % 64)
+	if w == 0 {
+		s.n += boolInt(!s.hasZero)
+		s.hasZero = true
+		return
 	}
-	s.slots, s.shift = make([]uint64, size), 64-bits
-	mask := uint64(size - 1)
-	for _, w := range words {
-		f := (w * hashMul) >> filterShift
-		s.filter[f/64] |= 1 << (f % 64)
-		if w == 0 {
-			s.n += boolInt(!s.hasZero)
-			s.hasZero = true
-			continue
+	if s.insert(w) && 2*s.n > len(s.slots) {
+		old, n := s.slots, s.n
+		s.slots, s.shift = make([]uint64, 2*len(old)), s.shift-1
+		for _, o := range old {
+			if o != 0 {
+				s.insert(o)
+			}
 		}
-		h := s.hash(w)
-		for s.slots[h] != 0 && s.slots[h] != w {
-			h = (h + 1) & mask
-		}
-		if s.slots[h] == 0 {
-			s.slots[h] = w
-			s.n++
-		}
+		s.n = n
 	}
-	return s
+}
+
+// insert puts w (not zero) in the table and reports whether it was new.
+func (s *windowSet) insert(w uint64) bool {
+	mask := uint64(len(s.slots) - 1)
+	h := s.hash(w)
+	for s.slots[h] != 0 {
+		if s.slots[h] == w {
+			return false
+		}
+		h = (h + 1) & mask
+	}
+	s.slots[h] = w
+	s.n++
+	return true
+}
+
+// addWindows adds every PieceLen-byte window of b, as a little-endian word.
+func (s *windowSet) addWindows(b []byte) {
+	if len(b) < PieceLen {
+		return
+	}
+	var w uint64
+	for i := 0; i < PieceLen; i++ {
+		w |= uint64(b[i]) << (8 * i)
+	}
+	s.add(w)
+	for i := PieceLen; i < len(b); i++ {
+		w = w>>8 | uint64(b[i])<<(8*(PieceLen-1))
+		s.add(w)
+	}
 }
 
 func boolInt(b bool) int {
@@ -476,23 +499,6 @@ func (s *windowSet) has(w uint64) bool {
 			return false
 		}
 	}
-}
-
-// appendWindows appends every PieceLen-byte window of b, as a little-endian word.
-func appendWindows(words []uint64, b []byte) []uint64 {
-	if len(b) < PieceLen {
-		return words
-	}
-	var w uint64
-	for i := 0; i < PieceLen; i++ {
-		w |= uint64(b[i]) << (8 * i)
-	}
-	words = append(words, w)
-	for i := PieceLen; i < len(b); i++ {
-		w = w>>8 | uint64(b[i])<<(8*(PieceLen-1))
-		words = append(words, w)
-	}
-	return words
 }
 
 // ---- the forms of a secret
@@ -522,14 +528,21 @@ func textForms(s string) []string {
 	return slices.Compact(forms)
 }
 
+// extrasMaxLen bounds the secrets that get the extra binary forms (base64 tails, and the
+// encodings of the secret upper- and lower-cased). Passwords and tokens are shorter; a private
+// key (1.7 KB for RSA 2048) is longer, and there the extras would triple the windows, and with
+// them the time and memory to build a Scrubber, for what no vendor does to a key. Without the
+// tails the most a base64-encoded cut of a secret keeps is its last one or two bytes.
+const extrasMaxLen = 256
+
 // binaryForms passes to add the encodings of the secret's bytes: hex, and base64 at each of the
-// three alignments with both alphabets, of the secret as given, upper-cased and lower-cased
-// (a vendor that changes the case before encoding).
+// three alignments with both alphabets; for a secret of up to extrasMaxLen bytes also of the
+// secret upper-cased and lower-cased (a vendor that changes the case before encoding).
 func binaryForms(s string, add func(string)) {
 	encs := []*base64.Encoding{base64.StdEncoding, base64.URLEncoding}
 	variants := []string{s}
 	for _, v := range []string{strings.ToUpper(s), strings.ToLower(s)} {
-		if !slices.Contains(variants, v) {
+		if len(s) <= extrasMaxLen && !slices.Contains(variants, v) {
 			variants = append(variants, v)
 		}
 	}
@@ -539,11 +552,12 @@ func binaryForms(s string, add func(string)) {
 			// The windows of the encoding of v[k:] (padding included, so unpadded too) hold every
 			// window of the encoding of a piece starting at k, k+3, k+6... except near the piece's
 			// end when its length is not a multiple of 3: there the last group is encoded with
-			// zero bits and padding. Those tails are added for the secret as given.
+			// zero bits and padding. Those tails are added for the secret as given, if it is at most
+			// extrasMaxLen bytes long.
 			for _, e := range encs {
 				add(e.EncodeToString([]byte(v[k:])))
 			}
-			if vi > 0 {
+			if vi > 0 || len(v) > extrasMaxLen {
 				continue
 			}
 			for end := k + 1; end < len(v); end++ {

@@ -167,6 +167,10 @@ var scrubSecrets = map[string]string{
 	"ascii":   "Sup3rS3cret-Passw0rd-2024-xyzzy",
 	"special": `P"<>&'/%+= é-日本-🔑-\Zz9_tail-of-it`,
 	"pem":     "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n",
+	// Longer than extrasMaxLen: no base64 tails, no encodings of its upper- or lower-cased form.
+	"long": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" +
+		"QyNTUxOQAAACDx7YbC0xJ2KqM9Xh5nQ4V7pW3s8dF1aZ6kL0oR2tUyHwAAAJgq3v1sKt79\nbAAAAAtzc2gtZWQyNTUxOQAAACDx7YbC0xJ2KqM9Xh5nQ4V7pW3s8dF1aZ6kL0oR2tUy\n" +
+		"HwAAAEBm+/R9cT2wQ5eL8vN1kZ3xY7uJ4aP0sD6fG9hK2lM1nPx7YbC0xJ2KqM9Xh5nQ4V\n-----END OPENSSH PRIVATE KEY-----\n",
 }
 
 // runePiece returns the characters [from, to) of s.
