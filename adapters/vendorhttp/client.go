@@ -12,6 +12,7 @@ package vendorhttp
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/credsync/credsync/core"
@@ -38,6 +40,16 @@ type Client struct {
 	scrub *core.Scrubber // the platform token: what Do removes from every answer
 	http  *http.Client
 	now   func() time.Time
+
+	// last is the Scrubber of the last Send's secrets: a rotation sends one credential to many
+	// targets of the platform, and building a Scrubber costs far more than a lookup.
+	last atomic.Pointer[sendScrubber]
+}
+
+// sendScrubber is a Scrubber for a set of request secrets, known by the hash of the set.
+type sendScrubber struct {
+	key [sha256.Size]byte
+	sc  *core.Scrubber
 }
 
 // New returns a client for the platform at baseURL. timeout bounds each call (0: none beyond the
@@ -85,15 +97,31 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 // Send sends a built core.Request with its secrets revealed. The answer and any error message are
 // scrubbed of the request's secrets and of the platform token.
 func (c *Client) Send(ctx context.Context, r core.Request) (*Response, bool, error) {
-	sc := c.scrub
-	if secrets := r.Secrets(); len(secrets) > 0 {
-		sc = core.NewScrubber(append(secrets, c.token.Reveal())...)
-	}
+	sc := c.scrubberFor(r.Secrets())
 	body, err := r.WireBody()
 	if err != nil {
 		return nil, false, &core.Error{Code: core.CodeInternal, Message: sc.String(err.Error())}
 	}
 	return c.do(ctx, r.Method, r.Path, body, sc)
+}
+
+// scrubberFor returns a Scrubber for secrets and the platform token.
+func (c *Client) scrubberFor(secrets []string) *core.Scrubber {
+	if len(secrets) == 0 {
+		return c.scrub
+	}
+	h := sha256.New()
+	for _, s := range secrets {
+		_, _ = fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	if last := c.last.Load(); last != nil && last.key == key {
+		return last.sc
+	}
+	sc := core.NewScrubber(append(secrets, c.token.Reveal())...)
+	c.last.Store(&sendScrubber{key: key, sc: sc})
+	return sc
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, sc *core.Scrubber) (*Response, bool, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -273,4 +274,20 @@ func TestTransportErrorsAreScrubbed(t *testing.T) {
 	require.Equal(t, core.CodeNetwork, ce.Code)
 	require.Contains(t, ce.Message, "GET /x?access_token=")
 	require.Empty(t, leaked(ce.Message, token), ce.Message)
+}
+
+// TestSendScrubsEachRequestsOwnSecrets: the Scrubber kept from one Send is not used for another
+// request's secrets.
+func TestSendScrubsEachRequestsOwnSecrets(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		_, _ = io.Copy(w, r.Body)
+	}))
+	defer srv.Close()
+	c := client(t, srv.URL, time.Second)
+	for _, pw := range []string{"Fq9-zLk2-Wm4x", "Hr7-yPo3-Vt8c", "Fq9-zLk2-Wm4x"} {
+		resp, _, err := c.Send(context.Background(), core.Request{Method: "PUT", Path: "/x", Body: map[string]any{"password": core.NewSecret(pw)}})
+		require.NoError(t, err)
+		require.Equal(t, `{"password":"`+core.Redacted+`"}`, string(resp.Body))
+	}
 }
