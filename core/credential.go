@@ -206,7 +206,22 @@ func (c *Credential) check() []Problem {
 	return problems
 }
 
-// Secrets returns every secret value the credential carries, for scrubbing vendor answers.
+// Secrets returns every secret value the credential carries, for scrubbing vendor answers. A
+// Scrubber removes each value and every piece of PieceLen characters of it from whatever a vendor
+// says, so this is exactly what must never be shown, and no more:
+//   - password, private_key, private_key_passphrase, token, client_secret, secret_access_key,
+//     connection_string, and ssh_tunnel's private_key and passphrase;
+//   - every custom header value, whatever its sensitive flag: the design marks every value secret,
+//     sensitive is how the vendor displays it, and a value wrongly marked false must not leak;
+//   - of a GCP service account document, the secret fields inside it (private_key,
+//     private_key_id, and any field named like a secret: see documentSecrets), not the document:
+//     the pieces of the whole document include `"type":"service_account"`, `project_id` and the
+//     URIs every such file has, and they would be cut out of every vendor message. A quote of the
+//     document that carries secret material carries its private key, and that is caught. A
+//     document without any such field is kept whole.
+//
+// Not secrets: username, client_id, access_key_id, role_arn, role_session_name, filename and
+// private_key_name name things, and vendors rightly name them in their messages.
 func (c *Credential) Secrets() []string {
 	var out []string
 	add := func(s Secret) {
@@ -219,13 +234,12 @@ func (c *Credential) Secrets() []string {
 	add(c.PrivateKeyPassphrase)
 	add(c.Token)
 	add(c.ClientSecret)
-	add(c.ServiceAccountJSON.Secret)
-	// A vendor quotes back a field of the document rather than all of it: its private key.
-	var sa struct {
-		PrivateKey string `json:"private_key"`
-	}
-	if doc := c.ServiceAccountJSON.Reveal(); doc != "" && json.Unmarshal([]byte(doc), &sa) == nil && sa.PrivateKey != "" {
-		out = append(out, sa.PrivateKey)
+	if doc := c.ServiceAccountJSON.Reveal(); doc != "" {
+		if inner, ok := documentSecrets(doc); ok {
+			out = append(out, inner...)
+		} else {
+			out = append(out, doc)
+		}
 	}
 	add(c.SecretAccessKey)
 	add(c.ConnectionString)
@@ -237,6 +251,55 @@ func (c *Credential) Secrets() []string {
 		add(c.SSHTunnel.Passphrase)
 	}
 	return out
+}
+
+// documentSecrets returns the string values, at any depth, of the fields of a JSON object whose
+// name says they are secret (isSecretField), and whether doc is such an object with at least one.
+func documentSecrets(doc string) ([]string, bool) {
+	var v any
+	if json.Unmarshal([]byte(doc), &v) != nil {
+		return nil, false
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, false
+	}
+	var out []string
+	var walk func(v any, secret bool)
+	walk = func(v any, secret bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(e, secret || isSecretField(k))
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, secret)
+			}
+		case string:
+			if secret && x != "" {
+				out = append(out, x)
+			}
+		}
+	}
+	walk(v, false)
+	sort.Strings(out) // map order: keep Secrets deterministic
+	return out, len(out) > 0
+}
+
+// isSecretField reports whether a field of a key file holds a secret: private_key and
+// private_key_id of a service account, client_secret and refresh_token of an authorized user, and
+// the like; not token_uri or subject_token_type, which name endpoints and kinds.
+func isSecretField(name string) bool {
+	k := strings.ToLower(name)
+	if strings.HasSuffix(k, "_uri") || strings.HasSuffix(k, "_url") || strings.HasSuffix(k, "_type") {
+		return false
+	}
+	for _, w := range []string{"private_key", "secret", "password", "passphrase", "token", "api_key", "apikey"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func serviceAccountDoc(raw json.RawMessage) (string, error) {

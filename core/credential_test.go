@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -92,5 +93,74 @@ func TestEncodeClearRoundTrips(t *testing.T) {
 		require.NoError(t, err)
 		require.JSONEq(t, string(clear), string(again))
 		require.ElementsMatch(t, c.Secrets(), back.Secrets())
+	}
+}
+
+const (
+	testPrivateKey   = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+	testPrivateKeyID = "3f1c9a0d5e7b2468ace0f13579bdf02468ace013"
+	testServiceDoc   = `{"type":"service_account","project_id":"acme-analytics","private_key_id":"` + testPrivateKeyID + `",` +
+		`"private_key":"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n",` +
+		`"client_email":"loader@acme-analytics.iam.gserviceaccount.com","client_id":"100000000000000000001",` +
+		`"auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token"}`
+)
+
+// TestSecretsOfEveryField: each secret field is a secret, identifiers are not, and a service account
+// gives the secrets inside it rather than the whole document, whose 8-character pieces would
+// redact ordinary words out of every vendor message.
+func TestSecretsOfEveryField(t *testing.T) {
+	c, err := core.DecodeCredential([]byte(`{"type":"gcp_service_account","filename":"sa.json","service_account_json":` + testServiceDoc + `}`))
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{testPrivateKey, testPrivateKeyID}, c.Secrets())
+	sc := core.NewScrubber(c.Secrets()...)
+	msg := `{"error":"the \"type\": \"service_account\" key of project acme-analytics (loader@acme-analytics.iam.gserviceaccount.com, client 100000000000000000001) was refused by https://oauth2.googleapis.com/token"}`
+	require.Equal(t, msg, sc.String(msg), "the non-secret fields of the document are ordinary words")
+	out := sc.String("echo: " + testServiceDoc[40:300])
+	require.Empty(t, leak(out, testPrivateKey), out)
+	require.Empty(t, leak(out, testPrivateKeyID), out)
+	require.Contains(t, out, `"private_key_id":"`+core.Redacted+`","private_key":"`+core.Redacted+`","client_email":"loader@`, "a quote of the document loses its secret fields only")
+
+	// A document with no secret-looking field is kept whole.
+	c, err = core.DecodeCredential([]byte(`{"type":"gcp_service_account","service_account_json":{"type":"external_account","audience":"//iam.googleapis.com/x"}}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{`{"type":"external_account","audience":"//iam.googleapis.com/x"}`}, c.Secrets())
+
+	c, err = core.DecodeCredential([]byte(`{"type":"custom_headers","headers":[{"name":"X-Key","value":"v1","sensitive":true},{"name":"X-Org","value":"v2","sensitive":false}],
+		"ssh_tunnel":{"private_key":"sk","passphrase":"sp"}}`))
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"v1", "v2", "sk", "sp"}, c.Secrets(), "every header value is a secret, sensitive or not")
+
+	for js, want := range map[string][]string{
+		`{"type":"password","username":"svc","password":"p"}`:                                                         {"p"},
+		`{"type":"key_pair","username":"svc","private_key":"k","private_key_passphrase":"pp","private_key_name":"n"}`: {"k", "pp"},
+		`{"type":"token","token":"t"}`:                                                          {"t"},
+		`{"type":"oauth_client","client_id":"cid","client_secret":"cs"}`:                        {"cs"},
+		`{"type":"aws_access_key","access_key_id":"AKIA","secret_access_key":"sak"}`:            {"sak"},
+		`{"type":"aws_assume_role","role_arn":"arn:aws:iam::1:role/r","role_session_name":"s"}`: nil,
+		`{"type":"azure_connection_string","connection_string":"cs"}`:                           {"cs"},
+	} {
+		c, err := core.DecodeCredential([]byte(js))
+		require.NoError(t, err)
+		require.ElementsMatch(t, want, c.Secrets(), js)
+	}
+}
+
+// TestRequestSecretsOfDocuments: a service account sent as a JSON value, as a string (Databrain's
+// credentials_json) or base64-encoded (Felt's base64_encoded_service_account) gives its secret
+// fields.
+func TestRequestSecretsOfDocuments(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString([]byte(testServiceDoc))
+	for name, tc := range map[string]struct {
+		v    any
+		want []string
+	}{
+		"object":                              {core.NewSecretJSON(testServiceDoc), []string{testPrivateKey, testPrivateKeyID}},
+		"string":                              {core.NewSecret(testServiceDoc), []string{testPrivateKey, testPrivateKeyID}},
+		"base64":                              {core.NewSecret(b64), []string{b64, testPrivateKey, testPrivateKeyID}},
+		"plain":                               {core.NewSecret("hunter2-hunter2"), []string{"hunter2-hunter2"}},
+		"json password without secret fields": {core.NewSecret(`{"a":1}`), []string{`{"a":1}`}},
+	} {
+		req := core.Request{Body: map[string]any{"x": tc.v}}
+		require.ElementsMatch(t, tc.want, req.Secrets(), name)
 	}
 }

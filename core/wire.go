@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -83,8 +84,12 @@ func reveal(v any) (any, error) {
 	}
 }
 
-// Secrets returns the clear values of every secret in the body, so that an adapter can scrub
-// them from what the vendor echoes back.
+// Secrets returns the clear values of every secret in the body, so that what the vendor echoes
+// back can be scrubbed of them (vendorhttp does it). As in Credential.Secrets, a secret that is a
+// JSON document with secret fields (a GCP service account, sent as an object or as a string)
+// gives those fields rather than the whole document, whose pieces are ordinary words; a secret
+// that is the base64 of such a document (Felt's base64_encoded_service_account) gives those
+// fields as well as itself, since a vendor may quote the document decoded.
 func (r Request) Secrets() []string {
 	var out []string
 	var walk func(v any)
@@ -92,11 +97,11 @@ func (r Request) Secrets() []string {
 		switch x := v.(type) {
 		case Secret:
 			if !x.IsZero() {
-				out = append(out, x.Reveal())
+				out = append(out, secretValues(x.Reveal())...)
 			}
 		case SecretJSON:
 			if !x.IsZero() {
-				out = append(out, x.Reveal())
+				out = append(out, secretValues(x.Reveal())...)
 			}
 		case map[string]any:
 			for _, e := range x {
@@ -113,5 +118,21 @@ func (r Request) Secrets() []string {
 		}
 	}
 	walk(r.Body)
+	return out
+}
+
+// secretValues is what one secret of a request body contributes to Request.Secrets.
+func secretValues(v string) []string {
+	if inner, ok := documentSecrets(v); ok {
+		return inner
+	}
+	out := []string{v}
+	if len(v)%4 == 0 {
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+			if inner, ok := documentSecrets(string(b)); ok {
+				out = append(out, inner...)
+			}
+		}
+	}
 	return out
 }

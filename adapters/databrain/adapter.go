@@ -172,9 +172,8 @@ func (a *Adapter) send(ctx context.Context, req core.Request) (bool, error) {
 	if resp.Status >= 200 && resp.Status < 300 {
 		return false, nil
 	}
-	secrets := req.Secrets()
-	code, msg := parseError(core.ScrubBytes(resp.Body, secrets))
-	msg = core.Scrub(msg, secrets)
+	// vendorhttp scrubbed the body of the request's secrets before anything is cut out of it.
+	code, msg := parseError(resp.Body)
 	retry, e := a.client.Classify(resp, msg)
 	if o, ok := vendorCodes[code]; ok && resp.Status != http.StatusTooManyRequests {
 		e.Code, e.Retryable = o.code, o.retry

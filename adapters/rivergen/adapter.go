@@ -122,13 +122,12 @@ func (a *adapter) send(ctx context.Context, req core.Request) (bool, error) {
 	if err != nil {
 		return retry, err
 	}
-	// Scrub before extracting: a message cut to length must not keep half a secret.
-	secrets := req.Secrets()
-	body := core.ScrubBytes(resp.Body, secrets)
+	// vendorhttp scrubbed the body of the request's secrets before anything is cut out of it.
+	body := resp.Body
 	if resp.Status >= 200 && resp.Status < 300 {
 		var env envelope
 		if json.Unmarshal(body, &env) == nil && env.Success != nil && !*env.Success {
-			msg := core.Scrub(vendorMessage(body), secrets)
+			msg := vendorMessage(body)
 			if msg == "" {
 				msg = "RiverGen answered success: false"
 			}
@@ -137,7 +136,7 @@ func (a *adapter) send(ctx context.Context, req core.Request) (bool, error) {
 		}
 		return false, nil
 	}
-	retry, e := a.classify(resp, core.Scrub(vendorMessage(body), secrets))
+	retry, e := a.classify(resp, vendorMessage(body))
 	return retry, e
 }
 

@@ -43,8 +43,8 @@
 //
 // The adapter parses this tolerantly: error as a string, a plain {"message"}, FastAPI-style
 // {"detail": "..."} or {"detail": [{"loc", "msg"}]}; a non-JSON body gives a bounded snippet.
-// It never quotes back a value the vendor echoes ("input"), and scrubs the secrets it sent from
-// the message. Classification: 401 unauthorized, 403 forbidden (the token's user is not a member
+// It never quotes back a value the vendor echoes ("input"); the body it reads was already scrubbed
+// of the secrets it sent by vendorhttp. Classification: 401 unauthorized, 403 forbidden (the token's user is not a member
 // of any RiverGen organization), 404 not_found ("data source <id> not found"), other 4xx
 // (400/422 validation) rejected, all final; 429 and 5xx retryable with Retry-After
 // (vendorhttp.Classify). A 2xx whose envelope says "success": false is rejected (final).

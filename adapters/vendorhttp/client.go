@@ -2,11 +2,17 @@
 // the platform token as a bearer header, never follows redirects, bounds what it reads, and turns
 // transport failures and HTTP statuses into core.Error values with a retry verdict. What a vendor's
 // error body means stays in the vendor's package.
+//
+// It is also where vendor text enters credsync, so it is where that text is scrubbed: every
+// answer's body and header values, and every transport error message, leave this package with
+// the platform token and (for Send) the request's secrets removed by a core.Scrubber, pieces and
+// re-encodings included. Adapters parse and quote what they are given without scrubbing again.
 package vendorhttp
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +21,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/credsync/credsync/core"
@@ -30,10 +37,21 @@ const UserAgent = "credsync"
 type Client struct {
 	base    *url.URL
 	token   core.Secret
+	scrub   *core.Scrubber // the platform token: what Do removes from every answer
 	http    *http.Client
 	timeout time.Duration
 	adm     *core.Admission // nil: calls are not admitted (tests)
 	now     func() time.Time
+
+	// last is the Scrubber of the last Send's secrets: a rotation sends one credential to many
+	// targets of the platform, and building a Scrubber costs far more than a lookup.
+	last atomic.Pointer[sendScrubber]
+}
+
+// sendScrubber is a Scrubber for a set of request secrets, known by the hash of the set.
+type sendScrubber struct {
+	key [sha256.Size]byte
+	sc  *core.Scrubber
 }
 
 // New returns a client for the platform at baseURL. timeout bounds each call (0: none beyond the
@@ -49,6 +67,7 @@ func New(baseURL string, token core.Secret, timeout time.Duration, adm *core.Adm
 	return &Client{
 		base:    u,
 		token:   token,
+		scrub:   core.NewScrubber(token.Reveal()),
 		timeout: timeout,
 		adm:     adm,
 		now:     time.Now,
@@ -64,7 +83,8 @@ func New(baseURL string, token core.Secret, timeout time.Duration, adm *core.Adm
 // BaseURL returns the platform's base URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// Response is a vendor's answer, its body bounded by MaxResponseBytes.
+// Response is a vendor's answer, its body bounded by MaxResponseBytes and scrubbed, as are its
+// header values.
 type Response struct {
 	Status int
 	Header http.Header
@@ -73,7 +93,43 @@ type Response struct {
 
 // Do sends one request. body may be nil (no body, no Content-Type). A transport failure comes back
 // as a *core.Error with retry true; any HTTP answer, whatever its status, comes back as a Response.
+// The answer and any error message are scrubbed of the platform token only: Do is for calls that
+// carry no credential (reads, polls); a call that carries one goes through Send.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Response, bool, error) {
+	return c.do(ctx, method, path, body, c.scrub)
+}
+
+// Send sends a built core.Request with its secrets revealed. The answer and any error message are
+// scrubbed of the request's secrets and of the platform token.
+func (c *Client) Send(ctx context.Context, r core.Request) (*Response, bool, error) {
+	sc := c.scrubberFor(r.Secrets())
+	body, err := r.WireBody()
+	if err != nil {
+		return nil, false, &core.Error{Code: core.CodeInternal, Message: sc.String(err.Error())}
+	}
+	return c.do(ctx, r.Method, r.Path, body, sc)
+}
+
+// scrubberFor returns a Scrubber for secrets and the platform token.
+func (c *Client) scrubberFor(secrets []string) *core.Scrubber {
+	if len(secrets) == 0 {
+		return c.scrub
+	}
+	h := sha256.New()
+	for _, s := range secrets {
+		_, _ = fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	if last := c.last.Load(); last != nil && last.key == key {
+		return last.sc
+	}
+	sc := core.NewScrubber(append(secrets, c.token.Reveal())...)
+	c.last.Store(&sendScrubber{key: key, sc: sc})
+	return sc
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, sc *core.Scrubber) (*Response, bool, error) {
 	u := c.base.String() + path
 	var rd io.Reader
 	if body != nil {
@@ -81,7 +137,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return nil, false, &core.Error{Code: core.CodeInternal, Message: fmt.Sprintf("build %s %s: %v", method, path, err)}
+		return nil, false, &core.Error{Code: core.CodeInternal, Message: sc.String(fmt.Sprintf("build %s %s: %v", method, path, err))}
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
 	req.Header.Set("Accept", "application/json")
@@ -92,7 +148,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	release := core.Release(func(time.Duration) {})
 	if c.adm != nil {
 		if release, err = c.adm.Admit(ctx); err != nil {
-			e := transportError(ctx, method, path, err)
+			e := transportError(ctx, method, path, err, sc)
 			e.NotSent = true
 			return nil, true, e
 		}
@@ -101,7 +157,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	// (a target claim that could not be kept, a rotation past its deadline) sends nothing.
 	if err := ctx.Err(); err != nil {
 		release(0)
-		e := transportError(ctx, method, path, err)
+		e := transportError(ctx, method, path, err, sc)
 		e.NotSent = true
 		return nil, true, e
 	}
@@ -109,7 +165,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	resp, err := c.http.Do(req)
 	if err != nil {
 		release(0)
-		e := transportError(ctx, method, path, err)
+		e := transportError(ctx, method, path, err, sc)
 		if !e.NotSent && c.timeout > 0 {
 			e.InFlightUntil = start.Add(c.timeout)
 		}
@@ -126,24 +182,30 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*Res
 	}
 	release(pause)
 	if err != nil {
-		e := transportError(ctx, method, path, fmt.Errorf("read answer: %w", err))
+		e := transportError(ctx, method, path, fmt.Errorf("read answer: %w", err), sc)
 		e.Answered = true // the status line arrived: the vendor processed the request
 		return nil, true, e
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes)) // let the connection be reused
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, false, nil
-}
-
-// Send sends a built core.Request with its secrets revealed.
-func (c *Client) Send(ctx context.Context, r core.Request) (*Response, bool, error) {
-	body, err := r.WireBody()
-	if err != nil {
-		return nil, false, &core.Error{Code: core.CodeInternal, Message: err.Error()}
+	// Scrubbed whole, before any adapter cuts a message out of it: a cut could keep a piece of a
+	// secret too short to be recognised afterwards.
+	for _, vs := range resp.Header {
+		for i, v := range vs {
+			vs[i] = sc.String(v)
+		}
 	}
-	return c.Do(ctx, r.Method, r.Path, body)
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: sc.Bytes(b)}, false, nil
 }
 
-func transportError(ctx context.Context, method, path string, err error) *core.Error {
+// transportError turns a failed call into a retryable core.Error. Its message is scrubbed: the
+// error may quote a URL or what the other end sent.
+func transportError(ctx context.Context, method, path string, err error, sc *core.Scrubber) *core.Error {
+	e := transportErrorOf(ctx, method, path, err)
+	e.Message = sc.String(e.Message)
+	return e
+}
+
+func transportErrorOf(ctx context.Context, method, path string, err error) *core.Error {
 	// Strip the URL from *url.Error: it is ours and adds nothing but noise.
 	var ue *url.Error
 	if errors.As(err, &ue) {
