@@ -217,7 +217,7 @@ func newChaos(t *testing.T, seed uint64, driver, dsn string, replicas int) *chao
 	c := &chaosSetup{t: t, sim: newVendorSim(seed)}
 	tokens := map[string]string{}
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
-		tokens[v] = v + "-chaos-token-0123456789"
+		tokens[v] = "tok-" + demo.NewKey()[:20] // random: no word of a message is a piece of it
 	}
 	c.felt, c.db, c.rg = felt.NewFake(tokens[felt.Vendor]), databrain.NewFake(tokens[databrain.Vendor]), rivergen.NewFake(tokens[rivergen.Vendor])
 	urls := map[string]string{}

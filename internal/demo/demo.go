@@ -59,7 +59,7 @@ func StartFakes() (*Fakes, error) { return StartFakesWith(nil) }
 func StartFakesWith(wrap func(vendor string, h http.Handler) http.Handler) (*Fakes, error) {
 	f := &Fakes{URLs: map[string]string{}, Tokens: map[string]string{}}
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
-		f.Tokens[v] = v + "-demo-" + randHex(12)
+		f.Tokens[v] = "tok-" + randHex(16) // random: a token's 8-character pieces are scrubbed from every message
 	}
 	f.Felt = felt.NewFake(f.Tokens[felt.Vendor])
 	f.Databrain = databrain.NewFake(f.Tokens[databrain.Vendor])
