@@ -3,7 +3,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,6 +15,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/jsonx"
 )
 
 // MaxBodyBytes is the default bound of a request body; a larger one is refused with 413.
@@ -112,7 +113,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestLog, s.recoverPanic)
+	e.Use(s.requestLog, s.recoverPanic, strictQuery)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	// Auth is per route rather than group middleware: echo's group middleware turns an
@@ -132,6 +133,28 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	return s
 }
 
+// strictQuery refuses a query string that cannot be read exactly: a malformed %-escape (echo
+// would drop the parameter silently) or a parameter given twice (which one counts?). The
+// message names the parameter, never its value: a status token may travel in ?token=.
+func strictQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw := c.Request().URL.RawQuery
+		if raw == "" {
+			return next(c)
+		}
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return fail(http.StatusBadRequest, "bad_request", "the query string is malformed (a %-escape that is not two hex digits, or a ; separator): encode it with URL encoding")
+		}
+		for k, vs := range q {
+			if len(vs) > 1 {
+				return fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("the query parameter %q is given %d times: give it once", clip(k, 40), len(vs)))
+			}
+		}
+		return next(c)
+	}
+}
+
 // Handler returns the API as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
@@ -145,7 +168,16 @@ type ErrorDetail struct {
 	Code    string         `json:"code"`
 	Message string         `json:"message"`
 	Details []core.Problem `json:"details,omitempty"`
+	// DetailsTotal is how many problems there were when Details lists only the first
+	// MaxDetails of them.
+	DetailsTotal int `json:"details_total,omitempty"`
 }
+
+// MaxDetails bounds the problems one error answer lists; maxDetailMessage bounds each message.
+const (
+	MaxDetails       = 50
+	maxDetailMessage = 300
+)
 
 // apiError is an error with its HTTP status and envelope.
 type apiError struct {
@@ -156,8 +188,28 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.body.Message }
 
+// fail builds an error answer. Its size is bounded whatever the input: at most MaxDetails
+// problems (the total is given), each message at most maxDetailMessage bytes.
 func fail(status int, code, msg string, details ...core.Problem) *apiError {
-	return &apiError{status: status, body: ErrorDetail{Code: code, Message: msg, Details: details}}
+	body := ErrorDetail{Code: code, Message: msg}
+	if n := len(details); n > MaxDetails {
+		body.DetailsTotal = n
+		body.Message = fmt.Sprintf("%s (%d problems; the first %d are listed)", msg, n, MaxDetails)
+		details = details[:MaxDetails]
+	}
+	for _, d := range details {
+		d.Field, d.Message = clip(d.Field, maxDetailMessage), clip(d.Message, maxDetailMessage)
+		body.Details = append(body.Details, d)
+	}
+	return &apiError{status: status, body: body}
+}
+
+// clip bounds s to n bytes without cutting a character in two.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // handleError renders every error, ours or echo's (404 route, 405 method), as the envelope.
@@ -325,6 +377,9 @@ type rotationRequest struct {
 	DryRun     bool            `json:"dry_run"`
 }
 
+// MaxTargetsPerRequest bounds the targets list of one rotation request.
+const MaxTargetsPerRequest = 10000
+
 // PlanResponse is the answer to a dry run.
 type PlanResponse struct {
 	DryRun   bool           `json:"dry_run"`
@@ -348,15 +403,33 @@ func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	if !json.Valid(body) {
 		return nil, fail(http.StatusBadRequest, "malformed_json", "the body is not valid JSON")
 	}
+	// A credential must never be silently altered or ambiguous.
+	if err := jsonx.Check(body); err != nil {
+		var je *jsonx.Error
+		errors.As(err, &je)
+		field := je.Path
+		if field == "" {
+			field = "body"
+		}
+		return nil, fail(http.StatusBadRequest, "bad_request", "the body cannot be read without altering or guessing a value: "+je.Problem,
+			core.Problem{Field: field, Message: je.Problem})
+	}
 	return body, nil
 }
 
 func (s *Server) decodeRotation(body []byte) (rotationRequest, core.Credential, error) {
 	var req rotationRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: []core.Problem{{Field: "body", Message: describeDecodeError(err)}}}
+	if err := jsonx.Decode(body, &req); err != nil {
+		p := core.Problem{Field: "body", Message: err.Error()}
+		var je *jsonx.Error
+		if errors.As(err, &je) && je.Path != "" {
+			p = core.Problem{Field: je.Path, Message: je.Problem}
+		}
+		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: []core.Problem{p}}
+	}
+	if len(req.Targets) > MaxTargetsPerRequest {
+		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: []core.Problem{{Field: "targets",
+			Message: fmt.Sprintf("lists %d targets: at most %d (leave it out to rotate every target of the source)", len(req.Targets), MaxTargetsPerRequest)}}}
 	}
 	var problems []core.Problem
 	if strings.TrimSpace(req.Source) == "" {
@@ -370,17 +443,6 @@ func (s *Server) decodeRotation(body []byte) (rotationRequest, core.Credential, 
 	}
 	cred, err := core.DecodeCredential(req.Credential)
 	return req, cred, err
-}
-
-func describeDecodeError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q has the wrong JSON type", te.Field)
-	}
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return "unknown field " + f + " (fields: source, credential, targets, dry_run)"
-	}
-	return "the body must be a JSON object with source and credential"
 }
 
 func (s *Server) createRotation(c echo.Context) error {
@@ -440,17 +502,18 @@ func parseWait(v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
+	bad := fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("wait=%q: give a duration such as 30s, from 0 to %s", clip(v, 40), MaxWait))
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		if n, err2 := strconv.Atoi(v); err2 == nil {
-			d, err = time.Duration(n)*time.Second, nil
+		// Whole seconds; compared before multiplying, so a huge number cannot wrap around.
+		n, err2 := strconv.ParseInt(v, 10, 64)
+		if err2 != nil || n < 0 || n > int64(MaxWait/time.Second) {
+			return 0, bad
 		}
+		d = time.Duration(n) * time.Second
 	}
-	if err != nil || d < 0 {
-		return 0, fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("wait=%q: give a duration such as 30s (at most %s)", v, MaxWait))
-	}
-	if d > MaxWait {
-		d = MaxWait
+	if d < 0 || d > MaxWait {
+		return 0, bad
 	}
 	return d, nil
 }

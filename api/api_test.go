@@ -174,7 +174,17 @@ func TestRefusedRequestsReachNoVendor(t *testing.T) {
 		{"unknown source", call{method: "POST", path: "/v1/rotations", body: pwBody("nope")}, 404, "not_found", ""},
 		{"missing source", call{method: "POST", path: "/v1/rotations", body: `{"credential":{"type":"password","password":"x"}}`}, 422, "invalid_request", "source"},
 		{"missing credential", call{method: "POST", path: "/v1/rotations", body: `{"source":"db"}`}, 422, "invalid_request", "credential"},
-		{"unknown top-level field", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"x"},"force":true}`}, 422, "invalid_request", "body"},
+		{"unknown top-level field", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"x"},"force":true}`}, 422, "invalid_request", "force"},
+		{"a key in the wrong case", call{method: "POST", path: "/v1/rotations", body: `{"SOURCE":"db","credential":{"type":"password","password":"x"}}`}, 422, "invalid_request", "SOURCE"},
+		{"a nested key in the wrong case", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"x","ssh_tunnel":{"Private_Key":"k"}}}`}, 422, "invalid_request", "credential.ssh_tunnel.Private_Key"},
+		{"invalid UTF-8 in the secret", call{method: "POST", path: "/v1/rotations", body: "{\"source\":\"db\",\"credential\":{\"type\":\"password\",\"password\":\"pw-\xff\"}}"}, 400, "bad_request", "credential.password"},
+		{"a lone surrogate in the secret", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"pw-\ud800"}}`}, 400, "bad_request", "credential.password"},
+		{"a duplicated key at the top", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","source":"other","credential":{"type":"password","password":"x"}}`}, 400, "bad_request", "source"},
+		{"a duplicated key in the credential", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"a","password":"b"}}`}, 400, "bad_request", "credential.password"},
+		{"wait that would overflow", call{method: "POST", path: "/v1/rotations?wait=18446744074", body: pwBody("db")}, 400, "bad_request", ""},
+		{"wait above the maximum", call{method: "POST", path: "/v1/rotations?wait=2h", body: pwBody("db")}, 400, "bad_request", ""},
+		{"a malformed query escape", call{method: "GET", path: "/v1/rotations?source=%zz"}, 400, "bad_request", ""},
+		{"a repeated query parameter", call{method: "GET", path: "/v1/rotations?status=failed&status=succeeded"}, 400, "bad_request", ""},
 		{"unknown type", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"kerberos","password":"x"}}`}, 422, "invalid_request", "credential.type"},
 		{"missing field", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","username":"u"}}`}, 422, "invalid_request", "credential.password"},
 		{"unknown field", call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"x","pin":"1"}}`}, 422, "invalid_request", "credential.pin"},
@@ -413,4 +423,33 @@ func TestPanicAnswers500WithoutDetails(t *testing.T) {
 		j, _ := json.Marshal(e.ContextMap())
 		require.NotContains(t, string(j), theSecret, "the panic value is scrubbed of the secret")
 	}
+}
+
+// TestErrorAnswersAreBounded: however many problems a request has, the answer lists the first
+// MaxDetails and says how many there were; a targets list over the maximum is refused whole.
+func TestErrorAnswersAreBounded(t *testing.T) {
+	e := newEnv(t)
+	names := make([]string, 9000)
+	for i := range names {
+		names[i] = fmt.Sprintf("%q", fmt.Sprintf("no-such-target-%05d", i))
+	}
+	body := `{"source":"db","targets":[` + strings.Join(names, ",") + `],"credential":{"type":"password","password":"x"}}`
+	resp, b := e.do(t, call{method: "POST", path: "/v1/rotations", body: body})
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	require.Less(t, len(b), 64<<10, "the answer stays small: %d bytes", len(b))
+	var eb api.ErrorBody
+	require.NoError(t, json.Unmarshal(b, &eb))
+	require.Len(t, eb.Error.Details, api.MaxDetails)
+	require.Equal(t, 9000, eb.Error.DetailsTotal)
+	require.Contains(t, eb.Error.Message, "9000 problems")
+
+	many := make([]string, api.MaxTargetsPerRequest+1)
+	for i := range many {
+		many[i] = `"t"`
+	}
+	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations", body: `{"source":"db","targets":[` + strings.Join(many, ",") + `],"credential":{"type":"password","password":"x"}}`})
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	require.Less(t, len(b), 4<<10)
+	require.Contains(t, string(b), "at most 10000")
+	require.Zero(t, e.pw.count(), "nothing was sent")
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/credsync/credsync/internal/jsonx"
 )
 
 // CredentialType tags a neutral credential.
@@ -129,6 +131,11 @@ func (e *InputError) Error() string {
 // at once in an *InputError; the error never contains a secret value.
 func DecodeCredential(raw []byte) (Credential, error) {
 	var cred Credential
+	// Refused before anything else: invalid UTF-8, lone surrogates and duplicated keys would
+	// otherwise alter or pick among the values silently.
+	if err := jsonx.Check(raw); err != nil {
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{jsonProblem(err)}}
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return cred, &InputError{Message: "invalid credential", Problems: []Problem{{Field: "credential", Message: "must be a JSON object"}}}
@@ -178,6 +185,10 @@ func DecodeCredential(raw []byte) (Credential, error) {
 	if err != nil {
 		return cred, fmt.Errorf("re-encode credential: %w", err)
 	}
+	// Nested keys (ssh_tunnel, headers) are case-sensitive too.
+	if err := jsonx.CheckKeys(rest, &cred); err != nil {
+		return cred, &InputError{Message: "invalid credential", Problems: []Problem{jsonProblem(err)}}
+	}
 	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cred); err != nil {
@@ -187,6 +198,19 @@ func DecodeCredential(raw []byte) (Credential, error) {
 		return cred, &InputError{Message: "invalid credential", Problems: p}
 	}
 	return cred, nil
+}
+
+// jsonProblem turns a jsonx error on a credential into a Problem at its path.
+func jsonProblem(err error) Problem {
+	var je *jsonx.Error
+	if errors.As(err, &je) {
+		field := "credential"
+		if je.Path != "" {
+			field += "." + je.Path
+		}
+		return Problem{Field: field, Message: je.Problem}
+	}
+	return Problem{Field: "credential", Message: "is not valid JSON"}
 }
 
 // check validates what the schema table cannot: nested structures.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/credsync/credsync/core"
 	_ "github.com/credsync/credsync/internal/golden" // defines -update
+	"github.com/credsync/credsync/internal/jsonx"
 )
 
 // secretKeys are the credential's secret fields, at the top level of the credential object.
@@ -160,6 +161,14 @@ func FuzzDecodeCredential(f *testing.F) {
 			if !errors.As(err, &ie) {
 				t.Fatalf("refusal %T is not an *InputError: %v", err, err)
 			}
+		}
+		// Invalid UTF-8, a lone surrogate or a duplicated key is refused wherever it is, secret
+		// values included: that refusal names the field, not the value, so it is exempt.
+		if jsonx.Check(raw) != nil {
+			if err == nil {
+				t.Fatalf("accepted a body jsonx refuses")
+			}
+			return
 		}
 		if other, ok := replaceSecrets(raw); ok {
 			cred2, err2 := core.DecodeCredential(other)
