@@ -63,6 +63,11 @@ func WithRateLimit(rps float64, burst int) Option {
 	return func(s *Server) { s.rps, s.burst = rps, burst }
 }
 
+// WithClock sets the clock status page sessions expire by (tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) { s.now = now }
+}
+
 // WithMaxBody bounds request bodies (default MaxBodyBytes).
 func WithMaxBody(n int64) Option {
 	return func(s *Server) {
@@ -84,6 +89,10 @@ type Server struct {
 	burst          int
 	maxBody        int64
 	limiters       map[string]*rate.Limiter
+	// sessionKey signs status page sessions; it exists only in this process (a restart signs
+	// everyone out). now is the clock sessions expire by.
+	sessionKey [32]byte
+	now        func() time.Time
 }
 
 type tokenDigest struct {
@@ -96,7 +105,10 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{eng: eng, log: log, maxBody: MaxBodyBytes, limiters: map[string]*rate.Limiter{}}
+	s := &Server{eng: eng, log: log, maxBody: MaxBodyBytes, limiters: map[string]*rate.Limiter{}, now: time.Now}
+	if _, err := rand.Read(s.sessionKey[:]); err != nil {
+		panic("api: no randomness for the session key: " + err.Error()) // crypto/rand does not fail on Linux
+	}
 	for _, o := range opts {
 		o(s)
 	}

@@ -2,14 +2,15 @@ package api
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,8 +22,11 @@ import (
 // The status page: GET / renders, for people, what GET /v1/sources and GET /v1/rotations say.
 // Read-only, server-rendered, no script and no external asset.
 
-// StatusCookie is the status page's session cookie. It holds a digest of the token the browser
-// signed in with, never the token: it opens the status page and nothing else.
+// StatusCookie is the status page's session cookie: the token's name, an expiry and an
+// HMAC-SHA256 of both under a key that only the running server holds (made at start, never
+// stored or logged). It holds nothing derived from the token, so reading token_sha256 in the
+// config does not forge one; it opens the status page and nothing else, and a restart ends
+// every session.
 const StatusCookie = "credsync_status"
 
 // StatusRecent is how many recent rotations the status page lists.
@@ -105,26 +109,43 @@ func (p *statusPage) matchToken(got string) string {
 	return name
 }
 
-// matchCookie returns the name of the token whose session value equals got, or "".
-func (p *statusPage) matchCookie(got string) string {
-	want, err := hex.DecodeString(got)
-	if err != nil || len(want) != sha256.Size {
-		return ""
-	}
-	name := ""
-	for _, t := range p.accepted() {
-		v := sessionValue(t.digest)
-		if subtle.ConstantTimeCompare(want, v[:]) == 1 {
-			name = t.name
-		}
-	}
-	return name
+// sessionVersion is bound into every session MAC.
+const sessionVersion = "credsync status session v2"
+
+// newSession returns the cookie value for token name, valid until expires.
+func (p *statusPage) newSession(name string, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(name)) + "." + exp + "." +
+		base64.RawURLEncoding.EncodeToString(p.sessionMAC(name, exp))
 }
 
-// sessionValue derives the cookie value from a token's digest: it proves the browser once held
-// the token, and cannot be turned back into it or used as an API token.
-func sessionValue(digest [sha256.Size]byte) [sha256.Size]byte {
-	return sha256.Sum256(append([]byte("credsync status session v1\x00"), digest[:]...))
+func (p *statusPage) sessionMAC(name, exp string) []byte {
+	m := hmac.New(sha256.New, p.s.sessionKey[:])
+	m.Write([]byte(sessionVersion + "\x00" + name + "\x00" + exp))
+	return m.Sum(nil)
+}
+
+// matchCookie returns the name of the token a valid, unexpired session was made for, or "".
+func (p *statusPage) matchCookie(got string) string {
+	parts := strings.Split(got, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	rawName, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	mac, err2 := base64.RawURLEncoding.DecodeString(parts[2])
+	exp, err3 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || !p.s.now().Before(time.Unix(exp, 0)) {
+		return ""
+	}
+	if !hmac.Equal(mac, p.sessionMAC(string(rawName), parts[1])) {
+		return ""
+	}
+	for _, t := range p.accepted() {
+		if t.name == string(rawName) {
+			return t.name // still a configured token
+		}
+	}
+	return ""
 }
 
 func (p *statusPage) serve(c echo.Context) error {
@@ -141,9 +162,8 @@ func (p *statusPage) serve(c echo.Context) error {
 		if name == "" {
 			return p.signin(c, true)
 		}
-		v := sessionValue(sha256.Sum256([]byte(q.Get("token"))))
 		c.SetCookie(&http.Cookie{
-			Name: StatusCookie, Value: hex.EncodeToString(v[:]), Path: "/",
+			Name: StatusCookie, Value: p.newSession(name, p.s.now().Add(statusSession)), Path: "/",
 			MaxAge: int(statusSession / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 			Secure: c.Scheme() == "https",
 		})

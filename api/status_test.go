@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +100,7 @@ type stEnv struct {
 
 // newStatusEnv: source "warehouse" with two targets (one named like a script), source
 // stHostileSr whose one target always fails, and "idle" that was never rotated.
-func newStatusEnv(t *testing.T) *stEnv {
+func newStatusEnv(t *testing.T, opts ...api.Option) *stEnv {
 	t.Helper()
 	kr, err := keyring.Generate()
 	require.NoError(t, err)
@@ -118,7 +120,7 @@ func newStatusEnv(t *testing.T) *stEnv {
 	})
 	require.NoError(t, err)
 	obs, logs := observer.New(zap.DebugLevel)
-	s := api.New(eng, []api.Token{{Name: "rotation-job", Token: core.NewSecret(stToken)}}, zap.New(obs))
+	s := api.New(eng, []api.Token{{Name: "rotation-job", Token: core.NewSecret(stToken)}}, zap.New(obs), opts...)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		slow.mu.Lock()
@@ -210,7 +212,7 @@ func TestStatusPageTokenBecomesCookie(t *testing.T) {
 	require.Equal(t, "/", ck.Path)
 	require.Equal(t, 12*3600, ck.MaxAge)
 	require.False(t, ck.Secure, "plain HTTP here; over TLS the cookie is Secure")
-	require.Regexp(t, `^[0-9a-f]{64}$`, ck.Value)
+	require.Regexp(t, `^[A-Za-z0-9_-]+\.[0-9]+\.[A-Za-z0-9_-]{43}$`, ck.Value, "name.expiry.mac")
 	require.NotContains(t, ck.Value, stToken)
 	require.NotContains(t, resp.Header.Get("Set-Cookie"), stToken)
 
@@ -423,4 +425,53 @@ func TestStatusPageInChromium(t *testing.T) {
 			require.NoError(t, os.WriteFile(filepath.Join(docs, size.name), raw, 0o644))
 		}
 	}
+}
+
+// TestStatusSessionsAreSignedAndExpire: a session cookie cannot be made from what the config
+// says (token_sha256), does not outlive its 12 hours, and does not open another server.
+func TestStatusSessionsAreSignedAndExpire(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newStatusEnv(t, api.WithClock(clock))
+	resp, _ := e.get(t, "/?token="+stToken, nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	ck := resp.Cookies()[0]
+	open := func(e *stEnv, value string) int {
+		resp, _ := e.get(t, "/", map[string]string{"Cookie": api.StatusCookie + "=" + value})
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, open(e, ck.Value))
+
+	// The old scheme: SHA-256 of a constant and the token's hash, computable from the config.
+	digest := sha256.Sum256([]byte(stToken))
+	old := sha256.Sum256(append([]byte("credsync status session v1\x00"), digest[:]...))
+	require.Equal(t, http.StatusUnauthorized, open(e, hex.EncodeToString(old[:])), "a cookie computed from token_sha256 opens nothing")
+
+	// Tampering: another name, a later expiry, a MAC of something else.
+	parts := strings.Split(ck.Value, ".")
+	require.Len(t, parts, 3)
+	later := strconv.FormatInt(now.Add(100*24*time.Hour).Unix(), 10)
+	for what, v := range map[string]string{
+		"a later expiry": parts[0] + "." + later + "." + parts[2],
+		"another name":   base64.RawURLEncoding.EncodeToString([]byte("admin")) + "." + parts[1] + "." + parts[2],
+		"no mac":         parts[0] + "." + parts[1] + ".",
+		"garbage":        "a.b.c",
+	} {
+		require.Equal(t, http.StatusUnauthorized, open(e, v), what)
+	}
+
+	// Another server (another process, or this one restarted) has another key.
+	other := newStatusEnv(t, api.WithClock(clock))
+	require.Equal(t, http.StatusUnauthorized, open(other, ck.Value), "a session of one server opens no other")
+
+	// Expiry.
+	mu.Lock()
+	now = now.Add(12*time.Hour - time.Minute)
+	mu.Unlock()
+	require.Equal(t, http.StatusOK, open(e, ck.Value), "still within its 12 hours")
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	require.Equal(t, http.StatusUnauthorized, open(e, ck.Value), "expired after 12 hours")
 }
