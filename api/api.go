@@ -514,20 +514,24 @@ func parseWait(v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
-	bad := fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("wait=%q: give a duration such as 30s, from 0 to %s", clip(v, 40), MaxWait))
+	bad := fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("wait=%q: give a duration such as 30s (at most %s is waited)", clip(v, 40), MaxWait))
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		// Whole seconds; compared before multiplying, so a huge number cannot wrap around.
+		// Whole seconds, compared before multiplying so that a huge number cannot wrap around
+		// into a short wait.
 		n, err2 := strconv.ParseInt(v, 10, 64)
-		if err2 != nil || n < 0 || n > int64(MaxWait/time.Second) {
+		if err2 != nil || n < 0 {
 			return 0, bad
 		}
-		d = time.Duration(n) * time.Second
+		d = MaxWait
+		if n < int64(MaxWait/time.Second) {
+			d = time.Duration(n) * time.Second
+		}
 	}
-	if d < 0 || d > MaxWait {
+	if d < 0 {
 		return 0, bad
 	}
-	return d, nil
+	return min(d, MaxWait), nil // a longer wait is answered at MaxWait with the rotation so far
 }
 
 func (s *Server) getRotation(c echo.Context) error {

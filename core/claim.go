@@ -141,10 +141,13 @@ func (k *keeper) run() {
 		case <-k.stop:
 			return
 		case <-k.settle:
+			// From the next renewal on, the claim lives settledTTL. No write now: until then
+			// the claim lasts what it was last given, at most timeout/4 longer than needed.
 			if settledTTL < ttl {
 				ttl, period = settledTTL, min(period, settledTTL/3)
 				tick.Reset(period)
 			}
+			continue
 		case <-tick.C:
 		}
 		asked := time.Now()
@@ -177,7 +180,7 @@ func (k *keeper) run() {
 }
 
 // settled says the write was answered: no call of this holder can land any more, only reads
-// follow, so the claim is renewed at once for settledTTL and then kept at that. The fence is
+// follow, so the claim is renewed for settledTTL from then on. The fence is
 // closed: nothing more may be written under this claim.
 func (k *keeper) settled() {
 	k.fence.close(context.Canceled)
