@@ -99,6 +99,10 @@ type EngineConfig struct {
 	NewID func() string
 	// Observer receives metrics events; nil discards them.
 	Observer Observer
+	// StoreTimeout bounds each store call the engine makes on its own (state writes that must
+	// outlive a canceled caller, audit events, claim renewals, Ping); 0: 10s. The gateway sets
+	// store.timeout.
+	StoreTimeout time.Duration
 }
 
 // Engine fans rotations out to targets: concurrently, bounded per platform, each call retried
@@ -666,6 +670,9 @@ func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error)
 		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s has no target left to retry (succeeded or superseded ones are not sent again)", id)}
 	}
 	cred, err := e.openCredential(ctx, id)
+	if errors.Is(err, ErrStoreUnavailable) { // the store's condition, not the rotation's: try again later
+		return nil, err
+	}
 	if err != nil {
 		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s cannot be retried: %v; submit a new rotation", id, err)}
 	}
@@ -813,7 +820,7 @@ func (e *Engine) setStatus(ctx context.Context, r *run, fn func(*Rotation)) {
 	if lost {
 		return
 	}
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := e.storeContext(ctx)
 	defer cancel()
 	if err := e.store.SetRotationStatus(sctx, id, status, finished); err != nil {
 		e.log.Error("store: record rotation status", zap.String("rotation_id", id), zap.Error(err))
@@ -851,7 +858,7 @@ func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*Targ
 		}
 		return t
 	}
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := e.storeContext(ctx)
 	defer cancel()
 	var err error
 	if ev != nil {
@@ -865,13 +872,22 @@ func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*Targ
 	return t
 }
 
-// storeCallTimeout bounds a store write that must finish even when its caller was canceled.
+// storeCallTimeout bounds a store write that must finish even when its caller was canceled,
+// when EngineConfig.StoreTimeout is not set.
 const storeCallTimeout = 10 * time.Second
 
-// storeContext is ctx's values without its cancellation, bounded by storeCallTimeout: for store
+// storeTimeout is EngineConfig.StoreTimeout, or storeCallTimeout.
+func (e *Engine) storeTimeout() time.Duration {
+	if e.cfg.StoreTimeout > 0 {
+		return e.cfg.StoreTimeout
+	}
+	return storeCallTimeout
+}
+
+// storeContext is ctx's values without its cancellation, bounded by the store timeout: for store
 // writes that record what already happened and must not be cut off half way.
-func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), storeCallTimeout)
+func (e *Engine) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), e.storeTimeout())
 }
 
 // now is the engine's time as every answer shows it: UTC, in microseconds, the precision
@@ -882,7 +898,7 @@ func (e *Engine) audit(ev AuditEvent) {
 	if ev.At.IsZero() {
 		ev.At = e.now()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), e.storeTimeout())
 	defer cancel()
 	if err := e.store.AppendAudit(ctx, ev); err != nil {
 		e.log.Error("store: append audit event", zap.String("action", ev.Action), zap.String("rotation_id", ev.RotationID), zap.Error(err))
@@ -948,8 +964,12 @@ func (e *Engine) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	return evs, nil
 }
 
-// Ping checks the store answers.
-func (e *Engine) Ping(ctx context.Context) error { return e.store.Ping(ctx) }
+// Ping checks the store takes a write (Store.Ping) within the store timeout.
+func (e *Engine) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.storeTimeout())
+	defer cancel()
+	return e.store.Ping(ctx)
+}
 
 // SourceView is a configured source as GET /v1/sources shows it.
 type SourceView struct {
