@@ -251,6 +251,9 @@ func (s *Server) toAPIError(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.Is(err, core.ErrStoreUnavailable):
+		s.log.Warn("store unavailable", zap.Error(err))
+		return storeUnavailable(err)
 	case errors.As(err, &ie):
 		return fail(http.StatusUnprocessableEntity, "invalid_request", ie.Message, ie.Problems...)
 	case errors.As(err, &nf):
@@ -272,6 +275,23 @@ func (s *Server) toAPIError(err error) *apiError {
 		s.log.Error("internal error", zap.Error(err))
 		return fail(http.StatusInternalServerError, "internal", "internal error; the gateway log has the details")
 	}
+}
+
+// StoreRetryAfter is the Retry-After, in seconds, of a 503 store_unavailable.
+const StoreRetryAfter = 5
+
+// storeUnavailable is the answer to an error wrapping core.ErrStoreUnavailable: 503
+// store_unavailable with the store's message (what is wrong, what to do; never a secret nor a
+// DSN's password) and Retry-After.
+func storeUnavailable(err error) *apiError {
+	msg := "the rotation store is unavailable"
+	var ue *core.StoreUnavailableError
+	if errors.As(err, &ue) && ue.Message != "" {
+		msg = ue.Message
+	}
+	e := fail(http.StatusServiceUnavailable, "store_unavailable", msg+"; retry after "+strconv.Itoa(StoreRetryAfter)+"s")
+	e.header = http.Header{"Retry-After": {strconv.Itoa(StoreRetryAfter)}}
+	return e
 }
 
 const (
@@ -371,12 +391,15 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz is ready only when a write round trip to the store succeeds within store.timeout
+// (Engine.Ping): a store that answers reads but would refuse or lose writes is not ready.
 func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.eng.Ping(ctx); err != nil {
+	if err := s.eng.Ping(c.Request().Context()); err != nil {
 		s.log.Warn("not ready", zap.Error(err))
-		return fail(http.StatusServiceUnavailable, "not_ready", "the rotation store does not answer")
+		if errors.Is(err, core.ErrStoreUnavailable) {
+			return storeUnavailable(err)
+		}
+		return fail(http.StatusServiceUnavailable, "not_ready", "the rotation store does not take a write")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -91,45 +91,59 @@ func (a *docAdapter) verify(ctx context.Context) (core.Verification, bool, error
 	return core.Verification{Verified: true}, false, nil
 }
 
-// brokenStore is a memstore whose reads, writes and ping fail while broken is set.
+// brokenStore is a memstore whose reads, writes and ping fail while broken is set (a bug: 500),
+// or are unavailable while unavailable is set (the store's condition: 503).
 type brokenStore struct {
 	*memstore.Store
-	broken atomic.Bool
+	broken      atomic.Bool
+	unavailable atomic.Bool
 }
 
 var errStoreDown = errors.New("store is down (test)")
 
-func (s *brokenStore) CreateRotation(ctx context.Context, n core.NewRotation) (*core.IdempotencyHit, error) {
+var errStoreUnavailable = &core.StoreUnavailableError{Message: "the test store did not answer within 1s (store.timeout)"}
+
+func (s *brokenStore) fault() error {
+	if s.unavailable.Load() {
+		return errStoreUnavailable
+	}
 	if s.broken.Load() {
-		return nil, errStoreDown
+		return errStoreDown
+	}
+	return nil
+}
+
+func (s *brokenStore) CreateRotation(ctx context.Context, n core.NewRotation) (*core.IdempotencyHit, error) {
+	if err := s.fault(); err != nil {
+		return nil, err
 	}
 	return s.Store.CreateRotation(ctx, n)
 }
 
 func (s *brokenStore) GetRotation(ctx context.Context, id string) (*core.Rotation, error) {
-	if s.broken.Load() {
-		return nil, errStoreDown
+	if err := s.fault(); err != nil {
+		return nil, err
 	}
 	return s.Store.GetRotation(ctx, id)
 }
 
 func (s *brokenStore) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.Rotation, error) {
-	if s.broken.Load() {
-		return nil, errStoreDown
+	if err := s.fault(); err != nil {
+		return nil, err
 	}
 	return s.Store.ListRotations(ctx, f)
 }
 
 func (s *brokenStore) ListAudit(ctx context.Context, f core.AuditFilter) ([]core.AuditEvent, error) {
-	if s.broken.Load() {
-		return nil, errStoreDown
+	if err := s.fault(); err != nil {
+		return nil, err
 	}
 	return s.Store.ListAudit(ctx, f)
 }
 
 func (s *brokenStore) Ping(ctx context.Context) error {
-	if s.broken.Load() {
-		return errStoreDown
+	if err := s.fault(); err != nil {
+		return err
 	}
 	return s.Store.Ping(ctx)
 }
@@ -507,6 +521,27 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "audit store down", method: "GET", path: "/v1/audit", status: 500})
 	do(docCall{name: "status store down", method: "GET", path: "/", status: 500})
 	e.store.broken.Store(false)
+
+	// An unavailable store: 503 store_unavailable with Retry-After, never 500, on every route
+	// that reads or writes it.
+	e.store.unavailable.Store(true)
+	for _, c := range []docCall{
+		{name: "readyz store unavailable", method: "GET", path: "/readyz", noAuth: true},
+		{name: "submit store unavailable", method: "POST", path: "/v1/rotations", body: pwRotation("db")},
+		{name: "list store unavailable", method: "GET", path: "/v1/rotations"},
+		{name: "get store unavailable", method: "GET", path: "/v1/rotations/" + okID},
+		{name: "retry store unavailable", method: "POST", path: "/v1/rotations/" + failedID + "/retry"},
+		{name: "sources store unavailable", method: "GET", path: "/v1/sources"},
+		{name: "audit store unavailable", method: "GET", path: "/v1/audit"},
+		{name: "status store unavailable", method: "GET", path: "/"},
+	} {
+		c.status = 503
+		resp, b := do(c)
+		require.Equal(t, "5", resp.Header.Get("Retry-After"), c.name)
+		require.Contains(t, string(b), `"code":"store_unavailable"`, c.name)
+		require.Contains(t, string(b), "the test store did not answer within 1s", c.name)
+	}
+	e.store.unavailable.Store(false)
 
 	// A token over its rate limit: 429 with Retry-After, on every route that takes a token.
 	limited := newDocEnv(t, WithRateLimit(0.001, 1))

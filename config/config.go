@@ -24,6 +24,9 @@ import (
 // DefaultListen is where the gateway listens when server.listen is not set.
 const DefaultListen = "127.0.0.1:8080"
 
+// DefaultStoreTimeout is store.timeout when it is not set.
+const DefaultStoreTimeout = 5 * time.Second
+
 // File is the config file as written.
 type File struct {
 	Server    Server              `yaml:"server"`
@@ -94,6 +97,10 @@ type Store struct {
 	CredentialRetention time.Duration `yaml:"credential_retention" validate:"gte=0"`
 	// LeaseTTL is how long a replica's claim on a rotation lasts without renewal (default 30s).
 	LeaseTTL time.Duration `yaml:"lease_ttl" validate:"gte=0"`
+	// Timeout bounds every store call (default 5s): a store that has not answered by then is
+	// unavailable (the API answers 503 store_unavailable), and /readyz needs a write within it.
+	// Checked by Parse: more than 0 when set.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Platform is one vendor account.
@@ -205,6 +212,12 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	storeNode := yamlx.Lookup(root, "store")
 	if err := check(v, storeNode, "store", f.Store); err != nil {
 		return nil, err
+	}
+	if tn := yamlx.Lookup(storeNode, "timeout"); tn != nil && f.Store.Timeout <= 0 {
+		return nil, yamlx.Errorf(tn, "store.timeout is %s: it must be more than 0 (default %s)", f.Store.Timeout, DefaultStoreTimeout)
+	}
+	if f.Store.Timeout == 0 {
+		f.Store.Timeout = DefaultStoreTimeout
 	}
 	switch f.Store.Driver {
 	case "", "sqlite":

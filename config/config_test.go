@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -149,6 +150,23 @@ func TestStoreDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "sqlite", cfg.File.Store.Driver, "the embedded store is the default")
 	require.Equal(t, "credsync.db", cfg.File.Store.DSN)
+	require.Equal(t, config.DefaultStoreTimeout, cfg.File.Store.Timeout, "store.timeout defaults to 5s")
+}
+
+func TestStoreTimeout(t *testing.T) {
+	doc := func(v string) []byte {
+		return []byte(strings.Replace(designExample, "  driver: memory\n", "  driver: memory\n  timeout: "+v+"\n", 1))
+	}
+	cfg, err := config.Parse(doc("1500ms"), lookup)
+	require.NoError(t, err)
+	require.Equal(t, 1500*time.Millisecond, cfg.File.Store.Timeout)
+	for _, bad := range []string{"0s", "-1s"} {
+		_, err := config.Parse(doc(bad), lookup)
+		require.ErrorContains(t, err, "line 8: store.timeout is", bad)
+		require.ErrorContains(t, err, "must be more than 0", bad)
+	}
+	_, err = config.Parse(doc("soon"), lookup)
+	require.ErrorContains(t, err, "line 8")
 }
 
 func TestShortAPITokenRefused(t *testing.T) {

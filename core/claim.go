@@ -70,7 +70,7 @@ func newHolder(owner string) string {
 func (e *Engine) claim(ctx context.Context, tc TargetClaim, timeout time.Duration) (time.Time, error) {
 	for {
 		asked := time.Now()
-		sctx, cancel := storeContext(ctx)
+		sctx, cancel := e.storeContext(ctx)
 		res, err := e.store.ClaimTarget(sctx, tc, claimTTL(timeout))
 		cancel()
 		if err != nil {
@@ -93,7 +93,7 @@ func (e *Engine) claim(ctx context.Context, tc TargetClaim, timeout time.Duratio
 // releaseClaim ends tc's claim, hold from now (see Store.ReleaseTarget). It is not canceled
 // with ctx: a release cut short would block the target until the claim expires.
 func (e *Engine) releaseClaim(ctx context.Context, tc TargetClaim, hold time.Duration) {
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := e.storeContext(ctx)
 	defer cancel()
 	if err := e.store.ReleaseTarget(sctx, tc, hold); err != nil {
 		e.log.Warn("store: release target claim; it expires on its own", zap.String("rotation_id", tc.RotationID),
@@ -151,7 +151,7 @@ func (k *keeper) run() {
 		case <-tick.C:
 		}
 		asked := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), min(storeCallTimeout, ttl))
+		ctx, cancel := context.WithTimeout(context.Background(), min(k.e.storeTimeout(), ttl))
 		res, err := k.e.store.RenewTargetClaim(ctx, k.tc, ttl)
 		cancel()
 		if err != nil {

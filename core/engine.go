@@ -63,6 +63,10 @@ type EngineConfig struct {
 	NewID func() string
 	// Observer receives metrics events; nil discards them.
 	Observer Observer
+	// StoreTimeout bounds each store call the engine makes on its own (state writes that must
+	// outlive a canceled caller, audit events, claim renewals, Ping); 0: 10s. The gateway sets
+	// store.timeout.
+	StoreTimeout time.Duration
 }
 
 // Engine fans rotations out to targets: concurrently, bounded per platform, each call retried

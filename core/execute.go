@@ -144,7 +144,7 @@ func (e *Engine) setStatus(ctx context.Context, r *run, fn func(*Rotation)) {
 	if lost {
 		return
 	}
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := e.storeContext(ctx)
 	defer cancel()
 	if err := e.store.SetRotationStatus(sctx, id, status, finished); err != nil {
 		e.log.Error("store: record rotation status", zap.String("rotation_id", id), zap.Error(err))
@@ -182,7 +182,7 @@ func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*Targ
 		}
 		return t
 	}
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := e.storeContext(ctx)
 	defer cancel()
 	var err error
 	if ev != nil {
@@ -196,20 +196,29 @@ func (e *Engine) writeTarget(ctx context.Context, r *run, idx int, fn func(*Targ
 	return t
 }
 
-// storeCallTimeout bounds a store write that must finish even when its caller was canceled.
+// storeCallTimeout bounds a store write that must finish even when its caller was canceled,
+// when EngineConfig.StoreTimeout is not set.
 const storeCallTimeout = 10 * time.Second
 
-// storeContext is ctx's values without its cancellation, bounded by storeCallTimeout: for store
+// storeTimeout is EngineConfig.StoreTimeout, or storeCallTimeout.
+func (e *Engine) storeTimeout() time.Duration {
+	if e.cfg.StoreTimeout > 0 {
+		return e.cfg.StoreTimeout
+	}
+	return storeCallTimeout
+}
+
+// storeContext is ctx's values without its cancellation, bounded by the store timeout: for store
 // writes that record what already happened and must not be cut off half way.
-func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), storeCallTimeout)
+func (e *Engine) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), e.storeTimeout())
 }
 
 func (e *Engine) audit(ev AuditEvent) {
 	if ev.At.IsZero() {
 		ev.At = e.now()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), e.storeTimeout())
 	defer cancel()
 	if err := e.store.AppendAudit(ctx, ev); err != nil {
 		e.log.Error("store: append audit event", zap.String("action", ev.Action), zap.String("rotation_id", ev.RotationID), zap.Error(err))

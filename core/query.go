@@ -68,8 +68,12 @@ func (e *Engine) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	return evs, nil
 }
 
-// Ping checks the store answers.
-func (e *Engine) Ping(ctx context.Context) error { return e.store.Ping(ctx) }
+// Ping checks the store takes a write (Store.Ping) within the store timeout.
+func (e *Engine) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.storeTimeout())
+	defer cancel()
+	return e.store.Ping(ctx)
+}
 
 // SourceView is a configured source as GET /v1/sources shows it.
 type SourceView struct {

@@ -10,6 +10,38 @@ import (
 // ErrNotFound is returned by a Store for an unknown rotation (or a credential already deleted).
 var ErrNotFound = errors.New("not found")
 
+// ErrStoreUnavailable is wrapped by every store error that says the store cannot take or
+// answer calls now, whatever the call: it did not answer within store.timeout, refuses or
+// dropped the connection, is full, read-only or failing I/O, or (SQLite) its file was deleted or
+// replaced under the open handle. It is the store's condition, not the request's: the API
+// answers 503 store_unavailable with Retry-After, and /readyz 503. ErrNotFound and errors of the
+// call itself (a bug, a constraint) never wrap it. A write that failed this way may still have
+// been committed (a timeout cuts off the answer, not necessarily the commit).
+var ErrStoreUnavailable = errors.New("store unavailable")
+
+// StoreUnavailableError is an ErrStoreUnavailable with what is wrong and what to do about it,
+// for people. Message never holds a DSN's password nor a secret, so the API may show it; Err, the
+// cause, is for the log.
+type StoreUnavailableError struct {
+	Message string
+	Err     error
+}
+
+func (e *StoreUnavailableError) Error() string {
+	if e.Err == nil {
+		return e.Message
+	}
+	return e.Message + ": " + e.Err.Error()
+}
+
+// Unwrap makes errors.Is find ErrStoreUnavailable and the cause.
+func (e *StoreUnavailableError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrStoreUnavailable}
+	}
+	return []error{ErrStoreUnavailable, e.Err}
+}
+
 // ListFilter selects rotations; zero values select everything.
 type ListFilter struct {
 	Source string
@@ -113,8 +145,10 @@ type AuditFilter struct {
 
 // Store keeps rotations durably. The engine writes every state change before and after each
 // vendor call, so a store that persists each write loses nothing on a crash. Implementations:
-// store/memstore (tests, demo), store/sqlstore (SQLite, PostgreSQL). Every method is safe for
-// concurrent use, also from several gateway processes sharing one database.
+// store/memstore (tests, demo), store/sqlstore (SQLite, PostgreSQL); store/guard bounds every
+// call of one by store.timeout. Every method is safe for concurrent use, also from several
+// gateway processes sharing one database. An error that is the store's condition rather than the
+// call's wraps ErrStoreUnavailable.
 type Store interface {
 	// CreateRotation records a rotation, its sealed credential, its lease and its idempotency
 	// key in one transaction, and assigns Rotation.Seq: the next number of its source (1, 2, ...).
@@ -172,7 +206,9 @@ type Store interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
-	// Ping checks the store answers (readiness).
+	// Ping checks the store takes a write (readiness): a round trip that commits a write, so
+	// that a store which still answers reads but would refuse or lose writes (read-only, full,
+	// its SQLite file deleted or replaced) is not ready. Such failures wrap ErrStoreUnavailable.
 	Ping(ctx context.Context) error
 	Close() error
 }

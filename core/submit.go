@@ -240,6 +240,9 @@ func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error)
 		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s has no target left to retry (succeeded or superseded ones are not sent again)", id)}
 	}
 	cred, err := e.openCredential(ctx, id)
+	if errors.Is(err, ErrStoreUnavailable) { // the store's condition, not the rotation's: try again later
+		return nil, err
+	}
 	if err != nil {
 		return nil, &ConflictError{Message: fmt.Sprintf("rotation %s cannot be retried: %v; submit a new rotation", id, err)}
 	}

@@ -103,6 +103,11 @@ type stackOptions struct {
 	timeout     time.Duration     // per vendor call
 	maxAttempts int               // per call
 	baseURLs    map[string]string // vendor → base_url instead of its fake's
+	// The store: SQLite in dbDir (default: a temporary directory), or PostgreSQL at pgDSN;
+	// storeTimeout is store.timeout (0: its default).
+	dbDir        string
+	pgDSN        string
+	storeTimeout time.Duration
 }
 
 // stack is the real credsync against the fake vendors: a config written and parsed as an
@@ -152,12 +157,22 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		urls[v] = u
 	}
 	dir := t.TempDir()
-	s := &stack{fakes: fakes, dir: dir, dbPath: filepath.Join(dir, "credsync.db"), log: &syncBuffer{}, client: &client{answers: &syncBuffer{}}}
+	dbDir := dir
+	if o.dbDir != "" {
+		dbDir = o.dbDir
+	}
+	s := &stack{fakes: fakes, dir: dir, dbPath: filepath.Join(dbDir, "credsync.db"), log: &syncBuffer{}, client: &client{answers: &syncBuffer{}}}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	text := fmt.Sprintf(configPattern, l.Addr().String(), s.dbPath, urls[felt.Vendor], urls[databrain.Vendor], urls[rivergen.Vendor],
 		o.timeout, o.maxAttempts)
+	if o.pgDSN != "" {
+		text = strings.Replace(text, "  driver: sqlite\n  dsn: "+s.dbPath+"\n", fmt.Sprintf("  driver: postgres\n  dsn: %q\n", o.pgDSN), 1)
+	}
+	if o.storeTimeout > 0 {
+		text = strings.Replace(text, "store:\n", "store:\n  timeout: "+o.storeTimeout.String()+"\n", 1)
+	}
 	env := map[string]string{
 		"API_TOKEN":       apiToken,
 		"FELT_TOKEN":      fakes.Tokens[felt.Vendor],

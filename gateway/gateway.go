@@ -22,6 +22,7 @@ import (
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/keyring"
 	"github.com/credsync/credsync/metrics"
+	"github.com/credsync/credsync/store/guard"
 	"github.com/credsync/credsync/store/memstore"
 	"github.com/credsync/credsync/store/sqlstore"
 )
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 	default: // preflight let a durable store run without a key: opts.AllowNoKey
 		log.Warn("no encryption key: credentials are not stored, so rotations interrupted by a restart end failed (code interrupted) and cannot be retried")
 	}
-	store, err := openStore(ctx, cfg.File.Store)
+	store, err := openStore(ctx, cfg.File.Store, log)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		Platforms: cfg.Platforms, Sources: cfg.Sources, Store: store, Logger: log.Named("engine"),
 		Deadline: cfg.File.Server.RotationDeadline, Sealer: sealer, DurableStore: durable, Owner: owner,
 		LeaseTTL: cfg.File.Store.LeaseTTL, Retention: cfg.File.Store.CredentialRetention, Observer: m,
+		StoreTimeout: cfg.File.Store.Timeout,
 	})
 	if err != nil {
 		_ = store.Close()
@@ -134,24 +136,38 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-func openStore(ctx context.Context, s config.Store) (core.Store, error) {
+// openStore opens the configured store, every call of it bounded by store.timeout (store/guard).
+func openStore(ctx context.Context, s config.Store, log *zap.Logger) (core.Store, error) {
+	timeout := orDefault(s.Timeout, config.DefaultStoreTimeout)
 	switch s.Driver {
 	case "memory":
-		return memstore.New(), nil
+		return guard.New(memstore.New(), timeout, "the in-memory store", log), nil
 	case "sqlite":
 		st, err := sqlstore.OpenSQLite(ctx, s.DSN)
 		if err != nil {
 			return nil, fmt.Errorf("open SQLite store %s: %w", s.DSN, err)
 		}
-		return st, nil
+		warnIfShared(s.DSN, log)
+		return guard.New(st, timeout, st.Where(), log), nil
 	case "postgres":
 		st, err := sqlstore.OpenPostgres(ctx, s.DSN)
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
 		}
-		return st, nil
+		return guard.New(st, timeout, st.Where(), log), nil
 	default:
 		return nil, fmt.Errorf("unknown store driver %q", s.Driver)
+	}
+}
+
+// warnIfShared warns when an existing SQLite file (credsync creates new ones 0600, and SQLite
+// gives its -wal and -shm files the same mode) may be read by others: it holds sealed credentials
+// and the audit trail. Its mode is left as its owner set it.
+func warnIfShared(dsn string, log *zap.Logger) {
+	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the SQLite file may be read or written by other users: credsync leaves its mode as it is; chmod 600 it (and its -wal and -shm files)",
+			zap.String("path", path), zap.String("mode", fi.Mode().Perm().String()))
 	}
 }
 

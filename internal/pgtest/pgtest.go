@@ -11,6 +11,10 @@
 // signal: if the test binary dies without stopping it (a panic in a test), the server quits too,
 // and a later Start removes the directory it left once that is an hour old.
 //
+// For fault tests, Pause and Resume freeze and thaw a server (SIGSTOP and SIGCONT to the
+// postmaster and each of its processes), Halt and Restart stop it and start it again on the same
+// port and data. Use a server of the test's own (Start) for them, not the shared one.
+//
 // Typical use:
 //
 //	var pg *pgtest.Server
@@ -54,6 +58,7 @@ type Server struct {
 	dir     string // temporary directory: data/, sock/, postgres.log
 	binDir  string
 	port    int
+	cred    *syscall.Credential // the user postgres runs as; nil: ourselves
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the postgres process has exited
 	waitErr error         // set before exited is closed
@@ -201,6 +206,7 @@ func removeStale(base string) {
 }
 
 func (s *Server) start(cred *syscall.Credential, userName string) error {
+	s.cred = cred
 	data, sock := filepath.Join(s.dir, "data"), filepath.Join(s.dir, "sock")
 	if err := os.Chmod(s.dir, 0o755); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
@@ -391,11 +397,116 @@ func (s *Server) admin(stmt string) error {
 	return err
 }
 
+// Pause freezes the server: SIGSTOP to the postmaster, then to every process it forked (each
+// backend and auxiliary process: they call setsid, so they are not in its process group), so it
+// neither answers nor closes a connection, as a hung host or a partition that drops packets.
+// The kernel still accepts new connections. Only this server's processes are signalled, never
+// other servers of the same user. Resume thaws it. Linux only (it reads /proc).
+func (s *Server) Pause() error {
+	pid, err := s.pid()
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil { // first: it forks no more
+		return fmt.Errorf("pgtest: SIGSTOP postgres: %w", err)
+	}
+	return signalChildren(pid, syscall.SIGSTOP)
+}
+
+// Resume ends a Pause: SIGCONT to the postmaster's processes, then to the postmaster.
+func (s *Server) Resume() error {
+	pid, err := s.pid()
+	if err != nil {
+		return err
+	}
+	if err := signalChildren(pid, syscall.SIGCONT); err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		return fmt.Errorf("pgtest: SIGCONT postgres: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) pid() (int, error) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0, errors.New("pgtest: the server is not running")
+	}
+	select {
+	case <-s.exited:
+		return 0, errors.New("pgtest: the server has exited")
+	default:
+	}
+	return s.cmd.Process.Pid, nil
+}
+
+// signalChildren sends sig to every process whose parent is ppid.
+func signalChildren(ppid int, sig syscall.Signal) error {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return fmt.Errorf("pgtest: list processes (Pause and Resume need Linux's /proc): %w", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			continue
+		}
+		if p, err := strconv.Atoi(fields[1]); err == nil && p == ppid {
+			if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("pgtest: signal %v to postgres process %d: %w", sig, pid, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Halt shuts the server down as an operator would (fast shutdown: sessions are ended, clients
+// get admin_shutdown, then connection refused) and keeps its data; Restart starts it again on
+// the same port.
+func (s *Server) Halt() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return errors.New("pgtest: the server is not running")
+	}
+	_ = s.Resume()
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		return fmt.Errorf("pgtest: stop postgres: %w", err)
+	}
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(15 * time.Second):
+		s.kill()
+		return errors.New("pgtest: postgres did not stop within 15s after SIGINT; killed it")
+	}
+}
+
+// Restart starts a halted server again, on the same port and data, and waits until it accepts
+// connections.
+func (s *Server) Restart() error {
+	select {
+	case <-s.exited:
+	default:
+		return errors.New("pgtest: Restart needs a halted server (Halt)")
+	}
+	return s.launch(filepath.Join(s.dir, "data"), filepath.Join(s.dir, "sock"), filepath.Join(s.dir, "postgres.log"), s.cred)
+}
+
 // Stop shuts the server down (fast shutdown: open sessions are ended) and removes its
-// directory. It is safe to call more than once.
+// directory. It is safe to call more than once, also on a paused or halted server.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		if s.cmd != nil && s.cmd.Process != nil {
+			_ = s.Resume()
 			_ = s.cmd.Process.Signal(syscall.SIGINT)
 			select {
 			case <-s.exited:

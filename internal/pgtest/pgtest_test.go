@@ -86,3 +86,43 @@ func TestStartStop(t *testing.T) {
 	_, err = os.Stat(stale)
 	require.True(t, os.IsNotExist(err), "Start removed the stale directory")
 }
+
+func TestPauseAndHalt(t *testing.T) {
+	s, err := pgtest.Start()
+	require.NoError(t, err)
+	defer func() { _ = s.Stop() }()
+	ctx := context.Background()
+	dsn := s.DSN("postgres")
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(ctx) }()
+	_, err = conn.Exec(ctx, `CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)`)
+	require.NoError(t, err)
+
+	// Paused: an open connection's query and a new connection both go unanswered.
+	require.NoError(t, s.Pause())
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = conn.Exec(qctx, `SELECT 1`)
+	cancel()
+	require.Error(t, err, "a paused server answers nothing")
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = pgx.Connect(cctx, dsn)
+	cancel()
+	require.Error(t, err)
+	require.NoError(t, s.Resume())
+	c2, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err, "resumed")
+	_ = c2.Close(ctx)
+
+	// Halted: connection refused; restarted: same port, same data.
+	require.NoError(t, s.Halt())
+	_, err = pgx.Connect(ctx, dsn)
+	require.ErrorContains(t, err, "connection refused")
+	require.NoError(t, s.Restart())
+	c3, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer func() { _ = c3.Close(ctx) }()
+	var x int
+	require.NoError(t, c3.QueryRow(ctx, `SELECT x FROM kept`).Scan(&x))
+	require.Equal(t, 7, x, "the data survived the restart")
+}

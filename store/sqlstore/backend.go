@@ -124,6 +124,9 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 type sqliteBackend struct {
 	sqlQuerier
 	db *sql.DB
+	// file is checked before every write batch and, at most every readCheckEvery, before reads:
+	// nothing is read from or written to a file deleted or replaced under the open handle.
+	file *sqliteFile
 	// writer lets one write transaction of this process at a time ask SQLite for the write
 	// lock (a one-slot semaphore); other processes are waited for by busy_timeout.
 	writer chan struct{}
@@ -140,11 +143,37 @@ type txRequest struct {
 	done chan error
 }
 
-func newSQLiteBackend(db *sql.DB) *sqliteBackend {
-	b := &sqliteBackend{sqlQuerier: sqlQuerier{db}, db: db, writer: make(chan struct{}, 1)}
+func newSQLiteBackend(db *sql.DB, file *sqliteFile) *sqliteBackend {
+	b := &sqliteBackend{sqlQuerier: sqlQuerier{db}, db: db, file: file, writer: make(chan struct{}, 1)}
 	b.group = &grouper[*txRequest]{run: b.commitGroup}
 	return b
 }
+
+func (b *sqliteBackend) exec(ctx context.Context, s string, args ...any) (int64, error) {
+	if err := b.file.checkRecent(); err != nil {
+		return 0, err
+	}
+	return b.sqlQuerier.exec(ctx, s, args...)
+}
+
+func (b *sqliteBackend) query(ctx context.Context, s string, args ...any) (rows, error) {
+	if err := b.file.checkRecent(); err != nil {
+		return nil, err
+	}
+	return b.sqlQuerier.query(ctx, s, args...)
+}
+
+func (b *sqliteBackend) queryRow(ctx context.Context, s string, args ...any) row {
+	if err := b.file.checkRecent(); err != nil {
+		return errRow{err}
+	}
+	return b.sqlQuerier.queryRow(ctx, s, args...)
+}
+
+// errRow is a row that failed before its query ran.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 func (b *sqliteBackend) inTx(ctx context.Context, fn func(q querier) error) error {
 	done := make(chan error, 1)
@@ -160,9 +189,16 @@ func (b *sqliteBackend) commitGroup(batch []*txRequest) {
 	}
 	b.writer <- struct{}{}
 	defer func() { <-b.writer }()
+	// Nothing is committed to a file that is no longer the one opened: it would be lost.
+	if err := b.file.check(); err != nil {
+		finish(err)
+		return
+	}
 	// The transaction itself outlives any one caller's context: a caller that gave up is
-	// skipped below, the others still commit.
-	tx, err := b.db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE: the DSN sets _txlock=immediate
+	// skipped below, the others still commit. It ends when the last of them gives up.
+	ctx, cancel := batchContext(batch, func(r *txRequest) context.Context { return r.ctx })
+	defer cancel()
+	tx, err := b.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the DSN sets _txlock=immediate
 	if err != nil {
 		finish(fmt.Errorf("begin: %w", err))
 		return
@@ -225,8 +261,36 @@ func (b *sqliteBackend) writeRow(ctx context.Context, dest []any, s string, args
 	return b.inTx(ctx, func(q querier) error { return q.queryRow(ctx, s, args...).Scan(dest...) })
 }
 
-func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
-func (b *sqliteBackend) close() error                   { return b.db.Close() }
+func (b *sqliteBackend) ping(ctx context.Context) error {
+	if err := b.file.check(); err != nil {
+		return err
+	}
+	return b.db.PingContext(ctx)
+}
+
+func (b *sqliteBackend) close() error {
+	err := b.db.Close()
+	if ferr := b.file.close(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// batchContext bounds the work done for a batch of callers: it ends when the last caller's
+// deadline passes, not with any one caller; without a deadline on some caller, never.
+func batchContext[R any](batch []R, ctxOf func(R) context.Context) (context.Context, context.CancelFunc) {
+	var last time.Time
+	for _, r := range batch {
+		d, ok := ctxOf(r).Deadline()
+		if !ok {
+			return context.WithCancel(context.Background())
+		}
+		if d.After(last) {
+			last = d
+		}
+	}
+	return context.WithDeadline(context.Background(), last)
+}
 
 // ---- group commit, shared by both backends ----
 
@@ -347,7 +411,11 @@ func (b *pgBackend) inTx(ctx context.Context, fn func(q querier) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	if err := fn(pgQuerier{tx}); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+		// Not canceled with ctx (the rollback frees the connection), but bounded: a server that
+		// stopped answering must not hold this caller.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgRollbackTimeout)
+		_ = tx.Rollback(rctx)
+		cancel()
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -375,9 +443,13 @@ func (b *pgBackend) queue(ctx context.Context, dest []any, s string, args []any)
 	return w
 }
 
-// pgBatchTimeout bounds one batch of writes. A batch is not canceled with any one caller:
-// the others' statements still commit.
+// pgBatchTimeout bounds one batch of writes when a caller has no deadline. A batch is not
+// canceled with any one caller: the others' statements still commit; it ends when the last of
+// them gives up (store/guard gives each a deadline: store.timeout).
 const pgBatchTimeout = 30 * time.Second
+
+// pgRollbackTimeout bounds the rollback of a failed transaction.
+const pgRollbackTimeout = 5 * time.Second
 
 func (b *pgBackend) writeBatch(ws []*pgWrite) {
 	live := ws[:0:0]
@@ -395,8 +467,13 @@ func (b *pgBackend) writeBatch(ws []*pgWrite) {
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pgBatchTimeout)
+	ctx, cancel := batchContext(live, func(w *pgWrite) context.Context { return w.ctx })
 	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		cancel()
+		ctx, cancel = context.WithTimeout(context.Background(), pgBatchTimeout)
+		defer cancel()
+	}
 	batch := &pgx.Batch{}
 	for _, w := range live {
 		batch.Queue(w.sql, w.args...)

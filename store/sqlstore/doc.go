@@ -22,6 +22,7 @@
 //	target_claims     (source, target) PK → seq, rotation_id, inflight, inflight_until
 //	audit_events      id (insertion order) PK, occurred_at, actor, action, source, rotation_id,
 //	                  target, status, detail
+//	readiness         id PK (always 1) → checked_at: the row Ping rewrites (readiness is a write)
 //
 // Every time is an integer count of microseconds since the Unix epoch (UTC) in both dialects;
 // GetRotation and ListAudit return times in UTC, truncated to the microsecond. The store never
@@ -56,6 +57,22 @@
 //   - On PostgreSQL the Store keeps a pgxpool of connections (DefaultMaxConns, or
 //     pool_max_conns in the DSN). Transactions run at READ COMMITTED.
 //
+// # Faults
+//
 // Errors are wrapped with what failed ("sqlstore: claim target ...: %w"); core.ErrNotFound is
-// matched with errors.Is. Neither DSNs with passwords nor credentials appear in errors.
+// matched with errors.Is. Neither DSNs with passwords nor credentials appear in errors. A failure
+// that is the database's condition rather than the call's wraps core.ErrStoreUnavailable, in a
+// *core.StoreUnavailableError that says what is wrong and what to do: on SQLite a full disk
+// (SQLITE_FULL), a read-only or immutable file (SQLITE_READONLY, or an I/O error where the file,
+// its -wal or -shm is not writable), other I/O errors, a lock held past the busy timeout, a
+// damaged file; on PostgreSQL a refused, failed or dropped connection, a server shutting down or
+// starting, out of disk, memory or connections, a read-only server, a refused login. A SQLite file
+// deleted, moved or replaced under the open handle (its device and inode, and its link count
+// through a handle kept open, are checked before every write batch and at most every 100 ms
+// before reads) fails every call the same way: SQLite would go on writing into a file that is
+// gone. New SQLite files are created 0600, and connections never create one (mode=rw), so a
+// deleted file is not silently replaced by an empty database. Nothing here bounds how long a call
+// may take: store/guard does, with store.timeout. After any of these faults no restart is needed
+// once the database is back (pgxpool reconnects; SQLite's connections recover from a full disk
+// or a read-only file), except after the SQLite file was deleted.
 package sqlstore

@@ -11,7 +11,7 @@ type Stmt struct {
 // WriteBatch hands the statements to the PostgreSQL backend as one batch, as if they had been
 // written concurrently, and returns each one's rows affected and error.
 func WriteBatch(ctx context.Context, s *Store, stmts []Stmt) ([]int64, []error) {
-	b := s.b.(*pgBackend)
+	b := s.b.(classifying).backend.(*pgBackend)
 	ws := make([]*pgWrite, len(stmts))
 	for i, st := range stmts {
 		q, args := dialectPostgres.rewrite(st.SQL, st.Args)
@@ -25,3 +25,6 @@ func WriteBatch(ctx context.Context, s *Store, stmts []Stmt) ([]int64, []error) 
 	}
 	return ns, errs
 }
+
+// ClassifyPG is classifyPG.
+var ClassifyPG = classifyPG

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"sort"
 	"strconv"
@@ -14,7 +15,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 )
 
 //go:embed migrations
@@ -25,6 +26,7 @@ var migrationFiles embed.FS
 type Store struct {
 	b         backend
 	dialect   dialect
+	where     string // the database, for messages: a path, or host:port/database
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -54,33 +56,72 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 // survives power loss), foreign keys on, a busy timeout for other processes' writes, and write
 // transactions that take the write lock at BEGIN (BEGIN IMMEDIATE), so two writers never
 // deadlock upgrading a read lock.
+//
+// A new file is created readable and writable by its owner only (0600; SQLite gives the -wal
+// and -shm files the same mode); an existing one keeps its mode. Connections never create the
+// file (SQLite's mode=rw): once it is open, a deleted, moved or replaced file makes every call
+// fail with core.ErrStoreUnavailable (see sqliteFile) instead of writing into a file that is
+// gone or not the one opened.
 func OpenSQLite(ctx context.Context, filePath string) (*Store, error) {
 	if filePath == "" || filePath == ":memory:" {
 		return nil, errors.New("sqlstore: sqlite needs a file path (an in-memory database would not be durable)")
 	}
-	params := "_txlock=immediate" +
+	p, query := splitSQLiteDSN(filePath)
+	if p == "" || p == ":memory:" {
+		return nil, errors.New("sqlstore: sqlite needs a file path (an in-memory database would not be durable)")
+	}
+	file := newSQLiteFile(p)
+	if err := file.createPrivate(); err != nil {
+		return nil, fmt.Errorf("sqlstore: create sqlite %s: %w", p, err)
+	}
+	params := "mode=rw&_txlock=immediate" +
 		"&_busy_timeout=" + strconv.Itoa(SQLiteBusyTimeoutMS) +
 		"&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1"
-	sep := "?"
-	if strings.Contains(filePath, "?") {
-		sep = "&"
+	if query != "" {
+		params = query + "&" + params
 	}
-	db, err := sql.Open("sqlite", filePath+sep+params)
+	conn, err := sqlite.NewConnector(sqliteURI(p) + "?" + params)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: open sqlite %s: %w", filePath, err)
+		return nil, fmt.Errorf("sqlstore: open sqlite %s: %w", p, err)
 	}
+	db := sql.OpenDB(checkedConnector{Connector: conn, file: file})
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	s := &Store{b: newSQLiteBackend(db), dialect: dialectSQLite}
+	s := &Store{b: classifying{backend: newSQLiteBackend(db, file), classify: file.classify}, dialect: dialectSQLite, where: "the SQLite file " + file.abs}
 	if err := s.b.ping(ctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("sqlstore: open sqlite %s: %w", filePath, err)
+		_ = s.b.close()
+		return nil, fmt.Errorf("sqlstore: open sqlite %s: %w", p, err)
 	}
 	if err := s.migrate(ctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("sqlstore: sqlite %s: %w", filePath, err)
+		_ = s.b.close()
+		return nil, fmt.Errorf("sqlstore: sqlite %s: %w", p, err)
+	}
+	if err := file.record(); err != nil {
+		_ = s.b.close()
+		return nil, fmt.Errorf("sqlstore: sqlite %s: %w", p, err)
 	}
 	return s, nil
+}
+
+// splitSQLiteDSN splits store.dsn into the file path and the query string it may carry (extra
+// driver parameters); a file: URI gives its path.
+func splitSQLiteDSN(dsn string) (filePath, query string) {
+	if strings.HasPrefix(dsn, "file:") {
+		if u, err := url.Parse(dsn); err == nil {
+			filePath = u.Path
+			if filePath == "" {
+				filePath = u.Opaque
+			}
+			return filePath, u.RawQuery
+		}
+	}
+	filePath, query, _ = strings.Cut(dsn, "?")
+	return filePath, query
+}
+
+// sqliteURI is the file: URI of a path, as SQLite reads it (RFC 3986 percent-escapes).
+func sqliteURI(filePath string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filePath)
 }
 
 // OpenPostgres connects to PostgreSQL and migrates the database to the latest schema (under
@@ -102,9 +143,11 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: postgres: %w", err)
 	}
-	s := &Store{b: newPGBackend(pool), dialect: dialectPostgres}
 	cc := cfg.ConnConfig
 	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
+	pgw := pgWhere(&cc.Config)
+	s := &Store{b: classifying{backend: newPGBackend(pool), classify: func(err error) error { return classifyPG(pgw, err) }},
+		dialect: dialectPostgres, where: pgw}
 	if err := s.b.ping(ctx); err != nil {
 		_ = s.b.close()
 		return nil, fmt.Errorf("sqlstore: postgres %s: %w", where, err)
@@ -118,6 +161,10 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 
 // Dialect names the database: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect.String() }
+
+// Where names the database for people: "the SQLite file /abs/path" or "the PostgreSQL store at
+// host:port/database" (never a password).
+func (s *Store) Where() string { return s.where }
 
 // Close releases the database connections. It is safe to call more than once.
 func (s *Store) Close() error {

@@ -1,0 +1,325 @@
+// Package guard bounds every call of a core.Store by store.timeout. A call the store has not
+// answered by then returns at once with an error wrapping core.ErrStoreUnavailable (a
+// *core.StoreUnavailableError naming the store and saying what to check), whatever the store is
+// doing: a frozen PostgreSQL, a SQLite file on a hung disk or locked by another process. So no
+// caller, an API request included, waits longer than the timeout for the store. The call itself
+// runs on with the timeout's context (which the store honours as far as its driver does) and its
+// late result is dropped; a write cut off this way may still be committed, as with any timeout.
+// Errors the store already classified (core.ErrStoreUnavailable), core.ErrNotFound and the
+// call's own errors pass through unchanged, as does a caller's own cancellation.
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/credsync/credsync/core"
+)
+
+// DefaultTimeout is store.timeout's default.
+const DefaultTimeout = 5 * time.Second
+
+// Store is a core.Store whose every call (but Close) is bounded by a timeout.
+type Store struct {
+	s       core.Store
+	timeout time.Duration
+	where   string
+	log     *zap.Logger
+}
+
+var _ core.Store = (*Store)(nil)
+
+// New bounds every call of s by timeout (DefaultTimeout when 0). where names the store in
+// messages ("the SQLite file /var/lib/credsync/credsync.db"); log receives a panic of a call
+// whose caller had already given up (one whose caller waits is re-raised in the caller).
+func New(s core.Store, timeout time.Duration, where string, log *zap.Logger) *Store {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if where == "" {
+		where = "the rotation store"
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Store{s: s, timeout: timeout, where: where, log: log}
+}
+
+// Timeout is the bound of every call.
+func (g *Store) Timeout() time.Duration { return g.timeout }
+
+type outcome struct {
+	err      error
+	panicked bool
+	panicVal any
+}
+
+// do runs f under the timeout and classifies a call cut off by it.
+func (g *Store) do(ctx context.Context, op string, f func(context.Context) error) error {
+	limit := g.timeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < limit {
+		limit = max(time.Until(d), 0)
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- outcome{panicked: true, panicVal: r}
+			}
+		}()
+		done <- outcome{err: f(cctx)}
+	}()
+	var out outcome
+	select {
+	case out = <-done:
+	case <-cctx.Done():
+		select {
+		case out = <-done: // answered just in time
+		default:
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return fmt.Errorf("store %s: %w", op, ctx.Err())
+			}
+			go g.late(op, done)
+			return g.timedOut(op, limit, cctx.Err())
+		}
+	}
+	if out.panicked {
+		panic(out.panicVal)
+	}
+	err := out.err
+	if err == nil || errors.Is(err, core.ErrStoreUnavailable) || errors.Is(ctx.Err(), context.Canceled) {
+		return err
+	}
+	if cctx.Err() != nil { // the store gave up on the timeout's context before we did
+		return fmt.Errorf("%w: %w", g.timedOut(op, limit, cctx.Err()), err)
+	}
+	return err
+}
+
+func (g *Store) timedOut(op string, limit time.Duration, cause error) error {
+	return &core.StoreUnavailableError{
+		Message: fmt.Sprintf("%s did not answer within %s (store.timeout): check that it is running, reachable, not "+
+			"overloaded and not locked by another process; a write cut off this way may still have been recorded", g.where,
+			limit.Round(time.Millisecond)),
+		Err: fmt.Errorf("store %s: %w", op, cause),
+	}
+}
+
+// late waits for the result of a call whose caller gave up, to log a panic.
+func (g *Store) late(op string, done <-chan outcome) {
+	if out := <-done; out.panicked {
+		g.log.Error("store call panicked after its caller gave up", zap.String("op", op), zap.Any("panic", out.panicVal))
+	}
+}
+
+// CreateRotation implements core.Store.
+func (g *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.IdempotencyHit, error) {
+	var hit *core.IdempotencyHit
+	err := g.do(ctx, "create rotation", func(ctx context.Context) (err error) {
+		hit, err = g.s.CreateRotation(ctx, n)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return hit, nil
+}
+
+// UpdateRotation implements core.Store.
+func (g *Store) UpdateRotation(ctx context.Context, r *core.Rotation) error {
+	return g.do(ctx, "update rotation", func(ctx context.Context) error { return g.s.UpdateRotation(ctx, r) })
+}
+
+// SetRotationStatus implements core.Store.
+func (g *Store) SetRotationStatus(ctx context.Context, id string, status core.RotationStatus, finishedAt *time.Time) error {
+	return g.do(ctx, "set rotation status", func(ctx context.Context) error {
+		return g.s.SetRotationStatus(ctx, id, status, finishedAt)
+	})
+}
+
+// UpdateTarget implements core.Store.
+func (g *Store) UpdateTarget(ctx context.Context, rotationID string, idx int, t core.TargetResult) error {
+	return g.do(ctx, "update target", func(ctx context.Context) error { return g.s.UpdateTarget(ctx, rotationID, idx, t) })
+}
+
+// FinishTarget implements core.Store.
+func (g *Store) FinishTarget(ctx context.Context, rotationID string, idx int, t core.TargetResult, ev core.AuditEvent) error {
+	return g.do(ctx, "finish target", func(ctx context.Context) error { return g.s.FinishTarget(ctx, rotationID, idx, t, ev) })
+}
+
+// GetRotation implements core.Store.
+func (g *Store) GetRotation(ctx context.Context, id string) (*core.Rotation, error) {
+	var r *core.Rotation
+	err := g.do(ctx, "get rotation", func(ctx context.Context) (err error) {
+		r, err = g.s.GetRotation(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ListRotations implements core.Store.
+func (g *Store) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.Rotation, error) {
+	var rs []*core.Rotation
+	err := g.do(ctx, "list rotations", func(ctx context.Context) (err error) {
+		rs, err = g.s.ListRotations(ctx, f)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// FindIdempotencyKey implements core.Store.
+func (g *Store) FindIdempotencyKey(ctx context.Context, actor, key string) (*core.IdempotencyHit, error) {
+	var hit *core.IdempotencyHit
+	err := g.do(ctx, "find idempotency key", func(ctx context.Context) (err error) {
+		hit, err = g.s.FindIdempotencyKey(ctx, actor, key)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return hit, nil
+}
+
+// SealedCredential implements core.Store.
+func (g *Store) SealedCredential(ctx context.Context, rotationID string) ([]byte, error) {
+	var b []byte
+	err := g.do(ctx, "read sealed credential", func(ctx context.Context) (err error) {
+		b, err = g.s.SealedCredential(ctx, rotationID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// DeleteCredential implements core.Store.
+func (g *Store) DeleteCredential(ctx context.Context, rotationID string) error {
+	return g.do(ctx, "delete credential", func(ctx context.Context) error { return g.s.DeleteCredential(ctx, rotationID) })
+}
+
+// PurgeCredentials implements core.Store.
+func (g *Store) PurgeCredentials(ctx context.Context, finishedBefore time.Time) (int, error) {
+	var n int
+	err := g.do(ctx, "purge credentials", func(ctx context.Context) (err error) {
+		n, err = g.s.PurgeCredentials(ctx, finishedBefore)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// AcquireLease implements core.Store.
+func (g *Store) AcquireLease(ctx context.Context, rotationID, owner string, ttl time.Duration) (bool, error) {
+	var ok bool
+	err := g.do(ctx, "acquire lease", func(ctx context.Context) (err error) {
+		ok, err = g.s.AcquireLease(ctx, rotationID, owner, ttl)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return ok, nil
+}
+
+// RenewLease implements core.Store.
+func (g *Store) RenewLease(ctx context.Context, rotationID, owner string, ttl time.Duration) (bool, error) {
+	var ok bool
+	err := g.do(ctx, "renew lease", func(ctx context.Context) (err error) {
+		ok, err = g.s.RenewLease(ctx, rotationID, owner, ttl)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return ok, nil
+}
+
+// ReleaseLease implements core.Store.
+func (g *Store) ReleaseLease(ctx context.Context, rotationID, owner string) error {
+	return g.do(ctx, "release lease", func(ctx context.Context) error { return g.s.ReleaseLease(ctx, rotationID, owner) })
+}
+
+// ClaimOrphans implements core.Store.
+func (g *Store) ClaimOrphans(ctx context.Context, owner string, ttl time.Duration, limit int) ([]string, error) {
+	var ids []string
+	err := g.do(ctx, "claim orphans", func(ctx context.Context) (err error) {
+		ids, err = g.s.ClaimOrphans(ctx, owner, ttl, limit)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// ClaimTarget implements core.Store.
+func (g *Store) ClaimTarget(ctx context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
+	var res core.ClaimResult
+	err := g.do(ctx, "claim target", func(ctx context.Context) (err error) {
+		res, err = g.s.ClaimTarget(ctx, c, ttl)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return res, nil
+}
+
+// RenewTargetClaim implements core.Store.
+func (g *Store) RenewTargetClaim(ctx context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
+	var res core.ClaimResult
+	err := g.do(ctx, "renew target claim", func(ctx context.Context) (err error) {
+		res, err = g.s.RenewTargetClaim(ctx, c, ttl)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return res, nil
+}
+
+// ReleaseTarget implements core.Store.
+func (g *Store) ReleaseTarget(ctx context.Context, c core.TargetClaim, hold time.Duration) error {
+	return g.do(ctx, "release target", func(ctx context.Context) error { return g.s.ReleaseTarget(ctx, c, hold) })
+}
+
+// AppendAudit implements core.Store.
+func (g *Store) AppendAudit(ctx context.Context, e core.AuditEvent) error {
+	return g.do(ctx, "append audit event", func(ctx context.Context) error { return g.s.AppendAudit(ctx, e) })
+}
+
+// ListAudit implements core.Store.
+func (g *Store) ListAudit(ctx context.Context, f core.AuditFilter) ([]core.AuditEvent, error) {
+	var evs []core.AuditEvent
+	err := g.do(ctx, "list audit events", func(ctx context.Context) (err error) {
+		evs, err = g.s.ListAudit(ctx, f)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return evs, nil
+}
+
+// Ping implements core.Store: the store's write round trip, within the timeout.
+func (g *Store) Ping(ctx context.Context) error {
+	return g.do(ctx, "ping", func(ctx context.Context) error { return g.s.Ping(ctx) })
+}
+
+// Close implements core.Store; it is not bounded.
+func (g *Store) Close() error { return g.s.Close() }

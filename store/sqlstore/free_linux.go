@@ -1,0 +1,12 @@
+package sqlstore
+
+import "syscall"
+
+// freeBytes is the room left to unprivileged writers on the filesystem holding dir.
+func freeBytes(dir string) (uint64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return st.Bavail * uint64(st.Bsize), true
+}
