@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -234,7 +235,13 @@ func keys(doc any, t reflect.Type, at string) error {
 			}
 		case reflect.Struct:
 			fields := jsonFields(t)
-			for k, v := range d {
+			names := make([]string, 0, len(d))
+			for k := range d {
+				names = append(names, k)
+			}
+			sort.Strings(names) // the same body gives the same answer every time
+			for _, k := range names {
+				v := d[k]
 				ft, ok := fields[k]
 				if !ok {
 					return &Error{Path: joinPath(at, k), Problem: "is not a known field (keys are case-sensitive)"}
