@@ -1,6 +1,7 @@
 package core
 
 import (
+	"sync"
 	"time"
 )
 
@@ -82,10 +83,26 @@ type Target struct {
 	Adapter  Adapter
 }
 
-// Source is one credential that lives in several platforms.
+// Source is one credential that lives in several platforms. It is not changed once an engine
+// uses it.
 type Source struct {
 	Name    string
 	Targets []*Target
+
+	once   sync.Once
+	byName map[string]*Target
+}
+
+// Target returns the target of that name, or nil: a map lookup, built on first use (a source
+// may have 100,000 targets).
+func (s *Source) Target(name string) *Target {
+	s.once.Do(func() {
+		s.byName = make(map[string]*Target, len(s.Targets))
+		for _, t := range s.Targets {
+			s.byName[t.Name] = t
+		}
+	})
+	return s.byName[name]
 }
 
 // Rotation is one request to push a new credential to a source's targets, and its outcome.

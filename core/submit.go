@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -36,11 +37,15 @@ func (e *Engine) prepare(req SubmitRequest) (*Source, []work, error) {
 	if len(req.Targets) > 0 {
 		seen := map[string]bool{}
 		selected = nil
+		known := "" // built once: a request may name thousands of unknown targets
 		for i, n := range req.Targets {
 			t := findTarget(src, n)
 			switch {
 			case t == nil:
-				problems = append(problems, Problem{Field: fmt.Sprintf("targets[%d]", i), Message: fmt.Sprintf("source %q has no target %q (targets: %s)", src.Name, n, targetNames(src))})
+				if known == "" {
+					known = targetNames(src)
+				}
+				problems = append(problems, Problem{Field: fmt.Sprintf("targets[%d]", i), Message: fmt.Sprintf("source %q has no target %q (targets: %s)", src.Name, n, known)})
 			case seen[n]:
 				problems = append(problems, Problem{Field: fmt.Sprintf("targets[%d]", i), Message: fmt.Sprintf("target %q is listed twice", n)})
 			default:
@@ -317,21 +322,18 @@ func findTarget(s *Source, name string) *Target {
 	if s == nil {
 		return nil
 	}
-	for _, t := range s.Targets {
-		if t.Name == name {
-			return t
-		}
-	}
-	return nil
+	return s.Target(name)
 }
 
+// targetNames lists a source's target names for a message: the first 20, and how many more.
 func targetNames(s *Source) string {
-	names := ""
+	const shown = 20
+	names := make([]string, 0, min(shown, len(s.Targets)))
 	for i, t := range s.Targets {
-		if i > 0 {
-			names += ", "
+		if i == shown {
+			return strings.Join(names, ", ") + fmt.Sprintf(" and %d more", len(s.Targets)-shown)
 		}
-		names += t.Name
+		names = append(names, t.Name)
 	}
-	return names
+	return strings.Join(names, ", ")
 }

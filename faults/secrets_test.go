@@ -71,7 +71,7 @@ func (s secret) jsonInner() string {
 }
 
 // fragmentLen is the shortest run of a secret's random part that counts as a leak.
-const fragmentLen = 12
+const fragmentLen = 8
 
 // assertNoSecret fails when out holds any secret in any form, or any fragmentLen-long run of a
 // secret's random part (a cut-off secret is still a leak).
