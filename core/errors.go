@@ -48,10 +48,12 @@ const (
 // Error is a target's failure as reported to the operator. Message never holds a secret: the
 // engine scrubs every submitted secret value from it before it is stored or logged.
 type Error struct {
-	Code         string `json:"code"`
-	Message      string `json:"message"`
-	Retryable    bool   `json:"retryable"`
-	VendorStatus int    `json:"vendor_status,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Retryable is filled by the engine, for the report, from the adapter's one retry verdict
+	// (the bool Send and Verify return); adapters leave it false.
+	Retryable    bool `json:"retryable"`
+	VendorStatus int  `json:"vendor_status,omitempty"`
 	// RetryAfter is the wait the vendor asked for (429/503 Retry-After); zero when it named none.
 	RetryAfter time.Duration `json:"-"`
 	// NotSent: the request certainly did not leave credsync (refused before the connection was

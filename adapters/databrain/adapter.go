@@ -176,7 +176,7 @@ func (a *Adapter) send(ctx context.Context, req core.Request) (bool, error) {
 	code, msg := parseError(resp.Body)
 	retry, e := a.client.Classify(resp, msg)
 	if o, ok := vendorCodes[code]; ok && resp.Status != http.StatusTooManyRequests {
-		e.Code, e.Retryable = o.code, o.retry
+		e.Code = o.code
 		if o.retry && e.RetryAfter == 0 {
 			e.RetryAfter = vendorhttp.RetryAfter(resp.Header, time.Now())
 		}

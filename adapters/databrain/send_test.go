@@ -73,7 +73,7 @@ func TestSendUnauthorized(t *testing.T) {
 	e.fake.AddDatasource("pg", "postgres")
 	retry, err := sendPG(t, e)
 	ce := asCoreError(t, err)
-	if retry || ce.Retryable || ce.Code != core.CodeUnauthorized || ce.VendorStatus != 401 {
+	if retry || ce.Code != core.CodeUnauthorized || ce.VendorStatus != 401 {
 		t.Errorf("got retry=%v %+v", retry, ce)
 	}
 	if !strings.Contains(ce.Message, "AUTHENTICATION_ERROR: Invalid or missing service token") {
@@ -131,7 +131,7 @@ func TestSendCredentialTestFailed(t *testing.T) {
 	e.fake.SetCredentialTestFails("pg", true)
 	retry, err := sendPG(t, e)
 	ce := asCoreError(t, err)
-	if retry || ce.Retryable || ce.Code != core.CodeVerificationFailed || ce.VendorStatus != 400 || !strings.Contains(ce.Message, "CREDENTIAL_TEST_FAILED") {
+	if retry || ce.Code != core.CodeVerificationFailed || ce.VendorStatus != 400 || !strings.Contains(ce.Message, "CREDENTIAL_TEST_FAILED") {
 		t.Errorf("got retry=%v %+v", retry, ce)
 	}
 	if _, ok := e.fake.Credentials("pg"); ok {
@@ -167,7 +167,7 @@ func TestSendVendorCodes(t *testing.T) {
 			e.fake.FailUpdates("pg", tc.code)
 			retry, err := sendPG(t, e)
 			ce := asCoreError(t, err)
-			if retry != tc.retry || ce.Retryable != tc.retry || ce.Code != tc.want || ce.VendorStatus != tc.status {
+			if retry != tc.retry || ce.Code != tc.want || ce.VendorStatus != tc.status {
 				t.Errorf("got retry=%v %+v", retry, ce)
 			}
 			if !strings.Contains(ce.Message, tc.code+": ") {
@@ -202,7 +202,7 @@ func TestSendCodeOverridesStatus(t *testing.T) {
 		return true
 	})
 	retry, err = sendPG(t, e)
-	if ce := asCoreError(t, err); !retry || !ce.Retryable || ce.Code != core.CodeVendorError || ce.RetryAfter != 3*time.Second {
+	if ce := asCoreError(t, err); !retry || ce.Code != core.CodeVendorError || ce.RetryAfter != 3*time.Second {
 		t.Errorf("got retry=%v %+v", retry, ce)
 	}
 }
@@ -219,7 +219,7 @@ func TestSendRateLimited(t *testing.T) {
 	})
 	retry, err := sendPG(t, e)
 	ce := asCoreError(t, err)
-	if !retry || !ce.Retryable || ce.Code != core.CodeRateLimited || ce.RetryAfter != 7*time.Second || ce.VendorStatus != 429 {
+	if !retry || ce.Code != core.CodeRateLimited || ce.RetryAfter != 7*time.Second || ce.VendorStatus != 429 {
 		t.Errorf("got retry=%v %+v (RetryAfter %v)", retry, ce, ce.RetryAfter)
 	}
 	if !strings.Contains(ce.Message, "RATE_LIMITED: slow down") {

