@@ -39,25 +39,8 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	e.cfg.Observer.RotationStarted()
 	e.setStatus(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
 
-	// A bounded pool of workers rather than a goroutine per target: a 10,000-target fan-out
-	// would otherwise park 10,000 goroutines (and their stacks) on 64 platform slots. Twice the
-	// slots keeps the slots busy while other workers back off or verify.
-	queue := make(chan work)
-	var wg sync.WaitGroup
-	for i := 0; i < e.workers(ws); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for w := range queue {
-				e.runTarget(ctx, r, w)
-			}
-		}()
-	}
-	for _, w := range ws {
-		queue <- w
-	}
-	close(queue)
-	wg.Wait()
+	fanOut(ws, func(w work) string { return w.target.Platform }, func(p string) int { return e.platforms[p].MaxConcurrency },
+		func(w work) { e.runTarget(ctx, r, w) })
 
 	r.mu.Lock()
 	lost := r.lost
@@ -89,20 +72,6 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	delete(e.runs, r.rot.ID)
 	e.mu.Unlock()
 	close(r.done)
-}
-
-// workers is how many targets of a rotation run at once: twice the concurrency of the
-// platforms involved, at most one per target.
-func (e *Engine) workers(ws []work) int {
-	seen := map[string]bool{}
-	n := 0
-	for _, w := range ws {
-		if p := w.target.Platform; !seen[p] {
-			seen[p] = true
-			n += 2 * e.platforms[p].MaxConcurrency
-		}
-	}
-	return max(1, min(n, len(ws)))
 }
 
 // finished records the end of a rotation: the log line, the audit event and, when every target

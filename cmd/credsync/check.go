@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -120,69 +119,17 @@ func countLine(counts map[core.CheckStatus]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// runChecks checks every target concurrently, at most max_concurrency at once per platform, and
-// returns the results in config order. A check still running when ctx ends is unreachable. No
-// message holds a platform token: each is scrubbed of every configured token.
+// runChecks checks every target (core.CheckAll: the engine's bounded pool, each call through
+// its platform's admission) and returns the results in config order. vendorhttp has scrubbed
+// every answer of the platform's token.
 func runChecks(ctx context.Context, cfg *config.Config, timeout time.Duration) []checkRow {
-	sems := map[string]chan struct{}{}
-	for _, p := range cfg.Platforms {
-		n := p.MaxConcurrency
-		if n <= 0 {
-			n = 8
-		}
-		sems[p.Name] = make(chan struct{}, n)
-	}
-	var tokens []string
-	for _, p := range cfg.File.Platforms {
-		if !p.Token.IsZero() {
-			tokens = append(tokens, p.Token.Reveal())
-		}
-	}
-
 	var rows []checkRow
-	var targets []*core.Target
-	for _, s := range cfg.Sources {
-		for _, t := range s.Targets {
-			rows = append(rows, checkRow{Source: s.Name, Target: t.Name, Platform: t.Platform, Vendor: t.Vendor})
-			targets = append(targets, t)
+	for _, c := range core.CheckAll(ctx, cfg.Sources, cfg.Platforms) {
+		r := checkRow{Source: c.Source, Target: c.Target, Platform: c.Platform, Vendor: c.Vendor, Status: c.Result.Status, Message: c.Result.Message}
+		if r.Status == core.CheckUnreachable && ctx.Err() != nil && r.Message == "no answer before the check's time ran out" {
+			r.Message = fmt.Sprintf("no answer within %s", timeout)
 		}
+		rows = append(rows, r)
 	}
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		checker, ok := t.Adapter.(core.Checker)
-		if !ok {
-			rows[i].Status, rows[i].Message = core.CheckUnknown, fmt.Sprintf("the %s adapter has no check", t.Vendor)
-			continue
-		}
-		wg.Add(1)
-		go func(row *checkRow, sem chan struct{}) {
-			defer wg.Done()
-			res := checkOne(ctx, checker, sem, timeout)
-			row.Status, row.Message = res.Status, core.Scrub(res.Message, tokens)
-		}(&rows[i], sems[t.Platform])
-	}
-	wg.Wait()
 	return rows
-}
-
-// checkOne runs one check, waiting for a slot of its platform, and gives up when ctx ends even if
-// the adapter does not.
-func checkOne(ctx context.Context, c core.Checker, sem chan struct{}, timeout time.Duration) core.CheckResult {
-	late := core.CheckResult{Status: core.CheckUnreachable, Message: fmt.Sprintf("no answer within %s", timeout)}
-	if sem != nil {
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-		case <-ctx.Done():
-			return late
-		}
-	}
-	done := make(chan core.CheckResult, 1)
-	go func() { done <- c.Check(ctx) }()
-	select {
-	case r := <-done:
-		return r
-	case <-ctx.Done():
-		return late
-	}
 }
