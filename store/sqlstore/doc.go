@@ -13,13 +13,18 @@
 // with the next number, in both dialects; never edit an applied one.
 //
 //	rotations         id PK, source, seq, status, created_at, finished_at, actor, credential_type,
-//	                  targets (JSON of []core.TargetResult; JSONB on PostgreSQL),
+//	                  targets (unused since migration 0002: always '[]'),
 //	                  sealed_credential (BLOB/BYTEA, NULL when deleted or never stored),
 //	                  lease_owner, lease_until; UNIQUE(source, seq); indexes for listing by
 //	                  source and by status, and a partial index on unfinished rotations
+//	rotation_targets  (rotation_id, idx) PK → state (JSON of one core.TargetResult): a target's
+//	                  progress writes its own row, whatever the fan-out (migration 0002)
 //	source_seqs       source PK → last_seq (the per-source counter)
 //	idempotency_keys  (actor, idem_key) PK → rotation_id, request_hash, created_at
-//	target_claims     (source, target) PK → seq, rotation_id, inflight, inflight_until
+//	target_claims     (source, target) PK → seq (the newest rotation granted), want_seq (the
+//	                  newest that asked while it was busy), rotation_id and holder (one attempt
+//	                  of one replica) of the live claim, inflight_until (the claim is live until
+//	                  then; inflight is no longer read) (migration 0003)
 //	audit_events      id (insertion order) PK, occurred_at, actor, action, source, rotation_id,
 //	                  target, status, detail
 //	readiness         id PK (always 1) → checked_at: the row Ping rewrites (readiness is a write)
@@ -44,8 +49,11 @@
 //     SKIP LOCKED) RETURNING id on PostgreSQL: concurrent callers skip each other's rows and
 //     never return the same rotation.
 //   - ClaimTarget is one upsert of the (source, target) claim row whose DO UPDATE ... WHERE
-//     changes an existing row only when granting is allowed; the database serialises upserts
-//     of one row, so two rotations never both get an in-flight grant.
+//     changes an existing row only when granting is allowed (no higher seq granted or wanted,
+//     no live claim of another holder); the database serialises upserts of one row, so two
+//     holders never both hold a target. A refused claim records its seq in want_seq and reads
+//     the row back in one more statement. RenewTargetClaim and ReleaseTarget are single UPDATEs
+//     keyed by the holder.
 //   - On PostgreSQL lease and claim expiry use the database's clock (clock_timestamp()), never
 //     the replica's, so replicas with skewed clocks agree on who holds what. On SQLite, one
 //     machine, the process clock is used.
