@@ -116,7 +116,15 @@ type Rotation struct {
 	FinishedAt *time.Time     `json:"finished_at"`
 	Actor      string         `json:"actor,omitempty"`
 	Type       CredentialType `json:"credential_type"`
-	Targets    []TargetResult `json:"targets"`
+	// Targets is every target (the engine's own reads), or one page of them (GET
+	// /v1/rotations/{id}: see TargetPage), or none (lists: see TargetCounts).
+	Targets []TargetResult `json:"targets"`
+	// TargetCounts is how many targets the rotation has in each status; set by the reads
+	// that do not return every target (pages and lists), so that a 100,000-target rotation is
+	// summarised in a few bytes.
+	TargetCounts map[TargetStatus]int `json:"target_counts,omitempty"`
+	// NextTargets, on a page, is the cursor of the next page ("" on the last).
+	NextTargets string `json:"next_targets,omitempty"`
 }
 
 // TargetResult is one target's part of a rotation.
@@ -136,6 +144,12 @@ type TargetResult struct {
 // Clone returns a deep copy, safe to hand out while the engine keeps working on the original.
 func (r *Rotation) Clone() *Rotation {
 	c := *r
+	if r.TargetCounts != nil {
+		c.TargetCounts = make(map[TargetStatus]int, len(r.TargetCounts))
+		for k, v := range r.TargetCounts {
+			c.TargetCounts[k] = v
+		}
+	}
 	c.Targets = make([]TargetResult, len(r.Targets))
 	for i, t := range r.Targets {
 		if t.Error != nil {

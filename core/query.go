@@ -99,29 +99,26 @@ type LastOutcome struct {
 	Error      *Error       `json:"error"`
 }
 
-// sourceHistory is how many recent rotations of a source are read to find each target's last outcome.
-const sourceHistory = 200
+// LastOutcomeOf is the last outcome a target's finished state in rotation id says.
+func LastOutcomeOf(id string, t TargetResult) LastOutcome {
+	return LastOutcome{RotationID: id, Status: t.Status, Verified: t.Verified, FinishedAt: t.FinishedAt, Error: t.Error}
+}
 
-// Sources lists the configured sources with each target's last outcome.
+// Sources lists the configured sources with each target's last finished outcome: one read of
+// the store's last outcomes (kept on write), so it costs what it shows whatever the history.
 func (e *Engine) Sources(ctx context.Context) ([]SourceView, error) {
+	last, err := e.store.LastOutcomes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the targets' last outcomes: %w", err)
+	}
 	out := make([]SourceView, 0, len(e.order))
 	for _, name := range e.order {
 		src := e.sources[name]
-		rots, err := e.store.ListRotations(ctx, ListFilter{Source: name, Limit: sourceHistory})
-		if err != nil {
-			return nil, fmt.Errorf("list rotations of %s: %w", name, err)
-		}
-		v := SourceView{Name: name}
+		v := SourceView{Name: name, Targets: make([]TargetView, 0, len(src.Targets))}
 		for _, t := range src.Targets {
 			tv := TargetView{Name: t.Name, Platform: t.Platform, Vendor: t.Vendor, Accepts: t.Adapter.Accepts()}
-		find:
-			for _, rot := range rots { // newest first
-				for _, tr := range rot.Targets {
-					if tr.Name == t.Name && tr.Status != TargetPending {
-						tv.Last = &LastOutcome{RotationID: rot.ID, Status: tr.Status, Verified: tr.Verified, FinishedAt: tr.FinishedAt, Error: tr.Error}
-						break find
-					}
-				}
+			if lo, ok := last[name][t.Name]; ok {
+				tv.Last = &lo
 			}
 			v.Targets = append(v.Targets, tv)
 		}

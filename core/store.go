@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -54,6 +55,48 @@ type ListFilter struct {
 
 // DefaultListLimit is the page size when ListFilter.Limit is 0.
 const DefaultListLimit = 100
+
+// TargetPage selects a page of one rotation's targets, in target order.
+type TargetPage struct {
+	// After is the cursor a previous page returned (Rotation.NextTargets); "": from the first.
+	After  string
+	Limit  int          // 0: DefaultTargetPage; at most MaxTargetPage
+	Status TargetStatus // "": every status
+}
+
+// Target page sizes.
+const (
+	DefaultTargetPage = 100
+	MaxTargetPage     = 1000
+)
+
+// Bounds parses the page: the index after which it starts (-1: from the first) and its size.
+// A cursor that is not one a page returned, or a limit out of range, is an *InputError.
+func (p TargetPage) Bounds() (after, limit int, err error) {
+	after, limit = -1, p.Limit
+	if limit == 0 {
+		limit = DefaultTargetPage
+	}
+	if limit < 1 || limit > MaxTargetPage {
+		return 0, 0, &InputError{Message: "invalid target page", Problems: []Problem{{Field: "targets_limit",
+			Message: fmt.Sprintf("must be from 1 to %d", MaxTargetPage)}}}
+	}
+	if p.After != "" {
+		n, perr := strconv.Atoi(p.After)
+		if perr != nil || n < 0 || strconv.Itoa(n) != p.After {
+			return 0, 0, &InputError{Message: "invalid target page", Problems: []Problem{{Field: "targets_after",
+				Message: "is not a cursor a previous page returned (next_targets)"}}}
+		}
+		after = n
+	}
+	switch p.Status {
+	case "", TargetPending, TargetRunning, TargetSucceeded, TargetFailed, TargetSuperseded:
+	default:
+		return 0, 0, &InputError{Message: "invalid target page", Problems: []Problem{{Field: "target_status",
+			Message: "one of pending, running, succeeded, failed, superseded"}}}
+	}
+	return after, limit, nil
+}
 
 // NewRotation is what CreateRotation records atomically.
 type NewRotation struct {
@@ -165,9 +208,22 @@ type Store interface {
 	// FinishTarget is UpdateTarget with the target's audit event appended atomically: the
 	// outcome and its audit record are written together or not at all.
 	FinishTarget(ctx context.Context, rotationID string, idx int, t TargetResult, ev AuditEvent) error
+	// GetRotation returns a rotation with every target (for the engine: resume, retry).
 	GetRotation(ctx context.Context, id string) (*Rotation, error)
-	// ListRotations returns rotations newest first.
+	// GetRotationPage returns a rotation with one page of its targets, its TargetCounts, and
+	// NextTargets when more targets match: what an answer about a rotation may hold, bounded
+	// whatever its size. A cursor that does not parse is an *InputError.
+	GetRotationPage(ctx context.Context, id string, p TargetPage) (*Rotation, error)
+	// ListRotations returns rotations newest first, with TargetCounts and no Targets.
 	ListRotations(ctx context.Context, f ListFilter) ([]*Rotation, error)
+	// LastOutcomes returns every target's newest finished outcome (by rotation seq), kept up
+	// to date by FinishTarget and UpdateRotation, keyed by source then target name.
+	LastOutcomes(ctx context.Context) (map[string]map[string]LastOutcome, error)
+	// PurgeHistory deletes up to limit rotations finished before t (oldest first), with their
+	// targets and idempotency keys, and returns how many; the audit trail is kept (PurgeAudit).
+	PurgeHistory(ctx context.Context, finishedBefore time.Time, limit int) (int, error)
+	// PurgeAudit deletes up to limit audit events that occurred before t, oldest first.
+	PurgeAudit(ctx context.Context, before time.Time, limit int) (int, error)
 	// FindIdempotencyKey looks a key up; nil when unused.
 	FindIdempotencyKey(ctx context.Context, actor, key string) (*IdempotencyHit, error)
 

@@ -162,6 +162,26 @@ func (t *timedStore) GetRotation(ctx context.Context, id string) (r *core.Rotati
 	return t.Store.GetRotation(ctx, id)
 }
 
+func (t *timedStore) GetRotationPage(ctx context.Context, id string, p core.TargetPage) (r *core.Rotation, err error) {
+	defer func(start time.Time) { t.observe("get_rotation_page", start, err) }(time.Now())
+	return t.Store.GetRotationPage(ctx, id, p)
+}
+
+func (t *timedStore) LastOutcomes(ctx context.Context) (r map[string]map[string]core.LastOutcome, err error) {
+	defer func(start time.Time) { t.observe("last_outcomes", start, err) }(time.Now())
+	return t.Store.LastOutcomes(ctx)
+}
+
+func (t *timedStore) PurgeHistory(ctx context.Context, before time.Time, limit int) (n int, err error) {
+	defer func(start time.Time) { t.observe("purge_history", start, err) }(time.Now())
+	return t.Store.PurgeHistory(ctx, before, limit)
+}
+
+func (t *timedStore) PurgeAudit(ctx context.Context, before time.Time, limit int) (n int, err error) {
+	defer func(start time.Time) { t.observe("purge_audit", start, err) }(time.Now())
+	return t.Store.PurgeAudit(ctx, before, limit)
+}
+
 func (t *timedStore) ListRotations(ctx context.Context, f core.ListFilter) (r []*core.Rotation, err error) {
 	defer func(start time.Time) { t.observe("list_rotations", start, err) }(time.Now())
 	return t.Store.ListRotations(ctx, f)

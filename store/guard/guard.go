@@ -179,6 +179,52 @@ func (g *Store) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.R
 	return rs, nil
 }
 
+// GetRotationPage implements core.Store.
+func (g *Store) GetRotationPage(ctx context.Context, id string, p core.TargetPage) (*core.Rotation, error) {
+	var r *core.Rotation
+	err := g.do(ctx, "get rotation page", func(ctx context.Context) (err error) {
+		r, err = g.s.GetRotationPage(ctx, id, p)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// LastOutcomes implements core.Store.
+func (g *Store) LastOutcomes(ctx context.Context) (map[string]map[string]core.LastOutcome, error) {
+	var out map[string]map[string]core.LastOutcome
+	err := g.do(ctx, "last outcomes", func(ctx context.Context) (err error) {
+		out, err = g.s.LastOutcomes(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PurgeHistory implements core.Store.
+func (g *Store) PurgeHistory(ctx context.Context, finishedBefore time.Time, limit int) (int, error) {
+	var n int
+	err := g.do(ctx, "purge history", func(ctx context.Context) (err error) {
+		n, err = g.s.PurgeHistory(ctx, finishedBefore, limit)
+		return err
+	})
+	return n, err
+}
+
+// PurgeAudit implements core.Store.
+func (g *Store) PurgeAudit(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int
+	err := g.do(ctx, "purge audit", func(ctx context.Context) (err error) {
+		n, err = g.s.PurgeAudit(ctx, before, limit)
+		return err
+	})
+	return n, err
+}
+
 // FindIdempotencyKey implements core.Store.
 func (g *Store) FindIdempotencyKey(ctx context.Context, actor, key string) (*core.IdempotencyHit, error) {
 	var hit *core.IdempotencyHit

@@ -26,6 +26,16 @@ func (f frozen) CreateRotation(context.Context, core.NewRotation) (*core.Idempot
 	return nil, nil
 }
 func (f frozen) UpdateRotation(context.Context, *core.Rotation) error { f.hang(); return nil }
+func (f frozen) GetRotationPage(context.Context, string, core.TargetPage) (*core.Rotation, error) {
+	f.hang()
+	return nil, nil
+}
+func (f frozen) LastOutcomes(context.Context) (map[string]map[string]core.LastOutcome, error) {
+	f.hang()
+	return nil, nil
+}
+func (f frozen) PurgeHistory(context.Context, time.Time, int) (int, error) { f.hang(); return 0, nil }
+func (f frozen) PurgeAudit(context.Context, time.Time, int) (int, error)   { f.hang(); return 0, nil }
 func (f frozen) SetRotationStatus(context.Context, string, core.RotationStatus, *time.Time) error {
 	f.hang()
 	return nil

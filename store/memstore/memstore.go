@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ type Store struct {
 	mu     sync.Mutex
 	now    func() time.Time
 	rots   map[string]*entry
+	last   map[string]lastOutcome // source\x00target → newest finished outcome
 	seqs   map[string]int64
 	idem   map[string]core.IdempotencyHit
 	claims map[string]*claim
@@ -44,7 +46,7 @@ type claim struct {
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{now: time.Now, rots: map[string]*entry{}, seqs: map[string]int64{},
+	return &Store{now: time.Now, rots: map[string]*entry{}, last: map[string]lastOutcome{}, seqs: map[string]int64{},
 		idem: map[string]core.IdempotencyHit{}, claims: map[string]*claim{}}
 }
 
@@ -92,8 +94,38 @@ func (s *Store) UpdateRotation(_ context.Context, r *core.Rotation) error {
 	}
 	c := r.Clone()
 	c.Seq = e.rot.Seq
+	c.TargetCounts, c.NextTargets = nil, ""
 	e.rot = c
+	for _, t := range c.Targets {
+		if t.Status.Finished() {
+			s.setLast(c, t)
+		}
+	}
 	return nil
+}
+
+// setLast records t, a finished target of r, as its last outcome unless a newer rotation of the
+// source left one; s.mu is held.
+func (s *Store) setLast(r *core.Rotation, t core.TargetResult) {
+	key := r.Source + "\x00" + t.Name
+	if cur, ok := s.last[key]; ok && cur.seq > r.Seq {
+		return
+	}
+	s.last[key] = lastOutcome{source: r.Source, target: t.Name, seq: r.Seq, out: core.LastOutcomeOf(r.ID, cloneTarget(t))}
+}
+
+type lastOutcome struct {
+	source, target string
+	seq            int64
+	out            core.LastOutcome
+}
+
+func cloneTarget(t core.TargetResult) core.TargetResult {
+	if t.Error != nil {
+		c := *t.Error
+		t.Error = &c
+	}
+	return t
 }
 
 // SetRotationStatus implements core.Store.
@@ -128,6 +160,7 @@ func (s *Store) FinishTarget(_ context.Context, id string, idx int, t core.Targe
 		return err
 	}
 	s.audit = append(s.audit, ev)
+	s.setLast(s.rots[id].rot, t)
 	return nil
 }
 
@@ -156,6 +189,103 @@ func (s *Store) GetRotation(_ context.Context, id string) (*core.Rotation, error
 	return e.rot.Clone(), nil
 }
 
+// GetRotationPage implements core.Store.
+func (s *Store) GetRotationPage(_ context.Context, id string, p core.TargetPage) (*core.Rotation, error) {
+	after, limit, err := p.Bounds()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
+	if !ok {
+		return nil, core.ErrNotFound
+	}
+	r := e.rot.Clone()
+	all := r.Targets
+	r.Targets, r.TargetCounts = make([]core.TargetResult, 0), counts(all)
+	for i := after + 1; i < len(all); i++ {
+		if p.Status != "" && all[i].Status != p.Status {
+			continue
+		}
+		if len(r.Targets) == limit {
+			r.NextTargets = strconv.Itoa(prevMatch(all, i, p.Status))
+			break
+		}
+		r.Targets = append(r.Targets, all[i])
+	}
+	return r, nil
+}
+
+// prevMatch is the index of the last target before i that the page showed.
+func prevMatch(all []core.TargetResult, i int, st core.TargetStatus) int {
+	for j := i - 1; j >= 0; j-- {
+		if st == "" || all[j].Status == st {
+			return j
+		}
+	}
+	return -1
+}
+
+func counts(ts []core.TargetResult) map[core.TargetStatus]int {
+	out := map[core.TargetStatus]int{}
+	for _, t := range ts {
+		out[t.Status]++
+	}
+	return out
+}
+
+// LastOutcomes implements core.Store.
+func (s *Store) LastOutcomes(_ context.Context) (map[string]map[string]core.LastOutcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]map[string]core.LastOutcome{}
+	for _, l := range s.last {
+		if out[l.source] == nil {
+			out[l.source] = map[string]core.LastOutcome{}
+		}
+		out[l.source][l.target] = l.out
+	}
+	return out, nil
+}
+
+// PurgeHistory implements core.Store.
+func (s *Store) PurgeHistory(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old []*entry
+	for _, e := range s.rots {
+		if e.rot.FinishedAt != nil && e.rot.FinishedAt.Before(before) {
+			old = append(old, e)
+		}
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].rot.FinishedAt.Before(*old[j].rot.FinishedAt) })
+	if len(old) > limit {
+		old = old[:limit]
+	}
+	for _, e := range old {
+		delete(s.rots, e.rot.ID)
+		for k, hit := range s.idem {
+			if hit.RotationID == e.rot.ID {
+				delete(s.idem, k)
+			}
+		}
+	}
+	return len(old), nil
+}
+
+// PurgeAudit implements core.Store.
+func (s *Store) PurgeAudit(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for n < len(s.audit) && n < limit && s.audit[n].At.Before(before) {
+		n++
+	}
+	s.audit = s.audit[n:]
+	return n, nil
+}
+
 // ListRotations implements core.Store.
 func (s *Store) ListRotations(_ context.Context, f core.ListFilter) ([]*core.Rotation, error) {
 	s.mu.Lock()
@@ -163,7 +293,9 @@ func (s *Store) ListRotations(_ context.Context, f core.ListFilter) ([]*core.Rot
 	for _, e := range s.rots {
 		r := e.rot
 		if (f.Source == "" || r.Source == f.Source) && (f.Status == "" || r.Status == f.Status) && (f.Before == "" || r.ID < f.Before) {
-			out = append(out, r.Clone())
+			c := r.Clone()
+			c.TargetCounts, c.Targets = counts(c.Targets), nil
+			out = append(out, c)
 		}
 	}
 	s.mu.Unlock()

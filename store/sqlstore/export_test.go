@@ -28,3 +28,24 @@ func WriteBatch(ctx context.Context, s *Store, stmts []Stmt) ([]int64, []error) 
 
 // ClassifyPG is classifyPG.
 var ClassifyPG = classifyPG
+
+// MigrationStatements returns the statements of the dialect's migrations up to version upTo.
+func MigrationStatements(dialectName string, upTo int) ([][]string, []string, error) {
+	d := dialectSQLite
+	if dialectName == "postgres" {
+		d = dialectPostgres
+	}
+	ms, err := d.migrations()
+	if err != nil {
+		return nil, nil, err
+	}
+	var stmts [][]string
+	var names []string
+	for _, m := range ms {
+		if m.version <= upTo {
+			stmts = append(stmts, m.stmts)
+			names = append(names, m.name)
+		}
+	}
+	return stmts, names, nil
+}

@@ -103,24 +103,38 @@ func loadTargets(ctx context.Context, q querier, rots []*core.Rotation) error {
 	return rs.Err()
 }
 
+// upsertLastSQL records a finished target state ($3) of rotation $1 as target $2's last outcome,
+// unless a newer rotation (higher seq) of the source already left one.
+const upsertLastSQL = `INSERT INTO target_last (source, target, seq, rotation_id, state)
+	SELECT source, $2, seq, id, $3 FROM rotations WHERE id = $1
+	ON CONFLICT (source, target) DO UPDATE SET seq = excluded.seq, rotation_id = excluded.rotation_id, state = excluded.state
+	WHERE excluded.seq >= target_last.seq`
+
 // writeTargets upserts every target row of a rotation, in chunks.
 func writeTargets(ctx context.Context, q querier, id string, ts []core.TargetResult) error {
 	for start := 0; start < len(ts); start += targetChunk {
 		end := min(start+targetChunk, len(ts))
 		vals := make([]string, 0, end-start)
-		args := make([]any, 0, 3*(end-start))
+		args := make([]any, 0, 4*(end-start))
 		for i := start; i < end; i++ {
 			b, err := json.Marshal(ts[i])
 			if err != nil {
 				return fmt.Errorf("encode target %d: %w", i, err)
 			}
 			n := len(args)
-			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d)", n+1, n+2, n+3))
-			args = append(args, id, i, string(b))
+			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4))
+			args = append(args, id, i, string(b), string(ts[i].Status))
 		}
-		if _, err := q.exec(ctx, `INSERT INTO rotation_targets (rotation_id, idx, state) VALUES `+strings.Join(vals, ", ")+
-			` ON CONFLICT (rotation_id, idx) DO UPDATE SET state = excluded.state`, args...); err != nil {
+		if _, err := q.exec(ctx, `INSERT INTO rotation_targets (rotation_id, idx, state, status) VALUES `+strings.Join(vals, ", ")+
+			` ON CONFLICT (rotation_id, idx) DO UPDATE SET state = excluded.state, status = excluded.status`, args...); err != nil {
 			return fmt.Errorf("write targets: %w", err)
+		}
+		for i := start; i < end; i++ {
+			if ts[i].Status.Finished() {
+				if _, err := q.exec(ctx, upsertLastSQL, id, ts[i].Name, args[4*(i-start)+2]); err != nil {
+					return fmt.Errorf("record the last outcome of target %s: %w", ts[i].Name, err)
+				}
+			}
 		}
 	}
 	return nil
@@ -252,8 +266,8 @@ func (s *Store) createRotationPG(ctx context.Context, n core.NewRotation) error 
 			FROM next
 			RETURNING seq),
 		tgt AS (
-			INSERT INTO rotation_targets (rotation_id, idx, state)
-			SELECT $1, ord - 1, state FROM unnest($11::text[]) WITH ORDINALITY AS t(state, ord))`+auditCTE+`
+			INSERT INTO rotation_targets (rotation_id, idx, state, status)
+			SELECT $1, ord - 1, state, COALESCE(state::jsonb ->> 'status', '') FROM unnest($11::text[]) WITH ORDINALITY AS t(state, ord))`+auditCTE+`
 		SELECT seq FROM rot`, args...)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create rotation %s: %w", r.ID, err)
@@ -304,7 +318,7 @@ func (s *Store) UpdateTarget(ctx context.Context, rotationID string, idx int, t 
 	if err != nil {
 		return fmt.Errorf("sqlstore: update target %d of %s: encode: %w", idx, rotationID, err)
 	}
-	n, err := s.b.write(ctx, `UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2`, rotationID, idx, string(b))
+	n, err := s.b.write(ctx, `UPDATE rotation_targets SET state = $3, status = $4 WHERE rotation_id = $1 AND idx = $2`, rotationID, idx, string(b), string(t.Status))
 	if err != nil {
 		return fmt.Errorf("sqlstore: update target %d of %s: %w", idx, rotationID, err)
 	}
@@ -323,18 +337,34 @@ func (s *Store) FinishTarget(ctx context.Context, rotationID string, idx int, t 
 		return fmt.Errorf("sqlstore: finish target %d of %s: encode: %w", idx, rotationID, err)
 	}
 	args := append([]any{rotationID, idx, string(b)}, auditArgs(ev)...)
+	args = append(args, string(t.Status), t.Name)
 	var n int64
 	if s.dialect == dialectPostgres {
+		// One statement: the target row, its audit event and its last outcome, the last two
+		// only when the target exists.
 		n, err = s.b.write(ctx, `WITH upd AS (
-				UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2 RETURNING 1)
-			INSERT INTO audit_events (occurred_at, actor, action, source, rotation_id, target, status, detail)
-			SELECT $4::bigint, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text FROM upd`, args...)
+				UPDATE rotation_targets SET state = $3, status = $12 WHERE rotation_id = $1 AND idx = $2 RETURNING 1),
+			aud AS (INSERT INTO audit_events (occurred_at, actor, action, source, rotation_id, target, status, detail)
+				SELECT $4::bigint, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text FROM upd)
+			INSERT INTO target_last (source, target, seq, rotation_id, state)
+				SELECT r.source, $13::text, r.seq, r.id, $3::text FROM rotations r, upd WHERE r.id = $1
+			ON CONFLICT (source, target) DO UPDATE SET seq = excluded.seq, rotation_id = excluded.rotation_id, state = excluded.state
+			WHERE excluded.seq >= target_last.seq`, args...)
+		if err == nil && n == 0 {
+			// Nothing was inserted into target_last: the target is missing, or a newer rotation
+			// holds its last outcome. Tell them apart.
+			err = s.b.queryRow(ctx, `SELECT count(*) FROM rotation_targets WHERE rotation_id = $1 AND idx = $2`, rotationID, idx).Scan(&n)
+		}
 	} else {
 		err = s.b.inTx(ctx, func(q querier) error {
-			if n, err = q.exec(ctx, `UPDATE rotation_targets SET state = $3 WHERE rotation_id = $1 AND idx = $2`, args[:3]...); err != nil || n == 0 {
+			if n, err = q.exec(ctx, `UPDATE rotation_targets SET state = $3, status = $4 WHERE rotation_id = $1 AND idx = $2`,
+				rotationID, idx, string(b), string(t.Status)); err != nil || n == 0 {
 				return err
 			}
-			_, err := q.exec(ctx, appendAuditSQL, args[3:]...)
+			if _, err := q.exec(ctx, appendAuditSQL, args[3:11]...); err != nil {
+				return err
+			}
+			_, err := q.exec(ctx, upsertLastSQL, rotationID, t.Name, string(b))
 			return err
 		})
 	}
@@ -408,10 +438,147 @@ func (s *Store) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.R
 		return nil, fmt.Errorf("sqlstore: list rotations: %w", err)
 	}
 	rs.Close()
-	if err := loadTargets(ctx, s.b, out); err != nil {
+	if err := loadCounts(ctx, s.b, out); err != nil {
 		return nil, fmt.Errorf("sqlstore: list rotations: %w", err)
 	}
 	return out, nil
+}
+
+// loadCounts sets TargetCounts of rots from their target rows' statuses (the index
+// rotation_targets_status: no row is decoded).
+func loadCounts(ctx context.Context, q querier, rots []*core.Rotation) error {
+	if len(rots) == 0 {
+		return nil
+	}
+	byID := make(map[string]*core.Rotation, len(rots))
+	ph := make([]string, len(rots))
+	args := make([]any, len(rots))
+	for i, r := range rots {
+		byID[r.ID] = r
+		r.TargetCounts = map[core.TargetStatus]int{}
+		ph[i] = "$" + strconv.Itoa(i+1)
+		args[i] = r.ID
+	}
+	rs, err := q.query(ctx, `SELECT rotation_id, status, count(*) FROM rotation_targets WHERE rotation_id IN (`+
+		strings.Join(ph, ", ")+`) GROUP BY rotation_id, status`, args...)
+	if err != nil {
+		return fmt.Errorf("count targets: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var (
+			id, status string
+			n          int
+		)
+		if err := rs.Scan(&id, &status, &n); err != nil {
+			return fmt.Errorf("count targets: %w", err)
+		}
+		byID[id].TargetCounts[core.TargetStatus(status)] = n
+	}
+	return rs.Err()
+}
+
+// GetRotationPage implements core.Store: the rotation row, its per-status counts, and one page
+// of its target rows (limit + 1 read, to know whether another page follows).
+func (s *Store) GetRotationPage(ctx context.Context, id string, p core.TargetPage) (*core.Rotation, error) {
+	after, limit, err := p.Bounds()
+	if err != nil {
+		return nil, err
+	}
+	r, err := scanRotation(s.b.queryRow(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlstore: rotation %s: %w", id, core.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get rotation %s: %w", id, err)
+	}
+	if err := loadCounts(ctx, s.b, []*core.Rotation{r}); err != nil {
+		return nil, fmt.Errorf("sqlstore: get rotation %s: %w", id, err)
+	}
+	q := `SELECT idx, state FROM rotation_targets WHERE rotation_id = $1 AND idx > $2`
+	args := []any{id, after, limit + 1}
+	if p.Status != "" {
+		q += ` AND status = $4`
+		args = append(args, string(p.Status))
+	}
+	rs, err := s.b.query(ctx, q+` ORDER BY idx LIMIT $3`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get rotation %s: read targets: %w", id, err)
+	}
+	defer rs.Close()
+	r.Targets = make([]core.TargetResult, 0, min(limit, 64))
+	last := -1
+	for rs.Next() {
+		var (
+			idx   int
+			state string
+		)
+		if err := rs.Scan(&idx, &state); err != nil {
+			return nil, fmt.Errorf("sqlstore: get rotation %s: read targets: %w", id, err)
+		}
+		if len(r.Targets) == limit {
+			r.NextTargets = strconv.Itoa(last)
+			break
+		}
+		var t core.TargetResult
+		if err := json.Unmarshal([]byte(state), &t); err != nil {
+			return nil, fmt.Errorf("sqlstore: decode target %d of rotation %s: %w", idx, id, err)
+		}
+		r.Targets = append(r.Targets, t)
+		last = idx
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: get rotation %s: read targets: %w", id, err)
+	}
+	return r, nil
+}
+
+// LastOutcomes implements core.Store: one row per target that ever finished.
+func (s *Store) LastOutcomes(ctx context.Context) (map[string]map[string]core.LastOutcome, error) {
+	rs, err := s.b.query(ctx, `SELECT source, target, rotation_id, state FROM target_last`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: last outcomes: %w", err)
+	}
+	defer rs.Close()
+	out := map[string]map[string]core.LastOutcome{}
+	for rs.Next() {
+		var source, target, rid, state string
+		if err := rs.Scan(&source, &target, &rid, &state); err != nil {
+			return nil, fmt.Errorf("sqlstore: last outcomes: %w", err)
+		}
+		var t core.TargetResult
+		if err := json.Unmarshal([]byte(state), &t); err != nil {
+			return nil, fmt.Errorf("sqlstore: last outcome of %s/%s: %w", source, target, err)
+		}
+		if out[source] == nil {
+			out[source] = map[string]core.LastOutcome{}
+		}
+		out[source][target] = core.LastOutcomeOf(rid, t)
+	}
+	return out, rs.Err()
+}
+
+// PurgeHistory implements core.Store: one transaction of at most limit rotations, oldest
+// finished first (index rotations_finished_at); their target rows and idempotency keys go with
+// them (ON DELETE CASCADE).
+func (s *Store) PurgeHistory(ctx context.Context, finishedBefore time.Time, limit int) (int, error) {
+	n, err := s.b.write(ctx, `DELETE FROM rotations WHERE id IN (
+		SELECT id FROM rotations WHERE finished_at IS NOT NULL AND finished_at < $1 ORDER BY finished_at LIMIT $2)`,
+		micros(finishedBefore), limit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: purge history: %w", err)
+	}
+	return int(n), nil
+}
+
+// PurgeAudit implements core.Store: at most limit events, oldest first.
+func (s *Store) PurgeAudit(ctx context.Context, before time.Time, limit int) (int, error) {
+	n, err := s.b.write(ctx, `DELETE FROM audit_events WHERE id IN (
+		SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY id LIMIT $2)`, micros(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: purge audit: %w", err)
+	}
+	return int(n), nil
 }
 
 func findIdempotencyKey(ctx context.Context, q querier, actor, key string) (*core.IdempotencyHit, error) {

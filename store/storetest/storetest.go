@@ -73,6 +73,8 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"ClaimTargetExpiry", testClaimTargetExpiry},
 		{"ClaimTargetConcurrent", testClaimTargetConcurrent},
 		{"ClaimTargetRenew", testClaimTargetRenew},
+		{"LastOutcomes", testLastOutcomes},
+		{"PurgeHistory", testPurgeHistory},
 		{"ClaimTargetHold", testClaimTargetHold},
 		{"Audit", testAudit},
 		{"AuditWithRotation", testAuditWithRotation},
@@ -513,7 +515,7 @@ func testList(t *testing.T, s core.Store) {
 	require.NoError(t, s.UpdateRotation(ctx, r))
 	require.Equal(t, []string{id(7), id(6), id(3), id(2)}, list(core.ListFilter{Status: core.RotationSucceeded}))
 
-	// listed rotations are complete
+	// listed rotations are complete but for their targets: counts stand in for them
 	rs, err := s.ListRotations(ctx, core.ListFilter{Source: "a", Limit: 1})
 	require.NoError(t, err)
 	require.Len(t, rs, 1)
@@ -521,6 +523,8 @@ func testList(t *testing.T, s core.Store) {
 	want.Status = core.RotationSucceeded
 	want.FinishedAt = tptr(want.CreatedAt.Add(time.Second))
 	want.Seq = 4
+	want.Targets = []core.TargetResult{}
+	want.TargetCounts = map[core.TargetStatus]int{core.TargetPending: 1}
 	requireSameRotation(t, want, rs[0])
 }
 
@@ -1132,5 +1136,124 @@ func testManyTargets(t *testing.T, s core.Store) {
 	list, err := s.ListRotations(ctx, core.ListFilter{Source: "big"})
 	require.NoError(t, err)
 	require.Len(t, list, 1)
-	require.Len(t, list[0].Targets, 2500)
+	require.Empty(t, list[0].Targets, "a list never embeds the targets")
+	require.Equal(t, map[core.TargetStatus]int{core.TargetPending: 2499, core.TargetSucceeded: 1}, list[0].TargetCounts)
+
+	// Pages: bounded, in order, with a cursor; a status filter.
+	var names []string
+	after := ""
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 30)
+		p, err := s.GetRotationPage(ctx, r.ID, core.TargetPage{After: after, Limit: 100})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(p.Targets), 100)
+		require.Equal(t, map[core.TargetStatus]int{core.TargetPending: 2499, core.TargetSucceeded: 1}, p.TargetCounts)
+		for _, tr := range p.Targets {
+			names = append(names, tr.Name)
+		}
+		if p.NextTargets == "" {
+			break
+		}
+		after = p.NextTargets
+	}
+	require.Len(t, names, 2500)
+	require.Equal(t, "t0000", names[0])
+	require.Equal(t, "t2499", names[2499])
+	p, err := s.GetRotationPage(ctx, r.ID, core.TargetPage{})
+	require.NoError(t, err)
+	require.Len(t, p.Targets, core.DefaultTargetPage, "the default page is bounded")
+	require.Equal(t, "99", p.NextTargets)
+	p, err = s.GetRotationPage(ctx, r.ID, core.TargetPage{Status: core.TargetSucceeded})
+	require.NoError(t, err)
+	require.Len(t, p.Targets, 1)
+	require.Equal(t, "t2499", p.Targets[0].Name)
+	require.Empty(t, p.NextTargets)
+	for _, bad := range []core.TargetPage{{After: "x"}, {After: "-3"}, {After: "01"}, {Limit: core.MaxTargetPage + 1}, {Status: "done"}} {
+		_, err := s.GetRotationPage(ctx, r.ID, bad)
+		var ie *core.InputError
+		require.ErrorAs(t, err, &ie, "%+v", bad)
+	}
+	_, err = s.GetRotationPage(ctx, "rot_nope", core.TargetPage{})
+	require.ErrorIs(t, err, core.ErrNotFound)
+}
+
+// testLastOutcomes: each target's newest finished outcome, whatever order rotations finish in.
+func testLastOutcomes(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	mk := func(i int) *core.Rotation {
+		r := rot(i, "lo")
+		r.Targets = []core.TargetResult{{Name: "a", Status: core.TargetPending}, {Name: "b", Status: core.TargetPending}}
+		create(t, s, core.NewRotation{Rotation: r})
+		return get(t, s, r.ID)
+	}
+	older, newer := mk(1), mk(2)
+	finish := func(r *core.Rotation, idx int, st core.TargetStatus) {
+		tr := r.Targets[idx]
+		tr.Status = st
+		require.NoError(t, s.FinishTarget(ctx, r.ID, idx, tr, core.AuditEvent{At: time.Now(), Action: "target.finished", Source: "lo", RotationID: r.ID, Target: tr.Name}))
+	}
+	last := func() map[string]core.LastOutcome {
+		lo, err := s.LastOutcomes(ctx)
+		require.NoError(t, err)
+		return lo["lo"]
+	}
+	require.Empty(t, last(), "nothing finished yet")
+	finish(newer, 0, core.TargetSucceeded)
+	finish(older, 0, core.TargetSuperseded) // finishes later, but is older: not the last outcome
+	finish(older, 1, core.TargetFailed)
+	lo := last()
+	require.Equal(t, newer.ID, lo["a"].RotationID)
+	require.Equal(t, core.TargetSucceeded, lo["a"].Status)
+	require.Equal(t, older.ID, lo["b"].RotationID, "b finished only in the older rotation")
+	require.Equal(t, core.TargetFailed, lo["b"].Status)
+	// UpdateRotation (resume, retry) records finished targets too.
+	newer.Targets[1].Status = core.TargetSucceeded
+	newer.Targets[1].Verified = true
+	require.NoError(t, s.UpdateRotation(ctx, newer))
+	lo = last()
+	require.Equal(t, newer.ID, lo["b"].RotationID)
+	require.True(t, lo["b"].Verified)
+}
+
+// testPurgeHistory: finished rotations older than the cut go, in bounded batches, oldest first;
+// unfinished ones and the audit trail stay.
+func testPurgeHistory(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	base := time.Now().Add(-time.Hour)
+	for i := 1; i <= 5; i++ {
+		r := rot(i, "ph")
+		create(t, s, core.NewRotation{Rotation: r, IdempotencyKey: fmt.Sprintf("k%d", i), Actor: "job", RequestHash: "h"})
+		if i <= 4 {
+			fin := base.Add(time.Duration(i) * time.Minute)
+			require.NoError(t, s.SetRotationStatus(ctx, r.ID, core.RotationSucceeded, &fin))
+		}
+	}
+	require.NoError(t, s.AppendAudit(ctx, core.AuditEvent{At: base, Action: "rotation.submitted", Source: "ph", RotationID: id(1)}))
+	cut := base.Add(3*time.Minute + time.Second) // rotations 1..3 finished before it
+	n, err := s.PurgeHistory(ctx, cut, 2)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "a batch is bounded")
+	_, err = s.GetRotation(ctx, id(1))
+	require.ErrorIs(t, err, core.ErrNotFound, "oldest first")
+	_, err = s.GetRotation(ctx, id(3))
+	require.NoError(t, err, "the third waits for the next batch")
+	n, err = s.PurgeHistory(ctx, cut, 2)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	n, err = s.PurgeHistory(ctx, cut, 2)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	for _, keep := range []int{4, 5} {
+		_, err := s.GetRotation(ctx, id(keep))
+		require.NoError(t, err, "rotation %d is newer than the cut or unfinished", keep)
+	}
+	hit, err := s.FindIdempotencyKey(ctx, "job", "k1")
+	require.NoError(t, err)
+	require.Nil(t, hit, "a purged rotation's Idempotency-Key goes with it")
+	evs, err := s.ListAudit(ctx, core.AuditFilter{RotationID: id(1)})
+	require.NoError(t, err)
+	require.NotEmpty(t, evs, "the audit trail is kept apart")
+	n, err = s.PurgeAudit(ctx, base.Add(time.Second), 10)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, n, 1)
 }
