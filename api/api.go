@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,6 +84,7 @@ type Server struct {
 	burst          int
 	maxBody        int64
 	limiters       map[string]*rate.Limiter
+	shuttingDown   atomic.Bool // set by ShuttingDown (drain.go)
 }
 
 type tokenDigest struct {
@@ -114,7 +116,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestLog, s.recoverPanic)
 	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	e.GET("/readyz", s.readyz, s.readyUnlessShuttingDown)
 	// Auth is per route rather than group middleware: echo's group middleware turns an
 	// unsupported method into a 404 instead of a 405.
 	e.POST("/v1/rotations", s.createRotation, s.authenticate)
@@ -132,8 +134,8 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	return s
 }
 
-// Handler returns the API as an http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+// Handler returns the API as an http.Handler; HEAD is answered on every GET route (head.go).
+func (s *Server) Handler() http.Handler { return headAsGet(s.echo) }
 
 // ErrorBody is the error envelope of every non-2xx answer.
 type ErrorBody struct {
@@ -266,9 +268,9 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		actor, _ := c.Get(ctxActor).(string)
-		fields := []zap.Field{zap.String("request_id", rid), zap.String("method", c.Request().Method),
+		fields := []zap.Field{zap.String("request_id", rid), zap.String("method", requestMethod(c.Request())),
 			zap.String("route", c.Path()), zap.String("path", c.Request().URL.Path), zap.Int("status", c.Response().Status),
-			zap.Duration("took", time.Since(start)), zap.Int64("bytes_out", c.Response().Size)}
+			zap.Float64("took_ms", millis(time.Since(start))), zap.Int64("bytes_out", c.Response().Size)}
 		if actor != "" {
 			fields = append(fields, zap.String("actor", actor))
 		}
