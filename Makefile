@@ -59,8 +59,11 @@ bench-smoke: ## the harness in smoke mode (small N, checks it works, not how fas
 golden: ## rewrite the golden files in testdata/ from the current code (review the diff!)
 	$(GO) test $(PKGS) -update
 
-docker: ## build the container image credsync:dev (needs a Docker engine)
-	docker build -t credsync:dev .
+docker: build ## build the image credsync:dev FROM scratch around bin/credsync: no registry needed, a running Docker engine is
+	BIN=$(BIN) IMAGE=$(IMAGE) VERSION=$(VERSION) COMMIT=$(COMMIT) DATE=$(DATE) bash .ci/docker-build
+
+docker-smoke: ## start dockerd if none runs (root), make docker, then run the demo and a serve with its HEALTHCHECK in the image
+	bash .ci/docker-smoke
 
 clean: ## remove build output
 	rm -rf bin
