@@ -197,7 +197,6 @@ func (v *vendorSim) wrap(vendor string, h http.Handler) http.Handler {
 type chaosSetup struct {
 	t      *testing.T
 	sim    *vendorSim
-	fakes  map[string]http.Handler
 	felt   *felt.Fake
 	db     *databrain.Fake
 	rg     *rivergen.Fake
