@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -93,6 +94,7 @@ type Server struct {
 	// everyone out). now is the clock sessions expire by.
 	sessionKey [32]byte
 	now        func() time.Time
+	shuttingDown   atomic.Bool // set by ShuttingDown (drain.go)
 }
 
 type tokenDigest struct {
@@ -127,7 +129,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestLog, s.recoverPanic, strictQuery)
 	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	e.GET("/readyz", s.readyz, s.readyUnlessShuttingDown)
 	// Auth is per route rather than group middleware: echo's group middleware turns an
 	// unsupported method into a 404 instead of a 405.
 	e.POST("/v1/rotations", s.createRotation, s.authenticate)
@@ -167,8 +169,8 @@ func strictQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Handler returns the API as an http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+// Handler returns the API as an http.Handler; HEAD is answered on every GET route (head.go).
+func (s *Server) Handler() http.Handler { return headAsGet(s.echo) }
 
 // ErrorBody is the error envelope of every non-2xx answer.
 type ErrorBody struct {
@@ -350,9 +352,9 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		actor, _ := c.Get(ctxActor).(string)
-		fields := []zap.Field{zap.String("request_id", rid), zap.String("method", c.Request().Method),
+		fields := []zap.Field{zap.String("request_id", rid), zap.String("method", requestMethod(c.Request())),
 			zap.String("route", c.Path()), zap.String("path", c.Request().URL.Path), zap.Int("status", c.Response().Status),
-			zap.Duration("took", time.Since(start)), zap.Int64("bytes_out", c.Response().Size)}
+			zap.Float64("took_ms", millis(time.Since(start))), zap.Int64("bytes_out", c.Response().Size)}
 		if actor != "" {
 			fields = append(fields, zap.String("actor", actor))
 		}

@@ -351,7 +351,7 @@ func TestStatusPageListsTheTwentyNewestRotations(t *testing.T) {
 // one that fails verification on RiverGen. It signs in the way a person does (?token= once, then
 // the cookie), checks the DOM and takes a laptop and a phone screenshot.
 func TestStatusPageInChromium(t *testing.T) {
-	browser := browsertest.Require(t) // fails, naming .ci/install-chromium, when Chromium is missing
+	browser := browsertest.Require(t) // fails, naming make deps, when Chromium is missing
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

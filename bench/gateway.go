@@ -209,7 +209,7 @@ func startGatewayOnce(ctx context.Context, bin, parent string, spec configSpec, 
 		return nil, fmt.Errorf("gateway log: %w", err)
 	}
 	// Not CommandContext: the gateway is stopped with SIGTERM by stop, not killed with ctx.
-	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--log-level", "info", "--shutdown-grace", "5s")
+	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--log-level", "info", "--shutdown-grace", "5s", "--drain-delay", "0")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the harness

@@ -84,7 +84,7 @@ func (e *Engine) finished(ctx context.Context, final *Rotation) {
 		}
 	}
 	fields := []zap.Field{zap.String("rotation_id", final.ID), zap.String("source", final.Source),
-		zap.String("status", string(final.Status)), zap.Duration("took", final.FinishedAt.Sub(final.CreatedAt))}
+		zap.String("status", string(final.Status)), zap.Int64("took_ms", final.FinishedAt.Sub(final.CreatedAt).Milliseconds())}
 	if err := errs.ErrorOrNil(); err != nil {
 		fields = append(fields, zap.String("errors", err.Error()))
 	}

@@ -197,7 +197,6 @@ func (v *vendorSim) wrap(vendor string, h http.Handler) http.Handler {
 type chaosSetup struct {
 	t      *testing.T
 	sim    *vendorSim
-	fakes  map[string]http.Handler
 	felt   *felt.Fake
 	db     *databrain.Fake
 	rg     *rivergen.Fake
@@ -285,7 +284,7 @@ func (c *chaosSetup) start(i int) {
 	text := strings.NewReplacer("LISTEN", c.addrs[i], "REPLICA", fmt.Sprintf("replica-%d", i)).Replace(c.cfg)
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("replica-%d.yaml", i))
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
-	cmd := exec.Command(binary, "serve", "--config", path, "--log-level", "info", "--shutdown-grace", "2s")
+	cmd := exec.Command(binary, "serve", "--config", path, "--log-level", "info", "--shutdown-grace", "2s", "--drain-delay", "0")
 	cmd.Env = c.env
 	w := &lockedWriter{mu: c.logMu[i], b: c.logs[i]}
 	cmd.Stdout, cmd.Stderr = w, w

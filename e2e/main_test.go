@@ -151,8 +151,15 @@ func newSetup(t *testing.T, gate *hangGate, driver, dsn string) *setup {
 	return s
 }
 
-// start runs a replica listening on addr under replica id.
+// start runs a replica listening on addr under replica id, with no drain delay (these tests
+// are about what a stop leaves behind, not about load balancers).
 func (s *setup) start(t *testing.T, replica, addr string) *gateway {
+	t.Helper()
+	return s.startWith(t, replica, addr, "--drain-delay", "0")
+}
+
+// startWith is start with serve's extra flags.
+func (s *setup) startWith(t *testing.T, replica, addr string, flags ...string) *gateway {
 	t.Helper()
 	cfg, err := os.ReadFile(s.cfgPath)
 	require.NoError(t, err)
@@ -161,7 +168,7 @@ func (s *setup) start(t *testing.T, replica, addr string) *gateway {
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	logs := &bytes.Buffer{}
 	mu := &sync.Mutex{}
-	cmd := exec.Command(binary, "serve", "--config", path, "--log-level", "debug", "--shutdown-grace", "2s")
+	cmd := exec.Command(binary, append([]string{"serve", "--config", path, "--log-level", "debug", "--shutdown-grace", "2s"}, flags...)...)
 	cmd.Env = s.env
 	w := &lockedWriter{mu: mu, b: logs}
 	cmd.Stdout, cmd.Stderr = w, w

@@ -36,6 +36,11 @@ type Options struct {
 	// AllowNoKey lets a durable store run without an encryption key: no credential is stored,
 	// so a rotation interrupted by a restart ends with code interrupted and cannot be retried.
 	AllowNoKey bool
+	// DrainDelay is how long the gateway goes on serving, with /readyz answering 503, once ctx
+	// ends and before it closes its listener (drain.go); 0: none.
+	DrainDelay time.Duration
+	// EndDrain, when closed, ends the drain delay early (serve closes it on a second signal).
+	EndDrain <-chan struct{}
 }
 
 // Gateway is credsync serving its API.
@@ -171,8 +176,8 @@ func warnIfShared(dsn string, log *zap.Logger) {
 	}
 }
 
-// Serve answers on l until ctx ends, then stops accepting requests, lets running rotations finish
-// within the grace period, and returns.
+// Serve answers on l until ctx ends, then drains (see Options.DrainDelay), stops accepting
+// requests, lets running rotations finish within the grace period, and returns.
 func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           g.API.Handler(),
@@ -201,6 +206,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	g.drain()
 	g.log.Info("stopping: no new requests; waiting for running rotations", zap.Duration("grace", g.opts.ShutdownGrace))
 	sctx, cancel := context.WithTimeout(context.Background(), g.opts.ShutdownGrace)
 	defer cancel()

@@ -35,12 +35,17 @@ const (
 const usage = `credsync — push one rotated credential to every platform that holds a copy.
 
 Usage:
-  credsync serve    --config FILE [--log-level info] [--shutdown-grace 30s] [--allow-no-encryption-key]
+  credsync serve    --config FILE [--log-level info] [--log-format json] [--shutdown-grace 30s]
+                    [--drain-delay 5s] [--allow-no-encryption-key]
         Run the gateway: REST API under /v1, /healthz, /readyz. Unfinished rotations (a crash, a
         restart) resume at start. Stored credentials are sealed with CREDSYNC_ENCRYPTION_KEY
         (base64 of 32 bytes; older keys that still open: CREDSYNC_ENCRYPTION_OLD_KEYS, comma-separated)
         or store.encryption_key_file. A config validate refuses is refused with the same messages
-        and exit 3, before the store is opened or the address listened on.
+        and exit 3, before the store is opened or the address listened on. Logs go to stderr, one
+        JSON object a line (--log-format console: for people). On SIGTERM or SIGINT, /readyz
+        answers 503 for --drain-delay while everything still serves (a second signal ends the
+        wait), then the listener closes and running rotations get --shutdown-grace to finish.
+        SIGHUP does not reload: the config is read at start only (it is logged; restart to apply).
   credsync validate --config FILE [--allow-no-encryption-key]
         Load and validate FILE (env expansion, strict keys, every target's vendor rules), then check
         what serve checks before it starts: the listen address, the encryption key (from the same
@@ -55,6 +60,12 @@ Usage:
         then keep serving and print a curl line to try. --once exits after the table: 0 when every
         target succeeded, 1 otherwise.
 %s
+  credsync healthcheck [--addr URL] [--ready] [--timeout 5s] [--insecure]
+        GET /healthz (--ready: /readyz) of a running gateway at --addr (or CREDSYNC_ADDR; default
+        http://127.0.0.1:8080): exit 0 when it answers 200, 1 otherwise. The container image's
+        HEALTHCHECK (the image has no shell and no curl).
+  credsync version
+        Print the version, commit, build date and Go version (also: credsync --version).
   credsync help
         Show this text. "credsync COMMAND --help" shows a command's flags.
 
@@ -86,6 +97,10 @@ func runWithStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usageText())
 		return exitOK
+	case "version", "--version", "-version":
+		return cmdVersion(args[1:], stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "serve":
 		return cmdServe(args[1:], stdout, stderr)
 	case "validate":
@@ -127,21 +142,37 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
-func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+// newLogger logs at level to w: one JSON object a line (format json, for log collectors) or
+// aligned text (console, for people). Durations carry their unit ("30s"); the request and
+// rotation lines give took_ms as a number.
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("--log-level %q: debug, info, warn or error", level)
 	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey, enc.EncodeTime = "ts", zapcore.ISO8601TimeEncoder
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)), nil
+	cfg := zap.NewProductionEncoderConfig()
+	cfg.TimeKey, cfg.EncodeTime = "ts", zapcore.ISO8601TimeEncoder
+	cfg.EncodeDuration = zapcore.StringDurationEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(cfg)
+	case "console":
+		cfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(cfg)
+	default:
+		return nil, fmt.Errorf("--log-format %q: json or console", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
 }
 
 func cmdServe(args []string, _, stderr io.Writer) int {
 	fs := newFlags("serve", stderr, "Run the gateway.")
 	cfgPath := fs.String("config", "", "config file (required)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM/SIGINT, how long running rotations may finish; the rest resume at the next start")
+	format := fs.String("log-format", "json", "log format: json (one object a line) or console (for people)")
+	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM/SIGINT, how long running rotations may finish once the listener is closed; the rest resume at the next start")
+	drainDelay := fs.Duration("drain-delay", 5*time.Second, "on SIGTERM/SIGINT, how long to go on serving with /readyz answering 503 before the listener closes, so load balancers stop sending (0: close at once)")
 	noKey := fs.Bool("allow-no-encryption-key", false, "run a durable store without CREDSYNC_ENCRYPTION_KEY: no credential is stored, interrupted rotations end failed (code interrupted)")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -150,21 +181,25 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "credsync serve: --config FILE is required")
 		return exitUsage
 	}
-	log, err := newLogger(*level, stderr)
+	if *drainDelay < 0 {
+		fmt.Fprintln(stderr, "credsync serve: --drain-delay must not be negative")
+		return exitUsage
+	}
+	log, err := newLogger(*level, *format, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "credsync serve:", err)
 		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
+	ctx, endDrain, stop := serveSignals(log, *cfgPath)
+	defer stop()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "credsync serve: invalid config:", err)
 		return exitConfig
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	opts := gatewayOptions(cfg, *noKey)
-	opts.ShutdownGrace = *grace
+	opts.ShutdownGrace, opts.DrainDelay, opts.EndDrain = *grace, *drainDelay, endDrain
 	gw, err := gateway.New(ctx, cfg, log, opts)
 	if err != nil {
 		if printProblems(stderr, "credsync serve: invalid config:", *cfgPath, err) {

@@ -2,8 +2,9 @@
 // page at a given window size, and the page's DOM after it loaded. Each run gets a fresh profile
 // in a temporary directory, so cookies a page sets last for that run only.
 //
-// Chromium is installed by .ci/install-chromium (Debian's chromium package). A test that needs it
-// calls Require, which fails the test (never skips it) when Chromium is missing.
+// Chromium is installed by make deps (.ci/deps: Debian's chromium package); make test installs
+// nothing. A test that needs it calls Require, which fails the test (never skips it) when
+// Chromium is missing, saying to run make deps.
 package browsertest
 
 import (
@@ -23,8 +24,8 @@ import (
 // EnvPath names the environment variable that may point at a Chromium binary.
 const EnvPath = "CREDSYNC_CHROMIUM"
 
-// Installer is the script that installs Chromium.
-const Installer = ".ci/install-chromium"
+// Installer is what installs Chromium.
+const Installer = "make deps"
 
 // candidates are the binaries tried, in order, after EnvPath.
 func candidates() []string {
@@ -45,7 +46,7 @@ func Find() (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no Chromium found (tried $%s, %s): run %s (apt-get install chromium) first", EnvPath, strings.Join(candidates(), ", "), Installer)
+	return "", fmt.Errorf("no Chromium found (tried $%s, %s): run %s (on Debian: apt-get install chromium) first", EnvPath, strings.Join(candidates(), ", "), Installer)
 }
 
 // Browser runs one Chromium binary headless.
@@ -55,7 +56,7 @@ type Browser struct {
 	Timeout time.Duration
 }
 
-// Require returns the browser, or fails the test with a message naming .ci/install-chromium.
+// Require returns the browser, or fails the test with a message naming make deps.
 func Require(t testing.TB) *Browser {
 	t.Helper()
 	p, err := Find()
