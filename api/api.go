@@ -92,9 +92,9 @@ type Server struct {
 	limiters       map[string]*rate.Limiter
 	// sessionKey signs status page sessions; it exists only in this process (a restart signs
 	// everyone out). now is the clock sessions expire by.
-	sessionKey [32]byte
-	now        func() time.Time
-	shuttingDown   atomic.Bool // set by ShuttingDown (drain.go)
+	sessionKey   [32]byte
+	now          func() time.Time
+	shuttingDown atomic.Bool // set by ShuttingDown (drain.go)
 }
 
 type tokenDigest struct {
@@ -523,9 +523,11 @@ func (s *Server) createRotation(c echo.Context) error {
 	if wait > 0 && !rot.Status.Finished() {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
 		defer cancel()
-		if rot, err = s.eng.Wait(ctx, rot.ID); err != nil {
+		if rot, err = s.eng.WaitPage(ctx, rot.ID, core.TargetPage{}); err != nil {
 			return err
 		}
+	} else if rot, err = core.PageOf(rot, core.TargetPage{}); err != nil { // the answer is bounded
+		return err
 	}
 	c.Response().Header().Set("Location", "/v1/rotations/"+rot.ID)
 	status := http.StatusAccepted
@@ -559,13 +561,40 @@ func parseWait(v string) (time.Duration, error) {
 	return min(d, MaxWait), nil // a longer wait is answered at MaxWait with the rotation so far
 }
 
+// getRotation answers a rotation with one page of its targets (?targets_limit=, default 100,
+// at most 1000; ?targets_after=<next_targets of the previous page>; ?target_status=) and its
+// per-status counts: bounded, however many targets it has.
 func (s *Server) getRotation(c echo.Context) error {
 	c.Set("rotation_id", c.Param("id"))
-	rot, err := s.eng.Get(c.Request().Context(), c.Param("id"))
+	p, err := targetPage(c)
+	if err != nil {
+		return err
+	}
+	rot, err := s.eng.GetPage(c.Request().Context(), c.Param("id"), p)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, rot)
+}
+
+// targetPage reads the target page parameters; bad values are 400.
+func targetPage(c echo.Context) (core.TargetPage, error) {
+	p := core.TargetPage{After: c.QueryParam("targets_after"), Status: core.TargetStatus(c.QueryParam("target_status"))}
+	if l := c.QueryParam("targets_limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > core.MaxTargetPage {
+			return p, fail(http.StatusBadRequest, "bad_request", fmt.Sprintf("targets_limit=%q: a number from 1 to %d", clip(l, 40), core.MaxTargetPage))
+		}
+		p.Limit = n
+	}
+	if _, _, err := p.Bounds(); err != nil {
+		var ie *core.InputError
+		if errors.As(err, &ie) && len(ie.Problems) > 0 {
+			return p, fail(http.StatusBadRequest, "bad_request", ie.Problems[0].Field+" "+ie.Problems[0].Message, ie.Problems...)
+		}
+		return p, err
+	}
+	return p, nil
 }
 
 // ListResponse is the answer to GET /v1/rotations. NextBefore, when set, fetches the next page
@@ -642,6 +671,9 @@ func (s *Server) retryRotation(c echo.Context) error {
 	actor, _ := c.Get(ctxActor).(string)
 	rot, err := s.eng.Retry(c.Request().Context(), c.Param("id"), actor)
 	if err != nil {
+		return err
+	}
+	if rot, err = core.PageOf(rot, core.TargetPage{}); err != nil {
 		return err
 	}
 	c.Response().Header().Set("Location", "/v1/rotations/"+rot.ID)

@@ -127,6 +127,20 @@ func (s *brokenStore) GetRotation(ctx context.Context, id string) (*core.Rotatio
 	return s.Store.GetRotation(ctx, id)
 }
 
+func (s *brokenStore) GetRotationPage(ctx context.Context, id string, p core.TargetPage) (*core.Rotation, error) {
+	if err := s.fault(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetRotationPage(ctx, id, p)
+}
+
+func (s *brokenStore) LastOutcomes(ctx context.Context) (map[string]map[string]core.LastOutcome, error) {
+	if err := s.fault(); err != nil {
+		return nil, err
+	}
+	return s.Store.LastOutcomes(ctx)
+}
+
 func (s *brokenStore) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.Rotation, error) {
 	if err := s.fault(); err != nil {
 		return nil, err
@@ -465,6 +479,9 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "get", method: "GET", path: "/v1/rotations/" + okID, status: 200})
 	do(docCall{name: "get failed", method: "GET", path: "/v1/rotations/" + failedID, status: 200})
 	do(docCall{name: "get missing", method: "GET", path: "/v1/rotations/rot_missing", status: 404})
+	do(docCall{name: "get a page", method: "GET", path: "/v1/rotations/" + okID + "?targets_limit=1&target_status=succeeded", status: 200})
+	do(docCall{name: "get a bad page", method: "GET", path: "/v1/rotations/" + okID + "?targets_limit=0", status: 400, reqInvalid: true})
+	do(docCall{name: "get a bad cursor", method: "GET", path: "/v1/rotations/" + okID + "?targets_after=x", status: 400, reqInvalid: true})
 	do(docCall{name: "get no token", method: "GET", path: "/v1/rotations/" + okID, noAuth: true, status: 401, reqInvalid: true})
 	do(docCall{name: "list", method: "GET", path: "/v1/rotations", status: 200})
 	_, b = do(docCall{name: "list page", method: "GET", path: "/v1/rotations?source=db&status=succeeded&limit=1", status: 200})

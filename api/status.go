@@ -29,8 +29,12 @@ import (
 // every session.
 const StatusCookie = "credsync_status"
 
-// StatusRecent is how many recent rotations the status page lists.
-const StatusRecent = 20
+// StatusRecent is how many recent rotations the status page lists, and StatusTargets how many
+// targets of each (failed ones first; the counts say how many more).
+const (
+	StatusRecent  = 20
+	StatusTargets = 12
+)
 
 // statusSession is how long the status cookie lasts.
 const statusSession = 12 * time.Hour
@@ -64,7 +68,7 @@ func (s *Server) routesStatus(e *echo.Echo) {
 }
 
 // statusTemplates parses the embedded page; they are tested, so a parse error is a bug.
-var statusTemplates = template.Must(template.New("status").Funcs(template.FuncMap{"ago": ago, "took": took}).Parse(statusHTML))
+var statusTemplates = template.Must(template.New("status").Funcs(template.FuncMap{"ago": ago, "took": took, "more": moreTargets}).Parse(statusHTML))
 
 func newStatusPage(s *Server, viewers []Token) *statusPage {
 	p := &statusPage{s: s, tmpl: statusTemplates}
@@ -234,6 +238,29 @@ func (p *statusPage) render(c echo.Context, viewer string) error {
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)
 	}
+	running := 0
+	for i, r := range recent {
+		if !r.Status.Finished() {
+			running += r.TargetCounts[core.TargetRunning] + r.TargetCounts[core.TargetPending]
+		}
+		// A few targets of each, failures first: the page stays small whatever a rotation's size.
+		page, err := p.s.eng.GetPage(ctx, r.ID, core.TargetPage{Limit: StatusTargets, Status: core.TargetFailed})
+		if err != nil {
+			return fmt.Errorf("status page: %w", err)
+		}
+		if n := len(page.Targets); n < StatusTargets {
+			rest, err := p.s.eng.GetPage(ctx, r.ID, core.TargetPage{Limit: StatusTargets})
+			if err != nil {
+				return fmt.Errorf("status page: %w", err)
+			}
+			for _, t := range rest.Targets {
+				if len(page.Targets) < StatusTargets && t.Status != core.TargetFailed {
+					page.Targets = append(page.Targets, t)
+				}
+			}
+		}
+		recent[i] = page
+	}
 	d := statusData{Title: "credsync status", CSS: template.CSS(statusCSS), Refresh: true, Now: time.Now().UTC(),
 		Viewer: viewer, Sources: srcs, Recent: recent, RecentLimit: StatusRecent}
 	for _, src := range srcs {
@@ -251,16 +278,24 @@ func (p *statusPage) render(c echo.Context, viewer string) error {
 					a.Code, a.Message = t.Last.Error.Code, t.Last.Error.Message
 				}
 				d.Attention = append(d.Attention, a)
-			case !t.Last.Status.Finished():
-				d.Counts.Running++
 			}
 		}
 	}
+	d.Counts.Running = running
 	var buf bytes.Buffer
 	if err := p.tmpl.ExecuteTemplate(&buf, "page", d); err != nil {
 		return fmt.Errorf("render the status page: %w", err)
 	}
 	return c.HTMLBlob(http.StatusOK, buf.Bytes())
+}
+
+// moreTargets is how many targets of r the page does not show.
+func moreTargets(r *core.Rotation) int {
+	n := 0
+	for _, c := range r.TargetCounts {
+		n += c
+	}
+	return max(0, n-len(r.Targets))
 }
 
 // ago says how long before now t was, for people: "just now", "5 min ago", "3 h ago", "2 d ago".

@@ -288,16 +288,59 @@ func (c *Client) Plan(ctx context.Context, r PlanRequest) (*Plan, error) {
 	return &p, nil
 }
 
-// Get returns one rotation (GET /v1/rotations/{id}).
+// Get returns one rotation with the first page of its targets and its per-status counts
+// (GET /v1/rotations/{id}); GetAll follows the pages.
 func (c *Client) Get(ctx context.Context, id string) (*Rotation, error) {
+	return c.GetPage(ctx, id, core.TargetPage{})
+}
+
+// GetPage returns one rotation with one page of its targets (see core.TargetPage; After is
+// the NextTargets of the previous page).
+func (c *Client) GetPage(ctx context.Context, id string, p core.TargetPage) (*Rotation, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, errors.New("get rotation: the rotation id is empty")
 	}
+	q := url.Values{}
+	if p.Limit > 0 {
+		q.Set("targets_limit", fmt.Sprint(p.Limit))
+	}
+	if p.After != "" {
+		q.Set("targets_after", p.After)
+	}
+	if p.Status != "" {
+		q.Set("target_status", string(p.Status))
+	}
+	path := "/v1/rotations/" + url.PathEscape(id)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var rot Rotation
-	if _, err := c.do(ctx, http.MethodGet, "/v1/rotations/"+url.PathEscape(id), nil, nil, &rot, &rot.Raw); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, path, nil, nil, &rot, &rot.Raw); err != nil {
 		return nil, err
 	}
 	return &rot, nil
+}
+
+// GetAll returns one rotation with every target, reading them a page (of core.MaxTargetPage)
+// at a time. Raw is the whole rotation as one document.
+func (c *Client) GetAll(ctx context.Context, id string) (*Rotation, error) {
+	first, err := c.GetPage(ctx, id, core.TargetPage{Limit: core.MaxTargetPage})
+	if err != nil {
+		return nil, err
+	}
+	for next := first.NextTargets; next != ""; {
+		page, err := c.GetPage(ctx, id, core.TargetPage{Limit: core.MaxTargetPage, After: next})
+		if err != nil {
+			return nil, err
+		}
+		first.Targets = append(first.Targets, page.Targets...)
+		next = page.NextTargets
+	}
+	first.NextTargets = ""
+	if first.Raw, err = json.Marshal(first.Rotation); err != nil {
+		return nil, fmt.Errorf("get rotation %s: encode: %w", id, err)
+	}
+	return first, nil
 }
 
 // Retry sends a rotation's credential again to its targets that did not succeed
@@ -354,8 +397,9 @@ func (c *Client) Sources(ctx context.Context) (*Sources, error) {
 	return &s, nil
 }
 
-// Wait polls a rotation until it has finished and returns it. onUpdate, if not nil, is called
-// with every state read, the first and the last included. When ctx ends first, Wait returns the
+// Wait polls a rotation until it has finished and returns it, every target included. onUpdate,
+// if not nil, is called with every state read (the first page of targets and the counts), the
+// first and the last included. When ctx ends first, Wait returns the
 // last state read together with ctx's error. A poll that fails because the gateway is briefly
 // unreachable is tried again at the next tick; any other error ends the wait.
 func (c *Client) Wait(ctx context.Context, id string, onUpdate func(*Rotation)) (*Rotation, error) {
@@ -369,7 +413,10 @@ func (c *Client) Wait(ctx context.Context, id string, onUpdate func(*Rotation)) 
 				onUpdate(rot)
 			}
 			if rot.Status.Finished() {
-				return rot, nil
+				if rot.NextTargets == "" {
+					return rot, nil
+				}
+				return c.GetAll(ctx, id) // the final answer holds every target
 			}
 		case ctx.Err() != nil:
 			return last, fmt.Errorf("wait for rotation %s: %w", id, ctx.Err())

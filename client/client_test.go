@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -292,4 +293,41 @@ func TestRequestTimeout(t *testing.T) {
 	_, err = c.Sources(context.Background())
 	require.True(t, client.IsUnreachable(err))
 	require.Contains(t, err.Error(), "no answer in time")
+}
+
+// TestGetAllFollowsThePages: a rotation of 2,500 targets comes back whole, read a page at a
+// time with the cursor the gateway gave, in order.
+func TestGetAllFollowsThePages(t *testing.T) {
+	const n = 2500
+	all := make([]core.TargetResult, n)
+	for i := range all {
+		all[i] = core.TargetResult{Name: fmt.Sprintf("t%04d", i), Status: core.TargetSucceeded}
+	}
+	full := &core.Rotation{ID: "rot_big", Source: "db", Status: core.RotationSucceeded, Targets: all}
+	var pages int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pages++
+		lim, _ := strconv.Atoi(r.URL.Query().Get("targets_limit"))
+		p, err := core.PageOf(full, core.TargetPage{Limit: lim, After: r.URL.Query().Get("targets_after")})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(p)
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL, "tok-0123456789abcdef")
+	rot, err := c.GetAll(context.Background(), "rot_big")
+	require.NoError(t, err)
+	require.Len(t, rot.Targets, n)
+	for i, tr := range rot.Targets {
+		require.Equal(t, all[i].Name, tr.Name)
+	}
+	require.Equal(t, 3, pages, "1,000 a page")
+	require.Empty(t, rot.NextTargets)
+	require.Equal(t, n, rot.TargetCounts[core.TargetSucceeded])
+	var back core.Rotation
+	require.NoError(t, json.Unmarshal(rot.Raw, &back))
+	require.Len(t, back.Targets, n, "Raw is the whole rotation")
 }

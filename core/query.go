@@ -21,9 +21,44 @@ func (e *Engine) Get(ctx context.Context, id string) (*Rotation, error) {
 	return rot, nil
 }
 
-// Wait returns the rotation once it has finished, or its current state when ctx ends first. A
-// rotation worked by another replica is polled.
+// GetPage returns a rotation with one page of its targets and its per-status counts: what an
+// answer about a rotation holds, bounded whatever the rotation's size.
+func (e *Engine) GetPage(ctx context.Context, id string, p TargetPage) (*Rotation, error) {
+	rot, err := e.store.GetRotationPage(ctx, id, p)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &NotFoundError{What: "rotation", Name: id}
+	}
+	var ie *InputError
+	if err != nil && !errors.As(err, &ie) {
+		return nil, fmt.Errorf("read rotation %s: %w", id, err)
+	}
+	return rot, err
+}
+
+// Wait returns the rotation, every target included, once it has finished, or its current state
+// when ctx ends first (WaitPage answers with one page of targets).
 func (e *Engine) Wait(ctx context.Context, id string) (*Rotation, error) {
+	if err := e.waitDone(ctx, id); err != nil {
+		return nil, err
+	}
+	return e.Get(context.WithoutCancel(ctx), id)
+}
+
+// WaitPage is Wait answering with the targets page p and the per-status counts.
+func (e *Engine) WaitPage(ctx context.Context, id string, p TargetPage) (*Rotation, error) {
+	if _, _, err := p.Bounds(); err != nil {
+		return nil, err
+	}
+	if err := e.waitDone(ctx, id); err != nil {
+		return nil, err
+	}
+	return e.GetPage(context.WithoutCancel(ctx), id, p)
+}
+
+// waitDone returns once the rotation has finished or ctx ended (nil both times), or when it
+// cannot be read. A rotation worked by another replica is polled, its row and counts only.
+func (e *Engine) waitDone(ctx context.Context, id string) error {
+	bg := context.WithoutCancel(ctx)
 	for {
 		e.mu.Lock()
 		r, ok := e.runs[id]
@@ -32,15 +67,15 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Rotation, error) {
 			select {
 			case <-r.done:
 			case <-ctx.Done():
-				return e.Get(context.WithoutCancel(ctx), id)
+				return nil
 			}
 		}
-		rot, err := e.Get(context.WithoutCancel(ctx), id)
+		rot, err := e.GetPage(bg, id, TargetPage{Limit: 1})
 		if err != nil || rot.Status.Finished() {
-			return rot, err
+			return err
 		}
 		if e.clock.Sleep(ctx, 200*time.Millisecond) != nil {
-			return e.Get(context.WithoutCancel(ctx), id)
+			return nil
 		}
 	}
 }

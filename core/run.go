@@ -92,7 +92,7 @@ func (e *Engine) send(ctx context.Context, tr *targetRun, yield func()) *keeper 
 		tr.attempts++
 		e.updateTarget(ctx, tr.r, tr.w.idx, func(t *TargetResult) {
 			if t.StartedAt == nil {
-				now := e.clock.Now().UTC()
+				now := e.now()
 				t.StartedAt = &now
 			}
 			t.Status, t.Attempts = TargetRunning, tr.attempts

@@ -70,6 +70,34 @@ const (
 	MaxTargetPage     = 1000
 )
 
+// PageOf cuts a rotation held in memory to one page, as the stores' GetRotationPage does: its
+// Targets the page, TargetCounts set, NextTargets the cursor of the next page.
+func PageOf(r *Rotation, p TargetPage) (*Rotation, error) {
+	after, limit, err := p.Bounds()
+	if err != nil {
+		return nil, err
+	}
+	c := r.Clone()
+	all := c.Targets
+	c.Targets, c.TargetCounts, c.NextTargets = make([]TargetResult, 0, min(limit, len(all))), map[TargetStatus]int{}, ""
+	for _, t := range all {
+		c.TargetCounts[t.Status]++
+	}
+	last := after
+	for i := after + 1; i < len(all); i++ {
+		if p.Status != "" && all[i].Status != p.Status {
+			continue
+		}
+		if len(c.Targets) == limit {
+			c.NextTargets = strconv.Itoa(last)
+			break
+		}
+		c.Targets = append(c.Targets, all[i])
+		last = i
+	}
+	return c, nil
+}
+
 // Bounds parses the page: the index after which it starts (-1: from the first) and its size.
 // A cursor that is not one a page returned, or a limit out of range, is an *InputError.
 func (p TargetPage) Bounds() (after, limit int, err error) {

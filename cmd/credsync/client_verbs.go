@@ -189,7 +189,7 @@ func (cc *clientCmd) status(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	rot, err := c.Get(ctx, pos[0])
+	rot, err := c.GetAll(ctx, pos[0]) // every target, a page at a time
 	if err != nil {
 		return cc.fail(verb, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -191,8 +190,7 @@ func (s *Store) GetRotation(_ context.Context, id string) (*core.Rotation, error
 
 // GetRotationPage implements core.Store.
 func (s *Store) GetRotationPage(_ context.Context, id string, p core.TargetPage) (*core.Rotation, error) {
-	after, limit, err := p.Bounds()
-	if err != nil {
+	if _, _, err := p.Bounds(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -201,30 +199,7 @@ func (s *Store) GetRotationPage(_ context.Context, id string, p core.TargetPage)
 	if !ok {
 		return nil, core.ErrNotFound
 	}
-	r := e.rot.Clone()
-	all := r.Targets
-	r.Targets, r.TargetCounts = make([]core.TargetResult, 0), counts(all)
-	for i := after + 1; i < len(all); i++ {
-		if p.Status != "" && all[i].Status != p.Status {
-			continue
-		}
-		if len(r.Targets) == limit {
-			r.NextTargets = strconv.Itoa(prevMatch(all, i, p.Status))
-			break
-		}
-		r.Targets = append(r.Targets, all[i])
-	}
-	return r, nil
-}
-
-// prevMatch is the index of the last target before i that the page showed.
-func prevMatch(all []core.TargetResult, i int, st core.TargetStatus) int {
-	for j := i - 1; j >= 0; j-- {
-		if st == "" || all[j].Status == st {
-			return j
-		}
-	}
-	return -1
+	return core.PageOf(e.rot, p)
 }
 
 func counts(ts []core.TargetResult) map[core.TargetStatus]int {
@@ -294,7 +269,7 @@ func (s *Store) ListRotations(_ context.Context, f core.ListFilter) ([]*core.Rot
 		r := e.rot
 		if (f.Source == "" || r.Source == f.Source) && (f.Status == "" || r.Status == f.Status) && (f.Before == "" || r.ID < f.Before) {
 			c := r.Clone()
-			c.TargetCounts, c.Targets = counts(c.Targets), nil
+			c.TargetCounts, c.Targets = counts(c.Targets), []core.TargetResult{}
 			out = append(out, c)
 		}
 	}

@@ -455,7 +455,7 @@ func loadCounts(ctx context.Context, q querier, rots []*core.Rotation) error {
 	args := make([]any, len(rots))
 	for i, r := range rots {
 		byID[r.ID] = r
-		r.TargetCounts = map[core.TargetStatus]int{}
+		r.TargetCounts, r.Targets = map[core.TargetStatus]int{}, []core.TargetResult{}
 		ph[i] = "$" + strconv.Itoa(i+1)
 		args[i] = r.ID
 	}
