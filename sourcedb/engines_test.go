@@ -150,6 +150,8 @@ func TestServerLogHoldsVerifiers(t *testing.T) {
 		switch f.engine {
 		case Postgres:
 			want = `ALTER ROLE "` + u + `" WITH PASSWORD E'SCRAM-SHA-256$4096:`
+		case MySQL:
+			want = "ALTER USER '" + u + "'@'%' IDENTIFIED BY PASSWORD '" + nativeHash(pw.Reveal()) + "'"
 		}
 		require.Contains(t, log, want, "the statement is logged (the test would prove nothing otherwise), with the verifier")
 		sec.requireAbsent(t, "the server's statement log", log)
@@ -164,7 +166,11 @@ func TestQuotedNames(t *testing.T) {
 		var sec secrets
 		captureRetire(t, &sec)
 		users := []string{`Odd"User`, `o'brien`, `back\slash`, `semi;colon--`, `with space`, `ünïcødé`, `'; DROP TABLE x; --`}
-		users = append(users, `MixedCase`, `user@host`)
+		if f.engine == MySQL {
+			users = append(users, `o'brien@127.0.0.1`, `at@sign@%`)
+		} else {
+			users = append(users, `MixedCase`, `user@host`)
+		}
 		passwords := []string{
 			"Aa0" + password.SymbolSet + "tail", // every symbol of the policy
 			`Aa0 '"\\ \' \" \ %_;--/*@:$&#`,     // what SQL, URLs and shells care about
@@ -187,8 +193,8 @@ func TestQuotedNames(t *testing.T) {
 	})
 }
 
-// TestNoBackslashEscapes runs the quoting under the other reading of backslashes:
-// PostgreSQL's standard_conforming_strings=off.
+// TestNoBackslashEscapes runs the quoting under the other reading of backslashes: MySQL's
+// NO_BACKSLASH_ESCAPES, PostgreSQL's standard_conforming_strings=off.
 func TestNoBackslashEscapes(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, f *fixture) {
 		ctx := ctxT(t)
@@ -196,6 +202,8 @@ func TestNoBackslashEscapes(t *testing.T) {
 		switch f.engine {
 		case Postgres:
 			dsn += "&standard_conforming_strings=off"
+		case MySQL:
+			dsn += "&sql_mode=%27NO_BACKSLASH_ESCAPES%27"
 		}
 		d, err := Open(ctx, f.engine, dsn)
 		require.NoError(t, err)
@@ -256,6 +264,8 @@ func TestLoginStepFails(t *testing.T) {
 		switch f.engine {
 		case Postgres:
 			require.NoError(t, f.superExec(ctx, "ALTER ROLE cannot_login NOLOGIN"))
+		case MySQL:
+			require.NoError(t, f.superExec(ctx, "ALTER USER 'cannot_login'@'%' ACCOUNT LOCK"))
 		}
 		d := openT(t, f)
 		pw := sec.gen(t, password.Policy{})
@@ -299,6 +309,11 @@ func TestUnparsableAdminDSN(t *testing.T) {
 			"postgres://admin:" + pw + "@[db.example/warehouse",
 			"host=db.example user=admin password='" + pw,
 			"host=db.example user=admin password=" + pw + " port=x",
+		},
+		MySQL: {
+			"admin:" + pw + "@tcp(db.example:3306/warehouse",
+			"admin:" + pw + "@tcp(db.example:3306)",
+			"admin:" + pw + "@tcp(db.example:3306)/warehouse?timeout=soon",
 		},
 	} {
 		for _, dsn := range dsns {
@@ -360,7 +375,42 @@ func TestBadArguments(t *testing.T) {
 			long := strings.Repeat("r", pgMaxName+1)
 			require.ErrorContains(t, d.Stage(ctx, long, core.NewSecret("x")), "longer than 63 bytes")
 		}
+		if f.engine == MySQL {
+			require.ErrorContains(t, d.Stage(ctx, "name@", core.NewSecret("x")), "the host of user name@ is empty")
+		}
 	})
+}
+
+// TestMariaDBStrictPasswordValidation: with a password validation plugin MariaDB refuses the
+// hash; the error says why and what to do. A Stage that is repeated (the password is already
+// set) still succeeds, as it logs in.
+func TestMariaDBStrictPasswordValidation(t *testing.T) {
+	f := fixtures[1]
+	require.Equal(t, MySQL, f.engine)
+	ctx := ctxT(t)
+	f.createUser(t, "validated", randomHex(16))
+	d := openT(t, f)
+	var sec secrets
+	pw := sec.gen(t, password.Policy{Symbols: true})
+	require.NoError(t, d.Stage(ctx, "validated", pw))
+
+	require.NoError(t, f.superExec(ctx, "INSTALL SONAME 'simple_password_check'"))
+	t.Cleanup(func() {
+		require.NoError(t, f.superExec(context.Background(), "UNINSTALL SONAME 'simple_password_check'"))
+	})
+	require.NoError(t, d.Stage(ctx, "validated", pw), "repeated: already set, so it logs in")
+	err := d.Stage(ctx, "validated", sec.gen(t, password.Policy{Symbols: true}))
+	require.ErrorContains(t, err, "strict_password_validation=OFF")
+	t.Log(err)
+	sec.requireAbsent(t, "the error", err.Error())
+
+	require.NoError(t, f.superExec(ctx, "SET GLOBAL strict_password_validation = OFF"))
+	t.Cleanup(func() {
+		require.NoError(t, f.superExec(context.Background(), "SET GLOBAL strict_password_validation = ON"))
+	})
+	pw2 := sec.gen(t, password.Policy{Symbols: true})
+	require.NoError(t, d.Stage(ctx, "validated", pw2))
+	require.NoError(t, f.rawLogin(ctx, "validated", pw2.Reveal()))
 }
 
 // TestConcurrent: one DB, many goroutines (go test -race).

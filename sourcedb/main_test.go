@@ -3,7 +3,9 @@ package sourcedb
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,18 +16,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	_ "github.com/credsync/credsync/internal/golden" // registers -update
+	"github.com/credsync/credsync/internal/mariadbtest"
 	"github.com/credsync/credsync/internal/pgtest"
 )
 
-// The tests run against a real server: a throwaway PostgreSQL 15 (internal/pgtest), started
-// here for the whole binary.
+// The tests run against real servers: a PostgreSQL 15 (internal/pgtest) and a MariaDB
+// (internal/mariadbtest), both throwaway, started here for the whole binary.
 var (
-	pg *pgtest.Server
-	// fixtures are the engines' test set-ups, filled by TestMain.
+	pg  *pgtest.Server
+	mdb *mariadbtest.Server
+	// fixtures are the two engines' test set-ups, filled by TestMain.
 	fixtures []*fixture
 )
 
@@ -39,12 +44,23 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = pg.Stop() }()
+	if mdb, err = mariadbtest.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "FAIL: mariadbtest could not start MariaDB")
+		return 1
+	}
+	defer func() { _ = mdb.Stop() }()
 	pgf, err := setUpPostgres()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: set up PostgreSQL:", err)
 		return 1
 	}
-	fixtures = []*fixture{pgf}
+	myf, err := setUpMariaDB()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: set up MariaDB:", err)
+		return 1
+	}
+	fixtures = []*fixture{pgf, myf}
 	return m.Run()
 }
 
@@ -202,6 +218,101 @@ func setUpPostgres() (*fixture, error) {
 			return nil, fmt.Errorf("pg_hba.conf reload did not take effect (last login: %v)", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if err := f.rawLogin(ctx, "credsync_admin", adminPW); err != nil {
+		return nil, fmt.Errorf("the admin cannot log in: %w", err)
+	}
+	return f, nil
+}
+
+// ---- MariaDB
+
+func myOpen(dsn string) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = &mysql.NopLogger{}
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// myQuoteServer has the server quote (QUOTE()), so that the set-up does not depend on the
+// quoting under test. The set-up session has the default sql_mode.
+func myQuoteServer(ctx context.Context, s string) (string, error) {
+	db, err := myOpen(mdb.AdminDSN())
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var q string
+	err = db.QueryRowContext(ctx, "SELECT QUOTE(?)", s).Scan(&q)
+	return q, err
+}
+
+func setUpMariaDB() (*fixture, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adminPW := randomHex(16)
+	generalLog := filepath.Join(mdb.Dir(), "general.log")
+	if err := mdb.Exec(ctx,
+		// the rotation admin: CREATE USER (which allows ALTER USER) and, for Check, reading mysql.user
+		"CREATE USER 'credsync_admin'@'%' IDENTIFIED BY '"+adminPW+"'",
+		"GRANT CREATE USER ON *.* TO 'credsync_admin'@'%'",
+		"GRANT SELECT ON mysql.user TO 'credsync_admin'@'%'",
+		// every statement is logged, to show that no password reaches the log
+		"SET GLOBAL general_log_file = '"+generalLog+"'",
+		"SET GLOBAL general_log = ON",
+	); err != nil {
+		return nil, err
+	}
+	f := &fixture{
+		engine:      MySQL,
+		adminDSN:    mdb.DSN("credsync_admin", adminPW, ""),
+		adminPW:     adminPW,
+		badAdminDSN: func(pw string) string { return mdb.DSN("credsync_admin", pw, "") },
+		superExec:   mdb.Exec,
+		rawLogin: func(ctx context.Context, user, password string) error {
+			cfg := mysql.NewConfig()
+			cfg.User, _ = account(user)
+			cfg.Passwd = password
+			cfg.Net, cfg.Addr = "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(mdb.Port()))
+			cfg.Logger = &mysql.NopLogger{}
+			c, err := mysql.NewConnector(cfg)
+			if err != nil {
+				return err
+			}
+			db := sql.OpenDB(c)
+			defer db.Close()
+			var one int
+			return db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+		},
+		serverLog: func(t *testing.T) string {
+			b, err := os.ReadFile(generalLog)
+			require.NoError(t, err)
+			return string(b)
+		},
+		isAuthErr: func(err error) bool {
+			var myErr *mysql.MySQLError
+			return errors.As(err, &myErr) && myErr.Number == 1045
+		},
+	}
+	f.createUser = func(t *testing.T, user, password string) {
+		t.Helper()
+		ctx := ctxT(t)
+		name, host := account(user)
+		qn, err := myQuoteServer(ctx, name)
+		require.NoError(t, err)
+		qh, err := myQuoteServer(ctx, host)
+		require.NoError(t, err)
+		qp, err := myQuoteServer(ctx, password)
+		require.NoError(t, err)
+		drop := "DROP USER IF EXISTS " + qn + "@" + qh
+		require.NoError(t, f.superExec(ctx, drop, "CREATE USER "+qn+"@"+qh+" IDENTIFIED BY "+qp))
+		t.Cleanup(func() { require.NoError(t, f.superExec(context.Background(), drop)) })
 	}
 	if err := f.rawLogin(ctx, "credsync_admin", adminPW); err != nil {
 		return nil, fmt.Errorf("the admin cannot log in: %w", err)

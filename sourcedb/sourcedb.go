@@ -112,8 +112,10 @@ func Open(ctx context.Context, engine, adminDSN string) (DB, error) {
 	switch engine {
 	case Postgres:
 		d, err = newPostgres(adminDSN)
+	case MySQL:
+		d, err = newMySQL(adminDSN)
 	default:
-		return nil, fmt.Errorf("sourcedb: unknown engine %q: want %q", engine, Postgres)
+		return nil, fmt.Errorf("sourcedb: unknown engine %q: want %q or %q (MySQL and MariaDB)", engine, Postgres, MySQL)
 	}
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
@@ -73,6 +74,11 @@ func TestSCRAMRFC7677(t *testing.T) {
 	require.True(t, strings.HasPrefix(a, "SCRAM-SHA-256$4096:"))
 }
 
+func TestNativeHash(t *testing.T) {
+	// MariaDB: SELECT PASSWORD('abc')
+	require.Equal(t, "*0D3CED9BEC10A777AEC23CCC353A8C08A633045E", nativeHash("abc"))
+}
+
 func TestPgQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                  `E''`,
@@ -91,11 +97,25 @@ func TestPgQuote(t *testing.T) {
 	require.Error(t, err)
 }
 
+func TestMySQLQuote(t *testing.T) {
+	for _, c := range []struct{ in, std, nbe string }{
+		{"plain", `'plain'`, `'plain'`},
+		{"it's", `'it''s'`, `'it''s'`},
+		{`back\slash`, `'back\\slash'`, `'back\slash'`},
+		{`\'`, `'\\'''`, `'\'''`},
+		{`ends\`, `'ends\\'`, `'ends\'`},
+		{`"double"`, `'"double"'`, `'"double"'`},
+	} {
+		require.Equal(t, c.std, mysqlQuote(c.in, false), c.in)
+		require.Equal(t, c.nbe, mysqlQuote(c.in, true), c.in)
+	}
+}
+
 // nasty strings for the quoting round trips
 var nasty = []string{"", "plain", "it's", `back\slash`, `\`, `'`, `\'`, `'\`, `\\''\\`, `ends\`, `"`, "`", `%_`, `\%\_`,
 	"ünïcødé", "'; DROP TABLE x; --", `\0\n\r\Z\b\t`, `$$dollar$$`, `E'x'`, `x' || 'y`}
 
-// TestQuoteRoundTrip has the real server read back every quoted string, in both readings of
+// TestQuoteRoundTrip has the real servers read back every quoted string, in both readings of
 // the backslash.
 func TestQuoteRoundTrip(t *testing.T) {
 	ctx := ctxT(t)
@@ -123,6 +143,30 @@ func TestQuoteRoundTrip(t *testing.T) {
 				}
 				require.NoError(t, err)
 				require.Equal(t, s, res[0].FieldDescriptions[0].Name)
+			}
+		}
+	})
+	t.Run(MySQL, func(t *testing.T) {
+		for _, nbe := range []bool{false, true} {
+			dsn := mdb.AdminDSN()
+			if nbe {
+				dsn += "&sql_mode=%27NO_BACKSLASH_ESCAPES%27"
+			}
+			db, err := myOpen(dsn)
+			require.NoError(t, err)
+			defer db.Close()
+			conn, err := db.Conn(ctx)
+			require.NoError(t, err)
+			defer conn.Close()
+			s, err := readSession(ctx, conn)
+			require.NoError(t, err)
+			require.Equal(t, nbe, s.noBackslashEscapes)
+			require.True(t, s.utf8)
+			for _, v := range nasty {
+				var got string
+				q := mysqlQuote(v, nbe)
+				require.NoError(t, conn.QueryRowContext(ctx, "SELECT "+q).Scan(&got), q)
+				require.Equal(t, v, string(got), "NO_BACKSLASH_ESCAPES=%v: %s", nbe, q)
 			}
 		}
 	})
@@ -154,6 +198,40 @@ func TestLoginConfig(t *testing.T) {
 		require.Equal(t, "admin-pw", e.cfg.Password)
 		require.Equal(t, "admin-pw", e.adminPassword())
 	})
+	t.Run(MySQL, func(t *testing.T) {
+		d, err := newMySQL("admin:admin-pw@tcp(db.example:3307)/warehouse?tls=skip-verify&timeout=7s&readTimeout=9s&charset=utf8mb4&sql_mode=%27ANSI%27")
+		require.NoError(t, err)
+		defer d.Close()
+		e := d.e.(*myEngine)
+		cfg := e.loginConfig("o'brien@10.0.0.%", "new pw'")
+		require.Equal(t, "o'brien", cfg.User)
+		require.Equal(t, "new pw'", cfg.Passwd)
+		require.Equal(t, "tcp", cfg.Net)
+		require.Equal(t, "db.example:3307", cfg.Addr)
+		require.Equal(t, "warehouse", cfg.DBName)
+		require.Equal(t, "skip-verify", cfg.TLSConfig)
+		require.Equal(t, "7s", cfg.Timeout.String())
+		require.Equal(t, "9s", cfg.ReadTimeout.String())
+		require.Equal(t, "'ANSI'", cfg.Params["sql_mode"])
+		require.IsType(t, &mysql.NopLogger{}, cfg.Logger, "the driver prints nothing")
+		require.Equal(t, "admin", e.cfg.User, "the admin's config is not changed")
+		require.Equal(t, "admin-pw", e.cfg.Passwd)
+	})
+}
+
+func TestAccount(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"analytics":            {"analytics", "%"},
+		"analytics@10.0.0.%":   {"analytics", "10.0.0.%"},
+		"at@sign@localhost":    {"at@sign", "localhost"},
+		"o'brien@127.0.0.1":    {"o'brien", "127.0.0.1"},
+		"trailing@":            {"trailing", ""},
+		"@host":                {"", "host"},
+		"Odd\"User@db.example": {"Odd\"User", "db.example"},
+	} {
+		n, h := account(in)
+		require.Equal(t, want, [2]string{n, h}, in)
+	}
 }
 
 // fakeEngine fails every operation with a chosen error.
