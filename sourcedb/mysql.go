@@ -29,8 +29,8 @@ import (
 //
 //	ALTER USER '<name>'@'<host>' IDENTIFIED BY '<password>'
 //
-// MariaDB writes statements as they are to its general log (tested: it shows IDENTIFIED BY
-// '<password>' in clear) and to its binary log, so it gets the
+// MariaDB writes statements as they are to its general log and its binary log (with 10.11 both
+// show IDENTIFIED BY '<password>' in clear; the tests check the general log), so it gets the
 // mysql_native_password hash, which does not let anyone log in; the account's plugin becomes
 // mysql_native_password, MariaDB's default. A MariaDB with a password validation plugin and
 // strict_password_validation=ON refuses a hash it cannot check: the error says so. MySQL
