@@ -88,6 +88,8 @@ type Target struct {
 type Source struct {
 	Name    string
 	Targets []*Target
+	// Rotation, when set, makes credsync generate the credential itself (see SourceRotation).
+	Rotation *SourceRotation
 
 	once   sync.Once
 	byName map[string]*Target
@@ -125,6 +127,8 @@ type Rotation struct {
 	TargetCounts map[TargetStatus]int `json:"target_counts,omitempty"`
 	// NextTargets, on a page, is the cursor of the next page ("" on the last).
 	NextTargets string `json:"next_targets,omitempty"`
+	// SourceRotation is set on a rotation credsync generated itself (generate: true).
+	SourceRotation *SourceRotationState `json:"source_rotation,omitempty"`
 }
 
 // TargetResult is one target's part of a rotation.
@@ -139,11 +143,18 @@ type TargetResult struct {
 	Error      *Error       `json:"error"`
 	StartedAt  *time.Time   `json:"started_at,omitempty"`
 	FinishedAt *time.Time   `json:"finished_at,omitempty"`
+	// User, on a generated rotation, is the source user this target holds now: the staged
+	// user once it succeeded, the previous one while it did not.
+	User string `json:"user,omitempty"`
 }
 
 // Clone returns a deep copy, safe to hand out while the engine keeps working on the original.
 func (r *Rotation) Clone() *Rotation {
 	c := *r
+	if r.SourceRotation != nil {
+		sr := *r.SourceRotation
+		c.SourceRotation = &sr
+	}
 	if r.TargetCounts != nil {
 		c.TargetCounts = make(map[TargetStatus]int, len(r.TargetCounts))
 		for k, v := range r.TargetCounts {

@@ -287,6 +287,17 @@ type Store interface {
 	// whose outcome is unknown may still land until then. Releasing a claim not held is a no-op.
 	ReleaseTarget(ctx context.Context, c TargetClaim, hold time.Duration) error
 
+	// GetSourceState returns what is kept of a rotating source (the zero state, Source set,
+	// when nothing is); PutSourceState replaces it.
+	GetSourceState(ctx context.Context, source string) (SourceState, error)
+	PutSourceState(ctx context.Context, st SourceState) error
+	// SetSourceRotation replaces a rotation's source_rotation part.
+	SetSourceRotation(ctx context.Context, rotationID string, st SourceRotationState) error
+	// AcquireNamedLease makes owner the one replica doing the job name until ttl from now
+	// (granted when free, expired, or owner's already); a replica that dies loses it.
+	AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	ReleaseNamedLease(ctx context.Context, name, owner string) error
+
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 

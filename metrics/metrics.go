@@ -182,6 +182,31 @@ func (t *timedStore) PurgeAudit(ctx context.Context, before time.Time, limit int
 	return t.Store.PurgeAudit(ctx, before, limit)
 }
 
+func (t *timedStore) GetSourceState(ctx context.Context, source string) (st core.SourceState, err error) {
+	defer func(start time.Time) { t.observe("get_source_state", start, err) }(time.Now())
+	return t.Store.GetSourceState(ctx, source)
+}
+
+func (t *timedStore) PutSourceState(ctx context.Context, st core.SourceState) (err error) {
+	defer func(start time.Time) { t.observe("put_source_state", start, err) }(time.Now())
+	return t.Store.PutSourceState(ctx, st)
+}
+
+func (t *timedStore) SetSourceRotation(ctx context.Context, id string, st core.SourceRotationState) (err error) {
+	defer func(start time.Time) { t.observe("set_source_rotation", start, err) }(time.Now())
+	return t.Store.SetSourceRotation(ctx, id, st)
+}
+
+func (t *timedStore) AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (ok bool, err error) {
+	defer func(start time.Time) { t.observe("acquire_named_lease", start, err) }(time.Now())
+	return t.Store.AcquireNamedLease(ctx, name, owner, ttl)
+}
+
+func (t *timedStore) ReleaseNamedLease(ctx context.Context, name, owner string) (err error) {
+	defer func(start time.Time) { t.observe("release_named_lease", start, err) }(time.Now())
+	return t.Store.ReleaseNamedLease(ctx, name, owner)
+}
+
 func (t *timedStore) ListRotations(ctx context.Context, f core.ListFilter) (r []*core.Rotation, err error) {
 	defer func(start time.Time) { t.observe("list_rotations", start, err) }(time.Now())
 	return t.Store.ListRotations(ctx, f)

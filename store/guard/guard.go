@@ -225,6 +225,41 @@ func (g *Store) PurgeAudit(ctx context.Context, before time.Time, limit int) (in
 	return n, err
 }
 
+// GetSourceState implements core.Store.
+func (g *Store) GetSourceState(ctx context.Context, source string) (core.SourceState, error) {
+	var st core.SourceState
+	err := g.do(ctx, "get source state", func(ctx context.Context) (err error) {
+		st, err = g.s.GetSourceState(ctx, source)
+		return err
+	})
+	return st, err
+}
+
+// PutSourceState implements core.Store.
+func (g *Store) PutSourceState(ctx context.Context, st core.SourceState) error {
+	return g.do(ctx, "put source state", func(ctx context.Context) error { return g.s.PutSourceState(ctx, st) })
+}
+
+// SetSourceRotation implements core.Store.
+func (g *Store) SetSourceRotation(ctx context.Context, id string, st core.SourceRotationState) error {
+	return g.do(ctx, "set source rotation", func(ctx context.Context) error { return g.s.SetSourceRotation(ctx, id, st) })
+}
+
+// AcquireNamedLease implements core.Store.
+func (g *Store) AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	var ok bool
+	err := g.do(ctx, "acquire lease", func(ctx context.Context) (err error) {
+		ok, err = g.s.AcquireNamedLease(ctx, name, owner, ttl)
+		return err
+	})
+	return ok, err
+}
+
+// ReleaseNamedLease implements core.Store.
+func (g *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error {
+	return g.do(ctx, "release lease", func(ctx context.Context) error { return g.s.ReleaseNamedLease(ctx, name, owner) })
+}
+
 // FindIdempotencyKey implements core.Store.
 func (g *Store) FindIdempotencyKey(ctx context.Context, actor, key string) (*core.IdempotencyHit, error) {
 	var hit *core.IdempotencyHit

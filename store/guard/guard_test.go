@@ -36,6 +36,20 @@ func (f frozen) LastOutcomes(context.Context) (map[string]map[string]core.LastOu
 }
 func (f frozen) PurgeHistory(context.Context, time.Time, int) (int, error) { f.hang(); return 0, nil }
 func (f frozen) PurgeAudit(context.Context, time.Time, int) (int, error)   { f.hang(); return 0, nil }
+func (f frozen) GetSourceState(context.Context, string) (core.SourceState, error) {
+	f.hang()
+	return core.SourceState{}, nil
+}
+func (f frozen) PutSourceState(context.Context, core.SourceState) error { f.hang(); return nil }
+func (f frozen) SetSourceRotation(context.Context, string, core.SourceRotationState) error {
+	f.hang()
+	return nil
+}
+func (f frozen) AcquireNamedLease(context.Context, string, string, time.Duration) (bool, error) {
+	f.hang()
+	return false, nil
+}
+func (f frozen) ReleaseNamedLease(context.Context, string, string) error { f.hang(); return nil }
 func (f frozen) SetRotationStatus(context.Context, string, core.RotationStatus, *time.Time) error {
 	f.hang()
 	return nil

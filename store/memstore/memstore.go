@@ -18,14 +18,16 @@ const DefaultLimit = core.DefaultListLimit
 
 // Store is an in-memory core.Store, safe for concurrent use.
 type Store struct {
-	mu     sync.Mutex
-	now    func() time.Time
-	rots   map[string]*entry
-	last   map[string]lastOutcome // source\x00target → newest finished outcome
-	seqs   map[string]int64
-	idem   map[string]core.IdempotencyHit
-	claims map[string]*claim
-	audit  []core.AuditEvent
+	mu       sync.Mutex
+	now      func() time.Time
+	rots     map[string]*entry
+	last     map[string]lastOutcome // source\x00target → newest finished outcome
+	srcState map[string]core.SourceState
+	named    map[string]namedLease
+	seqs     map[string]int64
+	idem     map[string]core.IdempotencyHit
+	claims   map[string]*claim
+	audit    []core.AuditEvent
 }
 
 type entry struct {
@@ -45,7 +47,7 @@ type claim struct {
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{now: time.Now, rots: map[string]*entry{}, last: map[string]lastOutcome{}, seqs: map[string]int64{},
+	return &Store{now: time.Now, rots: map[string]*entry{}, last: map[string]lastOutcome{}, srcState: map[string]core.SourceState{}, named: map[string]namedLease{}, seqs: map[string]int64{},
 		idem: map[string]core.IdempotencyHit{}, claims: map[string]*claim{}}
 }
 
@@ -436,6 +438,66 @@ func (s *Store) ReleaseTarget(_ context.Context, c core.TargetClaim, hold time.D
 		cl.until = s.now().Add(hold)
 	}
 	return nil
+}
+
+// GetSourceState implements core.Store.
+func (s *Store) GetSourceState(_ context.Context, source string) (core.SourceState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.srcState[source]
+	if !ok {
+		return core.SourceState{Source: source}, nil
+	}
+	st.InUse = append([]string(nil), st.InUse...)
+	return st, nil
+}
+
+// PutSourceState implements core.Store.
+func (s *Store) PutSourceState(_ context.Context, st core.SourceState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.InUse = append([]string(nil), st.InUse...)
+	s.srcState[st.Source] = st
+	return nil
+}
+
+// SetSourceRotation implements core.Store.
+func (s *Store) SetSourceRotation(_ context.Context, id string, st core.SourceRotationState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.rots[id]
+	if !ok {
+		return fmt.Errorf("rotation %s: %w", id, core.ErrNotFound)
+	}
+	e.rot.SourceRotation = &st
+	return nil
+}
+
+// AcquireNamedLease implements core.Store.
+func (s *Store) AcquireNamedLease(_ context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if l, ok := s.named[name]; ok && l.owner != owner && now.Before(l.until) {
+		return false, nil
+	}
+	s.named[name] = namedLease{owner: owner, until: now.Add(ttl)}
+	return true, nil
+}
+
+// ReleaseNamedLease implements core.Store.
+func (s *Store) ReleaseNamedLease(_ context.Context, name, owner string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.named[name]; ok && l.owner == owner {
+		delete(s.named, name)
+	}
+	return nil
+}
+
+type namedLease struct {
+	owner string
+	until time.Time
 }
 
 // AppendAudit implements core.Store.

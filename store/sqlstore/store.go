@@ -21,7 +21,7 @@ var _ core.Store = (*Store)(nil)
 var finishedStatuses = "('" + string(core.RotationSucceeded) + "', '" + string(core.RotationPartial) + "', '" +
 	string(core.RotationFailed) + "', '" + string(core.RotationSuperseded) + "')"
 
-const rotationColumns = `id, source, seq, status, created_at, finished_at, actor, credential_type`
+const rotationColumns = `id, source, seq, status, created_at, finished_at, actor, credential_type, source_rotation`
 
 // targetChunk is how many target rows one INSERT writes.
 const targetChunk = 400
@@ -47,9 +47,17 @@ func scanRotation(r interface{ Scan(...any) error }) (*core.Rotation, error) {
 		created  int64
 		finished sql.NullInt64
 		ctype    string
+		srcRot   sql.NullString
 	)
-	if err := r.Scan(&rot.ID, &rot.Source, &rot.Seq, &status, &created, &finished, &rot.Actor, &ctype); err != nil {
+	if err := r.Scan(&rot.ID, &rot.Source, &rot.Seq, &status, &created, &finished, &rot.Actor, &ctype, &srcRot); err != nil {
 		return nil, err
+	}
+	if srcRot.Valid && srcRot.String != "" {
+		var st core.SourceRotationState
+		if err := json.Unmarshal([]byte(srcRot.String), &st); err != nil {
+			return nil, fmt.Errorf("decode source_rotation of %s: %w", rot.ID, err)
+		}
+		rot.SourceRotation = &st
 	}
 	rot.Status = core.RotationStatus(status)
 	rot.Type = core.CredentialType(ctype)
@@ -160,7 +168,7 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 	if r == nil {
 		return nil, errors.New("sqlstore: create rotation: no rotation")
 	}
-	if s.dialect == dialectPostgres && n.IdempotencyKey == "" {
+	if s.dialect == dialectPostgres && n.IdempotencyKey == "" && r.SourceRotation == nil {
 		return nil, s.createRotationPG(ctx, n)
 	}
 	var (
@@ -194,6 +202,15 @@ func (s *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.I
 		}
 		if err := writeTargets(ctx, q, r.ID, r.Targets); err != nil {
 			return err
+		}
+		if r.SourceRotation != nil {
+			b, err := json.Marshal(r.SourceRotation)
+			if err != nil {
+				return fmt.Errorf("encode source_rotation: %w", err)
+			}
+			if _, err := q.exec(ctx, `UPDATE rotations SET source_rotation = $2 WHERE id = $1`, r.ID, string(b)); err != nil {
+				return fmt.Errorf("record source_rotation: %w", err)
+			}
 		}
 		if n.Audit != nil {
 			if _, err := q.exec(ctx, appendAuditSQL, auditArgs(*n.Audit)...); err != nil {
@@ -781,6 +798,72 @@ func (s *Store) ReleaseTarget(ctx context.Context, c core.TargetClaim, hold time
 		WHERE source = $1 AND target = $2 AND holder = $3`,
 		c.Source, c.Target, c.Holder, ttlMicros(hold), hold > 0); err != nil {
 		return fmt.Errorf("sqlstore: release target %s/%s for %s: %w", c.Source, c.Target, c.RotationID, err)
+	}
+	return nil
+}
+
+// GetSourceState implements core.Store.
+func (s *Store) GetSourceState(ctx context.Context, source string) (core.SourceState, error) {
+	var state string
+	err := s.b.queryRow(ctx, `SELECT state FROM source_state WHERE source = $1`, source).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return core.SourceState{Source: source}, nil
+	}
+	if err != nil {
+		return core.SourceState{}, fmt.Errorf("sqlstore: source state of %s: %w", source, err)
+	}
+	var st core.SourceState
+	if err := json.Unmarshal([]byte(state), &st); err != nil {
+		return core.SourceState{}, fmt.Errorf("sqlstore: decode source state of %s: %w", source, err)
+	}
+	st.Source = source
+	return st, nil
+}
+
+// PutSourceState implements core.Store.
+func (s *Store) PutSourceState(ctx context.Context, st core.SourceState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("sqlstore: encode source state of %s: %w", st.Source, err)
+	}
+	if _, err := s.b.write(ctx, `INSERT INTO source_state (source, state) VALUES ($1, $2)
+		ON CONFLICT (source) DO UPDATE SET state = excluded.state`, st.Source, string(b)); err != nil {
+		return fmt.Errorf("sqlstore: put source state of %s: %w", st.Source, err)
+	}
+	return nil
+}
+
+// SetSourceRotation implements core.Store.
+func (s *Store) SetSourceRotation(ctx context.Context, rotationID string, st core.SourceRotationState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("sqlstore: encode source_rotation of %s: %w", rotationID, err)
+	}
+	n, err := s.b.write(ctx, `UPDATE rotations SET source_rotation = $2 WHERE id = $1`, rotationID, string(b))
+	if err != nil {
+		return fmt.Errorf("sqlstore: set source_rotation of %s: %w", rotationID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: set source_rotation of %s: %w", rotationID, core.ErrNotFound)
+	}
+	return nil
+}
+
+// AcquireNamedLease implements core.Store in one upsert.
+func (s *Store) AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	n, err := s.b.write(ctx, `INSERT INTO named_leases (name, owner, until) VALUES ($1, $2, @now + $3)
+		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+		WHERE named_leases.owner = excluded.owner OR named_leases.until <= @now`, name, owner, ttlMicros(ttl))
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: acquire lease %s: %w", name, err)
+	}
+	return n > 0, nil
+}
+
+// ReleaseNamedLease implements core.Store.
+func (s *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error {
+	if _, err := s.b.write(ctx, `DELETE FROM named_leases WHERE name = $1 AND owner = $2`, name, owner); err != nil {
+		return fmt.Errorf("sqlstore: release lease %s: %w", name, err)
 	}
 	return nil
 }

@@ -74,6 +74,8 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"ClaimTargetConcurrent", testClaimTargetConcurrent},
 		{"ClaimTargetRenew", testClaimTargetRenew},
 		{"LastOutcomes", testLastOutcomes},
+		{"SourceState", testSourceState},
+		{"NamedLeases", testNamedLeases},
 		{"PurgeHistory", testPurgeHistory},
 		{"ClaimTargetHold", testClaimTargetHold},
 		{"Audit", testAudit},
@@ -1256,4 +1258,70 @@ func testPurgeHistory(t *testing.T, s core.Store) {
 	n, err = s.PurgeAudit(ctx, base.Add(time.Second), 10)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, n, 1)
+}
+
+// testSourceState: a rotating source's state and a generated rotation's source part round-trip.
+func testSourceState(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	st, err := s.GetSourceState(ctx, "wh")
+	require.NoError(t, err)
+	require.Equal(t, core.SourceState{Source: "wh"}, st, "nothing kept yet")
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	want := core.SourceState{Source: "wh", InUse: []string{"b", "a"}, Current: id(1), LastRotatedAt: &at, NextDueAt: &at,
+		Failures: 2, RetireUser: "a", RetireAt: &at, RetireRotation: id(1)}
+	require.NoError(t, s.PutSourceState(ctx, want))
+	st, err = s.GetSourceState(ctx, "wh")
+	require.NoError(t, err)
+	require.Equal(t, want.InUse, st.InUse)
+	require.True(t, want.RetireAt.Equal(*st.RetireAt))
+	require.Equal(t, want.Failures, st.Failures)
+	require.Equal(t, want.RetireRotation, st.RetireRotation)
+	want.InUse, want.RetireUser, want.RetireAt = []string{"b"}, "", nil
+	require.NoError(t, s.PutSourceState(ctx, want))
+	st, err = s.GetSourceState(ctx, "wh")
+	require.NoError(t, err)
+	require.Equal(t, []string{"b"}, st.InUse)
+	require.Nil(t, st.RetireAt)
+
+	r := rot(1, "wh")
+	r.SourceRotation = &core.SourceRotationState{User: "b", PreviousUser: "a", Phase: core.PhaseStaging}
+	create(t, s, core.NewRotation{Rotation: r})
+	got := get(t, s, r.ID)
+	require.Equal(t, r.SourceRotation, got.SourceRotation)
+	done := core.SourceRotationState{User: "b", PreviousUser: "a", Phase: core.PhaseDone, RetireAt: &at, RetiredAt: &at}
+	require.NoError(t, s.SetSourceRotation(ctx, r.ID, done))
+	got = get(t, s, r.ID)
+	require.Equal(t, core.PhaseDone, got.SourceRotation.Phase)
+	require.True(t, at.Equal(*got.SourceRotation.RetiredAt))
+	require.ErrorIs(t, s.SetSourceRotation(ctx, "rot_nope", done), core.ErrNotFound)
+	create(t, s, core.NewRotation{Rotation: rot(2, "plain")})
+	require.Nil(t, get(t, s, id(2)).SourceRotation, "a submitted credential has no source part")
+}
+
+func testNamedLeases(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	ok, err := s.AcquireNamedLease(ctx, "retire:wh", "r1", shortTTL)
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = s.AcquireNamedLease(ctx, "retire:wh", "r2", longTTL)
+	require.NoError(t, err)
+	require.False(t, ok, "held by r1")
+	ok, err = s.AcquireNamedLease(ctx, "retire:wh", "r1", shortTTL)
+	require.NoError(t, err)
+	require.True(t, ok, "r1 renews its own")
+	ok, err = s.AcquireNamedLease(ctx, "schedule:wh", "r2", longTTL)
+	require.NoError(t, err)
+	require.True(t, ok, "another job is another lease")
+	time.Sleep(expiryWait)
+	ok, err = s.AcquireNamedLease(ctx, "retire:wh", "r2", longTTL)
+	require.NoError(t, err)
+	require.True(t, ok, "r1's lease expired")
+	require.NoError(t, s.ReleaseNamedLease(ctx, "retire:wh", "r1"), "releasing a lease one does not hold is a no-op")
+	ok, err = s.AcquireNamedLease(ctx, "retire:wh", "r1", longTTL)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.NoError(t, s.ReleaseNamedLease(ctx, "retire:wh", "r2"))
+	ok, err = s.AcquireNamedLease(ctx, "retire:wh", "r1", longTTL)
+	require.NoError(t, err)
+	require.True(t, ok, "released")
 }
