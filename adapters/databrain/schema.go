@@ -9,11 +9,12 @@ import (
 	"github.com/credsync/credsync/core"
 )
 
-// This file is the one table of what Databrain's PUT /api/v2/datasource accepts in "credentials"
-// for each datasourceType (seed 002, the field groups mapped to types as doc.go explains). The
-// adapter validates the merged body against it before sending, the config loader validates the
-// non-secret part against it at load time, and the fake server validates what it receives
-// against it, so the three cannot drift apart.
+// This file is the adapter's table of what Databrain's PUT /api/v2/datasource accepts in
+// "credentials" for each datasourceType (seed 002, the field groups mapped to types as doc.go
+// explains). The adapter validates the merged body against it before sending, and the config
+// loader validates the non-secret part against it at load time. The fake server does not use it:
+// it has its own reading of seed 002 (fake_schema.go), so that a wrong entry here makes the fake
+// refuse the adapter's request (TestFakeRefusesAWrongAdapterTable) instead of passing both.
 
 // valueKind is the JSON type a credentials field must have.
 type valueKind int
