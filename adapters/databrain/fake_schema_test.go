@@ -391,11 +391,16 @@ var seedBodies = map[string]string{
 		`"s3SecretAccessKey":"s"}}`,
 }
 
-// TestFakeAnswersTheSeedsBodies: hand-written bodies, each accepted or refused as seed 002 says.
-func TestFakeAnswersTheSeedsBodies(t *testing.T) {
-	if len(seedBodies) != len(wireTypes) {
-		t.Fatalf("%d hand-written bodies for %d datasource types", len(seedBodies), len(wireTypes))
-	}
+// seedCase is a body of seedBodies with changes, and what seed 002 says of it.
+type seedCase struct {
+	name, dsType string
+	set          map[string]any // changes to the type's seed body (nil: delete; "@tenancySettings": the top-level object)
+	refusal      string         // "" accepted; else a part of the fake's 400 message
+}
+
+// seedCases are the hand-written bodies: every type's as written, then variations, each accepted
+// or refused as the seed's text says.
+func seedCases() []seedCase {
 	table := map[string]any{"tenancyLevel": "TABLE", "clientColumnType": "NUMBER", "schemaName": "public", "tableName": "clients",
 		"tableClientNameColumn": "client_name", "tablePrimaryKeyColumn": "id"}
 	without := func(m map[string]any, key string) map[string]any {
@@ -412,11 +417,7 @@ func TestFakeAnswersTheSeedsBodies(t *testing.T) {
 		out[key] = v
 		return out
 	}
-	cases := []struct {
-		name, dsType string
-		set          map[string]any // changes to the type's seed body (nil: delete)
-		refusal      string         // "" accepted; else a part of the 400 message
-	}{
+	return []seedCase{
 		// Every type's body as written.
 		{"postgres (the seed's example)", "postgres", nil, ""},
 		{"redshift", "redshift", nil, ""},
@@ -513,6 +514,7 @@ func TestFakeAnswersTheSeedsBodies(t *testing.T) {
 		{"trino SSH without sshPrivateKey", "trino", map[string]any{"sshTunnel": "enable", "sshHost": "b", "sshPort": 22, "sshUsername": "t"}, "credentials.sshPrivateKey is required when sshTunnel"},
 		{"csv without bucketName", "csv", map[string]any{"bucketName": nil}, "credentials.bucketName is required"},
 		{"csv tableLevel in lower case", "csv", map[string]any{"tableLevel": "file"}, "credentials.tableLevel must be"},
+		{"csv tableLevel empty", "csv", map[string]any{"tableLevel": ""}, "credentials.tableLevel must be"},
 		{"awss3 tableLevel Folder", "awss3", map[string]any{"tableLevel": "Folder", "datasetPath": "raw/"}, ""},
 
 		// Tenancy settings.
@@ -522,12 +524,20 @@ func TestFakeAnswersTheSeedsBodies(t *testing.T) {
 		{"tenancy TABLE without clientColumnType", "postgres", map[string]any{"@tenancySettings": without(table, "clientColumnType")}, "tenancySettings.clientColumnType is required"},
 		{"tenancy clientColumnType TEXT", "postgres", map[string]any{"@tenancySettings": with(table, "clientColumnType", "TEXT")}, "tenancySettings.clientColumnType must be \"NUMBER\" or \"STRING\""},
 		{"tenancy DATABASE with a bad clientColumnType", "postgres", map[string]any{"@tenancySettings": map[string]any{"tenancyLevel": "DATABASE", "clientColumnType": "TEXT"}}, "tenancySettings.clientColumnType must be"},
+		{"tenancy TABLE with an empty clientColumnType", "postgres", map[string]any{"@tenancySettings": with(table, "clientColumnType", "")}, "tenancySettings.clientColumnType"},
 		{"tenancy level in lower case", "postgres", map[string]any{"@tenancySettings": with(table, "tenancyLevel", "table")}, "tenancySettings.tenancyLevel must be"},
 		{"tenancy without a level", "postgres", map[string]any{"@tenancySettings": map[string]any{}}, "tenancySettings.tenancyLevel is required"},
 		{"tenancy unknown key", "postgres", map[string]any{"@tenancySettings": with(table, "clientTable", "x")}, "tenancySettings.clientTable is not a tenancy setting"},
 		{"tenancy value not a string", "postgres", map[string]any{"@tenancySettings": with(table, "tableName", 7)}, "tenancySettings.tableName must be a string"},
 	}
-	for _, tc := range cases {
+}
+
+// TestFakeAnswersTheSeedsBodies: hand-written bodies, each accepted or refused as seed 002 says.
+func TestFakeAnswersTheSeedsBodies(t *testing.T) {
+	if len(seedBodies) != len(wireTypes) {
+		t.Fatalf("%d hand-written bodies for %d datasource types", len(seedBodies), len(wireTypes))
+	}
+	for _, tc := range seedCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			var base struct {
@@ -551,6 +561,38 @@ func TestFakeAnswersTheSeedsBodies(t *testing.T) {
 			_, stored := e.fake.Credentials(base.Credentials.Name)
 			if stored != (tc.refusal == "") {
 				t.Errorf("stored = %v after %d", stored, status)
+			}
+		})
+	}
+}
+
+// TestAdapterAnswersTheSeedsBodiesLikeTheFake puts the same hand-written bodies through the
+// adapter's own validation (validateCredentials, validateTenancy): it must accept and refuse
+// exactly what the seed, and so the fake, accepts and refuses. A case where the two readings
+// disagree fails here.
+func TestAdapterAnswersTheSeedsBodiesLikeTheFake(t *testing.T) {
+	for _, tc := range seedCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			body := seedBodies[tc.dsType]
+			if tc.set != nil {
+				body = bodyWith(t, body, tc.set)
+			}
+			dec := json.NewDecoder(strings.NewReader(body))
+			dec.UseNumber()
+			var req struct {
+				DatasourceType  string         `json:"datasourceType"`
+				Credentials     map[string]any `json:"credentials"`
+				TenancySettings map[string]any `json:"tenancySettings"`
+			}
+			if err := dec.Decode(&req); err != nil {
+				t.Fatal(err)
+			}
+			ps := validateCredentials(req.DatasourceType, req.Credentials)
+			if req.TenancySettings != nil {
+				ps = append(ps, validateTenancy(req.TenancySettings)...)
+			}
+			if accepted := len(ps) == 0; accepted != (tc.refusal == "") {
+				t.Errorf("the adapter's table says accepted=%v (%v); seed 002 (the fake): %q", accepted, ps, tc.refusal)
 			}
 		})
 	}
