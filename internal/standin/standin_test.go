@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/credsync/credsync/core"
+	_ "github.com/credsync/credsync/internal/golden" // defines -update (go test ./... -update)
 	"github.com/credsync/credsync/internal/standin"
 )
 
