@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/credsync/credsync/core"
 	_ "github.com/credsync/credsync/internal/golden" // registers -update
 	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/internal/standin"
 	"github.com/credsync/credsync/store/memstore"
 )
 
@@ -28,70 +28,25 @@ const (
 	theSecret = "Sup3r-S3cret-value-for-api"
 )
 
-// countingAdapter stands in for a vendor and counts what reached it.
-type countingAdapter struct {
-	accepts []core.CredentialType
-	fail    bool
-	mu      sync.Mutex
-	sent    int
-	block   chan struct{}
-}
-
-func (a *countingAdapter) Accepts() []core.CredentialType { return a.accepts }
-func (a *countingAdapter) Build(c core.Credential) (core.Request, error) {
-	for _, t := range a.accepts {
-		if t == c.Type {
-			return core.Request{Method: "PATCH", Path: "/creds", Body: map[string]any{"password": c.Password, "user": c.Username}}, nil
-		}
-	}
-	return core.Request{}, &core.InputError{Message: "type not accepted", Problems: []core.Problem{{Field: "credential.type", Message: fmt.Sprintf("%s is not accepted here", c.Type)}}}
-}
-func (a *countingAdapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
-	retry, err := a.send(ctx, req)
-	return core.SendResult{Check: err == nil}, retry, err
-}
-
-func (a *countingAdapter) send(ctx context.Context, _ core.Request) (bool, error) {
-	a.mu.Lock()
-	a.sent++
-	block := a.block
-	a.mu.Unlock()
-	if block != nil {
-		select {
-		case <-block:
-		case <-ctx.Done():
-		}
-	}
-	if a.fail {
-		return false, &core.Error{Code: core.CodeRejected, Message: `HTTP 400: bad password "` + theSecret + `"`, VendorStatus: 400}
-	}
-	return false, nil
-}
-func (a *countingAdapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
-	return a.verify(ctx)
-}
-
-func (a *countingAdapter) verify(ctx context.Context) (core.Verification, bool, error) {
-	return core.Verification{Verified: true}, false, nil
-}
-func (a *countingAdapter) count() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.sent
+// rejectedEcho is how the failing stand-in fails: the vendor's answer echoes the secret, which
+// the engine must scrub.
+func rejectedEcho() *core.Error {
+	return &core.Error{Code: core.CodeRejected, Message: `HTTP 400: bad password "` + theSecret + `"`, VendorStatus: 400}
 }
 
 type env struct {
 	srv     *httptest.Server
-	pw, tok *countingAdapter
-	failing *countingAdapter
+	pw, tok *standin.Adapter
+	failing *standin.Adapter
 	logs    *observer.ObservedLogs
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	pw := &countingAdapter{accepts: []core.CredentialType{core.TypePassword}}
-	pw2 := &countingAdapter{accepts: []core.CredentialType{core.TypePassword, core.TypeToken}}
-	failing := &countingAdapter{accepts: []core.CredentialType{core.TypePassword}, fail: true}
+	pw := standin.New(core.TypePassword)
+	pw2 := standin.New(core.TypePassword, core.TypeToken)
+	failing := standin.New(core.TypePassword)
+	failing.FailWith(rejectedEcho())
 	obs, logs := observer.New(zap.DebugLevel)
 	log := zap.New(obs)
 	kr, err := keyring.Generate()
@@ -211,7 +166,7 @@ func TestRefusedRequestsReachNoVendor(t *testing.T) {
 		})
 	}
 	time.Sleep(20 * time.Millisecond)
-	require.Zero(t, e.pw.count()+e.tok.count(), "no refused request may reach a vendor")
+	require.Zero(t, e.pw.Sends()+e.tok.Sends(), "no refused request may reach a vendor")
 }
 
 func TestRoutesAndMethods(t *testing.T) {
@@ -242,9 +197,7 @@ func TestRoutesAndMethods(t *testing.T) {
 func TestRotationLifecycle(t *testing.T) {
 	e := newEnv(t)
 	// 202 without wait, with Location.
-	e.pw.mu.Lock()
-	e.pw.block = make(chan struct{})
-	e.pw.mu.Unlock()
+	release := e.pw.Hold()
 	resp, b := e.do(t, call{method: "POST", path: "/v1/rotations", body: pwBody("db")})
 	require.Equal(t, 202, resp.StatusCode, "%s", b)
 	var rot core.Rotation
@@ -252,7 +205,7 @@ func TestRotationLifecycle(t *testing.T) {
 	require.Equal(t, "/v1/rotations/"+rot.ID, resp.Header.Get("Location"))
 	require.NotEmpty(t, resp.Header.Get("X-Request-Id"))
 	require.Len(t, rot.Targets, 2)
-	close(e.pw.block)
+	release()
 
 	// ?wait holds the answer until the end: 200 with the final state.
 	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations?wait=10s", body: pwBody("db")})
@@ -302,7 +255,7 @@ func TestFailedTargetAndRetryNeverLeakTheSecret(t *testing.T) {
 	require.Contains(t, rot.Targets[0].Error.Message, core.Redacted, "the echoed secret is scrubbed")
 	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations/" + rot.ID + "/retry"})
 	require.Equal(t, 202, resp.StatusCode, "%s", b)
-	require.Eventually(t, func() bool { return e.failing.count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return e.failing.Sends() == 2 }, 5*time.Second, 10*time.Millisecond)
 	for _, entry := range e.logs.All() {
 		j, _ := json.Marshal(entry.ContextMap())
 		require.NotContains(t, entry.Message+string(j), theSecret)
@@ -318,8 +271,8 @@ func TestDryRunRedactsAndSendsNothing(t *testing.T) {
 	require.True(t, plan.DryRun)
 	require.Len(t, plan.Requests, 2)
 	require.Contains(t, string(b), `"password":"[REDACTED]"`)
-	require.Contains(t, string(b), `"user":"svc"`)
-	require.Zero(t, e.pw.count()+e.tok.count())
+	require.Contains(t, string(b), `"username":"svc"`)
+	require.Zero(t, e.pw.Sends()+e.tok.Sends())
 }
 
 func TestIdempotencyKey(t *testing.T) {
@@ -336,7 +289,7 @@ func TestIdempotencyKey(t *testing.T) {
 	require.Equal(t, first.ID, again.ID)
 	resp, b = e.do(t, call{method: "POST", path: "/v1/rotations", body: `{"source":"db","credential":{"type":"password","password":"other"}}`, header: h})
 	require.Equal(t, 409, resp.StatusCode, "%s", b)
-	require.Equal(t, 1, e.pw.count())
+	require.Equal(t, 1, e.pw.Sends())
 }
 
 func TestOneLogLinePerRequest(t *testing.T) {
@@ -390,18 +343,15 @@ func TestPagingAndAudit(t *testing.T) {
 	require.Equal(t, 400, resp.StatusCode)
 }
 
-// panicky's Build panics with a secret in the panic value.
-type panicky struct{ countingAdapter }
-
-func (p *panicky) Build(c core.Credential) (core.Request, error) {
-	panic("adapter bug while holding " + c.Password.Reveal())
-}
-
 func TestPanicAnswers500WithoutDetails(t *testing.T) {
+	// The stand-in's Build panics with a secret in the panic value.
+	panicky := &standin.Adapter{OnBuild: func(c core.Credential) error {
+		panic("adapter bug while holding " + c.Password.Reveal())
+	}}
 	obs, logs := observer.New(zap.DebugLevel)
 	eng, err := core.NewEngine(core.EngineConfig{
 		Platforms: []core.Platform{{Name: "p", Vendor: "fake"}},
-		Sources:   []*core.Source{{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: &panicky{}}}}},
+		Sources:   []*core.Source{{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: panicky}}}},
 		Store:     memstore.New(),
 	})
 	require.NoError(t, err)
@@ -451,5 +401,5 @@ func TestErrorAnswersAreBounded(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
 	require.Less(t, len(b), 4<<10)
 	require.Contains(t, string(b), "at most 10000")
-	require.Zero(t, e.pw.count(), "nothing was sent")
+	require.Zero(t, e.pw.Sends(), "nothing was sent")
 }

@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/credsync/credsync/core"
 	_ "github.com/credsync/credsync/internal/golden" // registers -update
 	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/internal/standin"
 	"github.com/credsync/credsync/metrics"
 	"github.com/credsync/credsync/store/memstore"
 )
@@ -39,56 +39,10 @@ const (
 	docSecret = "Docs-S3cret-never-in-an-answer"
 )
 
-// docAdapter stands in for a vendor: it accepts the given types, can be told to fail every send
-// (echoing the secret, which the engine must scrub), and to refuse every credential at Build.
-type docAdapter struct {
-	accepts []core.CredentialType
-	fail    bool
-	refuse  atomic.Bool
-	mu      sync.Mutex
-	block   chan struct{}
-}
-
-func (a *docAdapter) Accepts() []core.CredentialType { return a.accepts }
-
-func (a *docAdapter) Build(c core.Credential) (core.Request, error) {
-	if !a.refuse.Load() {
-		for _, t := range a.accepts {
-			if t == c.Type {
-				return core.Request{Method: "PATCH", Path: "/creds", Body: map[string]any{"password": c.Password, "user": c.Username}}, nil
-			}
-		}
-	}
-	return core.Request{}, &core.InputError{Message: "type not accepted", Problems: []core.Problem{{Field: "credential.type", Message: fmt.Sprintf("%s is not accepted here", c.Type)}}}
-}
-
-func (a *docAdapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
-	retry, err := a.send(ctx, req)
-	return core.SendResult{Check: err == nil}, retry, err
-}
-
-func (a *docAdapter) send(ctx context.Context, _ core.Request) (bool, error) {
-	a.mu.Lock()
-	block := a.block
-	a.mu.Unlock()
-	if block != nil {
-		select {
-		case <-block:
-		case <-ctx.Done():
-		}
-	}
-	if a.fail {
-		return false, &core.Error{Code: core.CodeRejected, Message: `HTTP 400: bad password "` + docSecret + `"`, VendorStatus: 400}
-	}
-	return false, nil
-}
-
-func (a *docAdapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
-	return a.verify(ctx)
-}
-
-func (a *docAdapter) verify(ctx context.Context) (core.Verification, bool, error) {
-	return core.Verification{Verified: true}, false, nil
+// docRejected is how the failing stand-in fails: echoing the secret, which the engine must
+// scrub.
+func docRejected() *core.Error {
+	return &core.Error{Code: core.CodeRejected, Message: `HTTP 400: bad password "` + docSecret + `"`, VendorStatus: 400}
 }
 
 // brokenStore is a memstore whose reads, writes and ping fail while broken is set (a bug: 500),
@@ -167,8 +121,8 @@ type docEnv struct {
 	eng     *core.Engine
 	srv     *httptest.Server
 	store   *brokenStore
-	pw      *docAdapter // target "a" of source "db"
-	failing *docAdapter // target "x" of source "flaky"
+	pw      *standin.Adapter // target "a" of source "db"
+	failing *standin.Adapter // target "x" of source "flaky": every send fails, until told to refuse at Build
 }
 
 // newDocEnv serves the API as the gateway builds it (with its metrics), plus opts.
@@ -176,10 +130,11 @@ func newDocEnv(t *testing.T, opts ...Option) *docEnv {
 	t.Helper()
 	e := &docEnv{
 		store:   &brokenStore{Store: memstore.New()},
-		pw:      &docAdapter{accepts: []core.CredentialType{core.TypePassword}},
-		failing: &docAdapter{accepts: []core.CredentialType{core.TypePassword}, fail: true},
+		pw:      standin.New(core.TypePassword),
+		failing: standin.New(core.TypePassword),
 	}
-	tok := &docAdapter{accepts: []core.CredentialType{core.TypePassword, core.TypeToken}}
+	e.failing.FailWith(docRejected())
+	tok := standin.New(core.TypePassword, core.TypeToken)
 	kr, err := keyring.Generate()
 	require.NoError(t, err)
 	e.eng, err = core.NewEngine(core.EngineConfig{
@@ -400,12 +355,8 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 
 	// Rotations: 202 while a target is held, then the same with ?wait (200), a dry run (200),
 	// an Idempotency-Key replay (200) and its conflict (409).
-	block := make(chan struct{})
-	release := sync.OnceFunc(func() { close(block) })
+	release := e.pw.Hold()
 	t.Cleanup(release) // before the engine's shutdown, should the test stop early
-	e.pw.mu.Lock()
-	e.pw.block = block
-	e.pw.mu.Unlock()
 	resp, _ := do(docCall{name: "submit", method: "POST", path: "/v1/rotations", body: pwRotation("db"), status: 202})
 	require.NotEmpty(t, resp.Header.Get("Location"))
 	release()
@@ -498,9 +449,9 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "retry succeeded", method: "POST", path: "/v1/rotations/" + okID + "/retry", status: 409})
 	do(docCall{name: "retry missing", method: "POST", path: "/v1/rotations/rot_missing/retry", status: 404})
 	do(docCall{name: "retry no token", method: "POST", path: "/v1/rotations/" + failedID + "/retry", noAuth: true, status: 401, reqInvalid: true})
-	e.failing.refuse.Store(true)
+	e.failing.Refuse(true)
 	do(docCall{name: "retry refused by the target", method: "POST", path: "/v1/rotations/" + failedID + "/retry", status: 422})
-	e.failing.refuse.Store(false)
+	e.failing.Refuse(false)
 	resp, _ = do(docCall{name: "retry", method: "POST", path: "/v1/rotations/" + failedID + "/retry", status: 202})
 	require.Equal(t, "/v1/rotations/"+failedID, resp.Header.Get("Location"))
 	waitFinished(t, e.eng, failedID)

@@ -15,35 +15,9 @@ import (
 	"github.com/credsync/credsync/core"
 	_ "github.com/credsync/credsync/internal/golden" // defines -update
 	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/internal/standin"
 	"github.com/credsync/credsync/store/memstore"
 )
-
-// instantAdapter takes passwords (and tokens, when tok is set) and succeeds at once.
-type instantAdapter struct{ tok bool }
-
-func (a instantAdapter) Accepts() []core.CredentialType {
-	if a.tok {
-		return []core.CredentialType{core.TypePassword, core.TypeToken}
-	}
-	return []core.CredentialType{core.TypePassword}
-}
-
-func (a instantAdapter) Build(c core.Credential) (core.Request, error) {
-	for _, t := range a.Accepts() {
-		if t == c.Type {
-			return core.Request{Method: http.MethodPatch, Path: "/creds", Body: map[string]any{"password": c.Password, "token": c.Token, "user": c.Username}}, nil
-		}
-	}
-	return core.Request{}, &core.InputError{Message: "type not accepted", Problems: []core.Problem{{Field: "credential.type", Message: "not accepted here"}}}
-}
-
-func (instantAdapter) Send(context.Context, core.Request) (core.SendResult, bool, error) {
-	return core.SendResult{Verified: true}, false, nil
-}
-
-func (instantAdapter) Verify(context.Context, core.VerifyRequest) (core.Verification, bool, error) {
-	return core.Verification{Verified: true}, false, nil
-}
 
 const fuzzToken = "fuzz-api-token-0123456789"
 
@@ -56,8 +30,8 @@ func fuzzHandler(f *testing.F) http.Handler {
 		Sealer:    kr,
 		Platforms: []core.Platform{{Name: "p", Vendor: "fake", MaxAttempts: 1}},
 		Sources: []*core.Source{{Name: "db", Targets: []*core.Target{
-			{Name: "a", Platform: "p", Vendor: "fake", Adapter: instantAdapter{}},
-			{Name: "b", Platform: "p", Vendor: "fake", Adapter: instantAdapter{tok: true}},
+			{Name: "a", Platform: "p", Vendor: "fake", Adapter: standin.New(core.TypePassword)},
+			{Name: "b", Platform: "p", Vendor: "fake", Adapter: standin.New(core.TypePassword, core.TypeToken)},
 		}}},
 		Store: memstore.New(),
 	})

@@ -35,6 +35,7 @@ import (
 	"github.com/credsync/credsync/internal/demo"
 	"github.com/credsync/credsync/internal/golden"
 	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/internal/standin"
 	"github.com/credsync/credsync/store/memstore"
 )
 
@@ -46,55 +47,16 @@ const (
 	stHostileSr = `src"><img src=x onerror=alert(1)>`
 )
 
-// stAdapter stands in for a vendor; when fail is set it fails every send with a message that
-// echoes the secret (the engine scrubs it).
-type stAdapter struct {
-	fail bool
-	mu   sync.Mutex
-	hold chan struct{}
-}
-
-func (a *stAdapter) Accepts() []core.CredentialType {
-	return []core.CredentialType{core.TypePassword}
-}
-
-func (a *stAdapter) Build(c core.Credential) (core.Request, error) {
-	return core.Request{Method: "PATCH", Path: "/creds", Body: map[string]any{"password": c.Password}}, nil
-}
-
-func (a *stAdapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
-	retry, err := a.send(ctx, req)
-	return core.SendResult{Check: err == nil}, retry, err
-}
-
-func (a *stAdapter) send(ctx context.Context, _ core.Request) (bool, error) {
-	a.mu.Lock()
-	hold := a.hold
-	a.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-ctx.Done():
-		}
-	}
-	if a.fail {
-		return false, &core.Error{Code: core.CodeRejected, Message: `HTTP 400: password "` + stSecret + `" is too weak`, VendorStatus: 400}
-	}
-	return false, nil
-}
-
-func (a *stAdapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
-	return a.verify(ctx)
-}
-
-func (a *stAdapter) verify(ctx context.Context) (core.Verification, bool, error) {
-	return core.Verification{Verified: true}, false, nil
+// stRejected is how the broken target fails: with a message that echoes the secret (the engine
+// scrubs it).
+func stRejected() *core.Error {
+	return &core.Error{Code: core.CodeRejected, Message: `HTTP 400: password "` + stSecret + `" is too weak`, VendorStatus: 400}
 }
 
 type stEnv struct {
 	api  *api.Server
 	srv  *httptest.Server
-	slow *stAdapter
+	slow *standin.Adapter
 	logs *observer.ObservedLogs
 }
 
@@ -104,16 +66,18 @@ func newStatusEnv(t *testing.T, opts ...api.Option) *stEnv {
 	t.Helper()
 	kr, err := keyring.Generate()
 	require.NoError(t, err)
-	slow := &stAdapter{}
+	slow := standin.New(core.TypePassword)
+	broken := standin.New(core.TypePassword)
+	broken.FailWith(stRejected())
 	eng, err := core.NewEngine(core.EngineConfig{
 		Sealer:    kr,
 		Platforms: []core.Platform{{Name: "felt-prod", Vendor: "felt", MaxAttempts: 1}, {Name: "rg", Vendor: "rivergen", MaxAttempts: 1}},
 		Sources: []*core.Source{
 			{Name: "warehouse", Targets: []*core.Target{
-				{Name: "felt-pg", Platform: "felt-prod", Vendor: "felt", Adapter: &stAdapter{}},
-				{Name: stHostile, Platform: "rg", Vendor: "rivergen", Adapter: &stAdapter{}},
+				{Name: "felt-pg", Platform: "felt-prod", Vendor: "felt", Adapter: standin.New(core.TypePassword)},
+				{Name: stHostile, Platform: "rg", Vendor: "rivergen", Adapter: standin.New(core.TypePassword)},
 			}},
-			{Name: stHostileSr, Targets: []*core.Target{{Name: "rg-broken", Platform: "rg", Vendor: "rivergen", Adapter: &stAdapter{fail: true}}}},
+			{Name: stHostileSr, Targets: []*core.Target{{Name: "rg-broken", Platform: "rg", Vendor: "rivergen", Adapter: broken}}},
 			{Name: "idle", Targets: []*core.Target{{Name: "idle-target", Platform: "rg", Vendor: "rivergen", Adapter: slow}}},
 		},
 		Store: memstore.New(), Logger: zap.NewNop(),
@@ -123,12 +87,7 @@ func newStatusEnv(t *testing.T, opts ...api.Option) *stEnv {
 	s := api.New(eng, []api.Token{{Name: "rotation-job", Token: core.NewSecret(stToken)}}, zap.New(obs), opts...)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
-		slow.mu.Lock()
-		if slow.hold != nil {
-			close(slow.hold)
-			slow.hold = nil
-		}
-		slow.mu.Unlock()
+		slow.Release()
 		srv.Close()
 		_ = eng.Shutdown(context.Background())
 	})
@@ -281,9 +240,8 @@ func TestStatusPageContent(t *testing.T) {
 
 	e.rotate(t, "warehouse", "?wait=10s")
 	e.rotate(t, stHostileSr, "?wait=10s")
-	e.slow.mu.Lock()
-	e.slow.hold = make(chan struct{})
-	e.slow.mu.Unlock()
+	// Held until the env's cleanup releases it.
+	e.slow.Hold()
 	e.rotate(t, "idle", "") // stays running while the page is read
 	require.Eventually(t, func() bool {
 		_, body := e.get(t, "/", bearer(stToken))

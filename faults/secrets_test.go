@@ -27,6 +27,7 @@ import (
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/demo"
 	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/internal/standin"
 	"github.com/credsync/credsync/store/sqlstore"
 )
 
@@ -118,38 +119,25 @@ func echoText(s secret, pad int) string {
 	return strings.Repeat("a", pad) + "password " + s.value + " rejected (as JSON: \"" + s.jsonInner() + "\")\n"
 }
 
-// panicky is an adapter with a bug: it panics with the secret in the panic value, in Build (the
-// API's panic recovery catches it) or in Send (the engine's does).
-type panicky struct{ in string }
-
-func (p *panicky) Accepts() []core.CredentialType { return []core.CredentialType{core.TypePassword} }
-
-func (p *panicky) Build(c core.Credential) (core.Request, error) {
-	if p.in == "build" {
-		panic("adapter bug while building a request for password " + c.Password.Reveal())
+// panicky returns an adapter with a bug: it panics with the secret in the panic value, in Build
+// (in "build": the API's panic recovery catches it) or in Send (in "send": the engine's does).
+func panicky(in string) *standin.Adapter {
+	a := standin.New(core.TypePassword)
+	switch in {
+	case "build":
+		a.OnBuild = func(c core.Credential) error {
+			panic("adapter bug while building a request for password " + c.Password.Reveal())
+		}
+	case "send":
+		a.OnSend = func(req core.Request) error {
+			body, err := req.WireBody()
+			if err != nil {
+				return err
+			}
+			panic(fmt.Sprintf("adapter bug: cannot handle %s", body))
+		}
 	}
-	return core.Request{Method: http.MethodPatch, Path: "/creds", Body: map[string]any{"password": c.Password}}, nil
-}
-
-func (p *panicky) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
-	retry, err := p.send(ctx, req)
-	return core.SendResult{Check: err == nil}, retry, err
-}
-
-func (p *panicky) send(_ context.Context, req core.Request) (bool, error) {
-	body, err := req.WireBody()
-	if err != nil {
-		return false, err
-	}
-	panic(fmt.Sprintf("adapter bug: cannot handle %s", body))
-}
-
-func (p *panicky) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
-	return p.verify(ctx)
-}
-
-func (p *panicky) verify(ctx context.Context) (core.Verification, bool, error) {
-	return core.Verification{Verified: true}, false, nil
+	return a
 }
 
 // hygienePath is one way a secret travels: faults set up, the rotation, what its targets must end
@@ -314,8 +302,8 @@ func TestNoSecretEscapes(t *testing.T) {
 	eng, err := core.NewEngine(core.EngineConfig{
 		Platforms: []core.Platform{{Name: "buggy", Vendor: "buggy", MaxAttempts: 1}},
 		Sources: []*core.Source{
-			{Name: "panic-send", Targets: []*core.Target{{Name: "t", Platform: "buggy", Vendor: "buggy", Adapter: &panicky{in: "send"}}}},
-			{Name: "panic-build", Targets: []*core.Target{{Name: "t", Platform: "buggy", Vendor: "buggy", Adapter: &panicky{in: "build"}}}},
+			{Name: "panic-send", Targets: []*core.Target{{Name: "t", Platform: "buggy", Vendor: "buggy", Adapter: panicky("send")}}},
+			{Name: "panic-build", Targets: []*core.Target{{Name: "t", Platform: "buggy", Vendor: "buggy", Adapter: panicky("build")}}},
 		},
 		Store: pstore, Logger: s.logger.Named("panic-engine"), Sealer: kr, DurableStore: true,
 	})

@@ -15,8 +15,10 @@ import (
 
 // Fake is an in-memory Databrain serving PUT /api/v2/datasource as seed 002 describes it, as
 // strictly as the real one: the bearer service token, Content-Type application/json, the full
-// credentials structure of the datasource's type (the same table the adapter validates with),
-// tenancySettings, and a connection test. It keeps what each datasource now holds. Errors use
+// credentials structure of the datasource's type, tenancySettings, and a connection test. It
+// checks bodies with its own reading of seed 002 (fake_schema.go), never with the adapter's
+// table: it is a second, independent reading of the vendor document, so a wrong entry in the
+// adapter's table makes the fake refuse the adapter's request instead of passing both. It keeps what each datasource now holds. Errors use
 // the body credsync assumes for Databrain: {"error": {"code": "...", "message": "..."}}.
 //
 // Seed it with AddDatasource; steer it with SetCredentialTestFails and FailUpdates; read it with
@@ -46,7 +48,7 @@ func NewFake(token string) *Fake {
 // AddDatasource creates (or replaces) the datasource name of type datasourceType, as if it had
 // been created in Databrain before. It panics on a datasourceType Databrain does not have.
 func (f *Fake) AddDatasource(name, datasourceType string) {
-	if _, ok := types[datasourceType]; !ok {
+	if _, ok := wireTypes[datasourceType]; !ok {
 		panic(fmt.Sprintf("databrain fake: unknown datasourceType %q", datasourceType))
 	}
 	f.mu.Lock()
@@ -155,7 +157,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.URL.Path != UpdatePath {
+	if r.URL.Path != wireUpdatePath {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 		return
 	}
@@ -229,12 +231,12 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "datasourceType must match the existing datasource type (%s)", d.dsType)
 		return
 	}
-	if ps := validateCredentials(dsType, creds); len(ps) > 0 {
+	if ps := checkCredentials(dsType, creds); len(ps) > 0 {
 		invalid(w, "%s", joinProblems("credentials.", ps))
 		return
 	}
 	if tenancy != nil {
-		if ps := validateTenancy(tenancy); len(ps) > 0 {
+		if ps := checkTenancy(tenancy); len(ps) > 0 {
 			invalid(w, "%s", joinProblems("", ps))
 			return
 		}
@@ -259,14 +261,14 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fakeutil.WriteJSON(w, http.StatusOK, map[string]any{"name": name})
 }
 
-func joinProblems(prefix string, ps []problem) string {
+// joinProblems puts prefix before each message that names a field of "credentials".
+func joinProblems(prefix string, ps []string) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
-		field := p.field
-		if field != "datasourceType" && !strings.HasPrefix(field, "tenancySettings.") {
-			field = prefix + field
+		if !strings.HasPrefix(p, "datasourceType ") && !strings.HasPrefix(p, "tenancySettings.") {
+			p = prefix + p
 		}
-		parts[i] = field + " " + p.msg
+		parts[i] = p
 	}
 	return strings.Join(parts, "; ")
 }

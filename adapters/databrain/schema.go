@@ -9,11 +9,12 @@ import (
 	"github.com/credsync/credsync/core"
 )
 
-// This file is the one table of what Databrain's PUT /api/v2/datasource accepts in "credentials"
-// for each datasourceType (seed 002, the field groups mapped to types as doc.go explains). The
-// adapter validates the merged body against it before sending, the config loader validates the
-// non-secret part against it at load time, and the fake server validates what it receives
-// against it, so the three cannot drift apart.
+// This file is the adapter's table of what Databrain's PUT /api/v2/datasource accepts in
+// "credentials" for each datasourceType (seed 002, the field groups mapped to types as doc.go
+// explains). The adapter validates the merged body against it before sending, and the config
+// loader validates the non-secret part against it at load time. The fake server does not use it:
+// it has its own reading of seed 002 (fake_schema.go), so that a wrong entry here makes the fake
+// refuse the adapter's request (TestFakeRefusesAWrongAdapterTable) instead of passing both.
 
 // valueKind is the JSON type a credentials field must have.
 type valueKind int
@@ -438,7 +439,10 @@ func checkValue(f fieldSpec, v any) string {
 		if f.required && strings.TrimSpace(s) == "" {
 			return "must not be empty"
 		}
-		if len(f.enum) > 0 && (s != "" || f.required) && !contains(f.enum, s) {
+		// Seed 002 lists the values of sshTunnel and tableLevel ("enable" or "disable", "File"
+		// or "Folder") and says "can be empty string" only of datasetPath: an empty optional
+		// choice is not one of its values either.
+		if len(f.enum) > 0 && !contains(f.enum, s) {
 			return "must be one of " + quoteList(f.enum)
 		}
 	}
@@ -521,6 +525,10 @@ func validateTenancy(t map[string]any) []problem {
 	if len(ps) > 0 {
 		return ps
 	}
+	// "Must be either NUMBER or STRING" holds whatever the level; only its requirement is TABLE's.
+	if _, given := t["clientColumnType"]; given && !contains([]string{"NUMBER", "STRING"}, str(t, "clientColumnType")) {
+		ps = append(ps, problem{"tenancySettings.clientColumnType", `must be "NUMBER" or "STRING"`})
+	}
 	level := str(t, "tenancyLevel")
 	switch level {
 	case tenancyTable:
@@ -528,9 +536,6 @@ func validateTenancy(t map[string]any) []problem {
 			if !filled(t, k) {
 				ps = append(ps, problem{"tenancySettings." + k, `is required when tenancyLevel is "TABLE"`})
 			}
-		}
-		if filled(t, "clientColumnType") && !contains([]string{"NUMBER", "STRING"}, str(t, "clientColumnType")) {
-			ps = append(ps, problem{"tenancySettings.clientColumnType", `must be "NUMBER" or "STRING"`})
 		}
 	case tenancyDatabase:
 	case "":

@@ -5,9 +5,7 @@ package clienttest
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"go.uber.org/zap"
@@ -15,135 +13,33 @@ import (
 	"github.com/credsync/credsync/api"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/keyring"
+	"github.com/credsync/credsync/internal/standin"
 	"github.com/credsync/credsync/store/memstore"
 )
 
 // Token is the API token the server accepts.
 const Token = "clienttest-api-token-0123456789"
 
-// Adapter stands in for a vendor target: it takes password and token credentials, records how
-// many sends reached it, fails when told to, and can hold every send until released.
+// Adapter stands in for a vendor target: the tests' one stand-in (internal/standin), taking
+// password and token credentials. It records how many sends reached it and the last credential
+// built, fails when told to, and can hold every send until released.
 type Adapter struct {
-	mu      sync.Mutex
-	fail    bool
-	hold    chan struct{}
-	release func()
-	sends   int
-	last    core.Credential
+	standin.Adapter
 }
 
-var _ core.Adapter = (*Adapter)(nil)
-
-// Accepts implements core.Adapter.
-func (a *Adapter) Accepts() []core.CredentialType {
-	return []core.CredentialType{core.TypePassword, core.TypeToken}
+// newAdapter returns a target's stand-in.
+func newAdapter() *Adapter {
+	return &Adapter{Adapter: standin.Adapter{Types: []core.CredentialType{core.TypePassword, core.TypeToken}}}
 }
 
-// Build implements core.Adapter: a PATCH with the secret, redacted in the dry run.
-func (a *Adapter) Build(c core.Credential) (core.Request, error) {
-	a.mu.Lock()
-	a.last = c
-	a.mu.Unlock()
-	switch c.Type {
-	case core.TypePassword:
-		body := map[string]any{"password": c.Password}
-		if c.Username != "" {
-			body["username"] = c.Username
-		}
-		return core.Request{Method: "PATCH", Path: "/credentials", Body: body}, nil
-	case core.TypeToken:
-		return core.Request{Method: "PATCH", Path: "/credentials", Body: map[string]any{"api_key": c.Token}}, nil
-	}
-	return core.Request{}, &core.InputError{Message: "credential not accepted", Problems: []core.Problem{
-		{Field: "credential.type", Message: fmt.Sprintf("%s is not accepted here (password or token)", c.Type)}}}
-}
-
-// Send implements core.Adapter.
-func (a *Adapter) Send(ctx context.Context, req core.Request) (core.SendResult, bool, error) {
-	retry, err := a.send(ctx, req)
-	return core.SendResult{Check: err == nil}, retry, err
-}
-
-func (a *Adapter) send(ctx context.Context, _ core.Request) (bool, error) {
-	a.mu.Lock()
-	a.sends++
-	hold, fail := a.hold, a.fail
-	a.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-	}
-	if fail {
-		return false, &core.Error{Code: core.CodeRejected, Message: "HTTP 400: the vendor refused the credential", VendorStatus: 400}
-	}
-	return false, nil
-}
-
-// Verify implements core.Adapter.
-func (a *Adapter) Verify(ctx context.Context, _ core.VerifyRequest) (core.Verification, bool, error) {
-	return a.verify(ctx)
-}
-
-func (a *Adapter) verify(ctx context.Context) (core.Verification, bool, error) {
-	return core.Verification{Verified: true}, false, nil
-}
-
-// SetFail makes the following sends fail (or succeed again).
+// SetFail makes the following sends fail as the vendor refusing the credential (HTTP 400), or
+// succeed again.
 func (a *Adapter) SetFail(fail bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.fail = fail
-}
-
-// Hold makes the following sends wait until the returned release function is called.
-func (a *Adapter) Hold() (release func()) {
-	ch := make(chan struct{})
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			a.mu.Lock()
-			if a.hold == ch {
-				a.hold = nil
-			}
-			a.mu.Unlock()
-			close(ch)
-		})
+	if !fail {
+		a.FailWith(nil)
+		return
 	}
-	a.mu.Lock()
-	prev := a.release
-	a.hold, a.release = ch, release
-	a.mu.Unlock()
-	if prev != nil {
-		prev()
-	}
-	return release
-}
-
-// releaseAll lets every held send go on.
-func (a *Adapter) releaseAll() {
-	a.mu.Lock()
-	r := a.release
-	a.mu.Unlock()
-	if r != nil {
-		r()
-	}
-}
-
-// LastCredential returns the last credential a request was built from (dry runs included).
-func (a *Adapter) LastCredential() core.Credential {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.last
-}
-
-// Sends returns how many sends reached the adapter.
-func (a *Adapter) Sends() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.sends
+	a.FailWith(&core.Error{Code: core.CodeRejected, Message: "HTTP 400: the vendor refused the credential", VendorStatus: 400})
 }
 
 // Server is the API under test. Its one source "db" has targets "alpha" and "beta" (platform p1)
@@ -162,7 +58,7 @@ func New(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("keyring: %v", err)
 	}
-	s := &Server{Targets: map[string]*Adapter{"alpha": {}, "beta": {}, "gamma": {}}}
+	s := &Server{Targets: map[string]*Adapter{"alpha": newAdapter(), "beta": newAdapter(), "gamma": newAdapter()}}
 	tgt := func(name, platform string) *core.Target {
 		return &core.Target{Name: name, Platform: platform, Vendor: "stand-in", Adapter: s.Targets[name]}
 	}
@@ -184,7 +80,7 @@ func New(t testing.TB) *Server {
 	s.URL = s.srv.URL
 	t.Cleanup(func() {
 		for _, a := range s.Targets {
-			a.releaseAll()
+			a.Release()
 		}
 		s.srv.Close()
 		_ = eng.Shutdown(context.Background())
