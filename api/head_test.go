@@ -13,6 +13,7 @@ import (
 
 	"github.com/credsync/credsync/api"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/internal/standin"
 	"github.com/credsync/credsync/store/memstore"
 )
 
@@ -22,7 +23,7 @@ func newLifecycleEnv(t *testing.T) (*api.Server, *httptest.Server, *observer.Obs
 	obs, logs := observer.New(zap.DebugLevel)
 	eng, err := core.NewEngine(core.EngineConfig{
 		Platforms: []core.Platform{{Name: "p", Vendor: "fake", MaxAttempts: 1}},
-		Sources:   []*core.Source{{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: &countingAdapter{accepts: []core.CredentialType{core.TypePassword}}}}}},
+		Sources:   []*core.Source{{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: standin.New(core.TypePassword)}}}},
 		Store:     memstore.New(), Logger: zap.New(obs),
 	})
 	require.NoError(t, err)
