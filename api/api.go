@@ -412,6 +412,8 @@ type rotationRequest struct {
 	Credential json.RawMessage `json:"credential"`
 	Targets    []string        `json:"targets"`
 	DryRun     bool            `json:"dry_run"`
+	// Generate: credsync makes the credential itself (the source has rotation:); no credential.
+	Generate bool `json:"generate"`
 }
 
 // MaxTargetsPerRequest bounds the targets list of one rotation request.
@@ -472,11 +474,18 @@ func (s *Server) decodeRotation(body []byte) (rotationRequest, core.Credential, 
 	if strings.TrimSpace(req.Source) == "" {
 		problems = append(problems, core.Problem{Field: "source", Message: "is required"})
 	}
-	if len(req.Credential) == 0 || string(req.Credential) == "null" {
-		problems = append(problems, core.Problem{Field: "credential", Message: "is required"})
+	noCred := len(req.Credential) == 0 || string(req.Credential) == "null"
+	switch {
+	case req.Generate && !noCred:
+		problems = append(problems, core.Problem{Field: "credential", Message: "give either generate: true (credsync makes the credential) or a credential, not both"})
+	case noCred && !req.Generate:
+		problems = append(problems, core.Problem{Field: "credential", Message: "is required (or generate: true for a source credsync rotates itself)"})
 	}
 	if len(problems) > 0 {
 		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: problems}
+	}
+	if req.Generate {
+		return req, core.Credential{}, nil
 	}
 	cred, err := core.DecodeCredential(req.Credential)
 	return req, cred, err
@@ -497,7 +506,7 @@ func (s *Server) createRotation(c echo.Context) error {
 	}
 	c.Set(ctxSecrets, cred.Secrets())
 	actor, _ := c.Get(ctxActor).(string)
-	sreq := core.SubmitRequest{Source: req.Source, Credential: cred, Targets: req.Targets, Actor: actor}
+	sreq := core.SubmitRequest{Source: req.Source, Credential: cred, Targets: req.Targets, Actor: actor, Generate: req.Generate}
 	if req.DryRun {
 		plan, err := s.eng.Plan(sreq)
 		if err != nil {

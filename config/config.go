@@ -4,10 +4,12 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +21,8 @@ import (
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/yamlx"
+	"github.com/credsync/credsync/sourcedb"
+	"github.com/credsync/credsync/sourcedb/password"
 )
 
 // DefaultListen is where the gateway listens when server.listen is not set.
@@ -124,7 +128,37 @@ type Platform struct {
 // by its vendor's package.
 type Source struct {
 	Targets []yaml.Node `yaml:"targets"`
+	// Rotation makes credsync rotate the credential at the source itself (see Rotation).
+	Rotation *Rotation `yaml:"rotation"`
 }
+
+// Rotation is sources.<name>.rotation: credsync generates the password, sets it on the user no
+// target holds, fans it out, and retires the previous user once every target is verified.
+type Rotation struct {
+	// Engine is the source database: postgres, or mysql (MySQL and MariaDB).
+	Engine string `yaml:"engine" validate:"required,oneof=postgres mysql"`
+	// AdminDSN is a login that may change the users' passwords (a secret: ${VAR} it).
+	AdminDSN core.Secret `yaml:"admin_dsn"`
+	// Users alternate (two: zero downtime); one is replaced in place (targets break until they
+	// receive it: a warning at start).
+	Users []string `yaml:"users" validate:"min=1,max=2,unique,dive,required"`
+	// Password is the generator's policy.
+	Password PasswordPolicy `yaml:"password"`
+	// RetireAfter is how long the previous user keeps working once every target is verified
+	// (default 1h).
+	RetireAfter *time.Duration `yaml:"retire_after"`
+	// Schedule rotates the source automatically this often (0: only on request).
+	Schedule time.Duration `yaml:"schedule" validate:"gte=0"`
+}
+
+// PasswordPolicy is sources.<name>.rotation.password.
+type PasswordPolicy struct {
+	Length  int  `yaml:"length"`  // 16..128; default 32
+	Symbols bool `yaml:"symbols"` // add -_.~!* to letters and digits
+}
+
+// DefaultRetireAfter is rotation.retire_after when not set.
+const DefaultRetireAfter = time.Hour
 
 // Config is a loaded, validated config with every adapter built.
 type Config struct {
@@ -284,6 +318,13 @@ func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Plat
 		return nil, yamlx.Errorf(sn, "sources.%s has no targets", name)
 	}
 	src := &core.Source{Name: name}
+	if s.Rotation != nil {
+		sr, err := buildRotation(name, yamlx.Lookup(sn, "rotation"), *s.Rotation)
+		if err != nil {
+			return nil, err
+		}
+		src.Rotation = sr
+	}
 	seen := map[string]int{}
 	for i := range s.Targets {
 		tn := &s.Targets[i]
@@ -318,9 +359,47 @@ func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Plat
 		if err != nil {
 			return nil, fmt.Errorf("%w (in %s, platform %s)", err, where, pn.Value)
 		}
+		if src.Rotation != nil && !slices.Contains(a.Accepts(), core.TypePassword) {
+			return nil, yamlx.Errorf(tn, "%s: source %s rotates a password at the source, but this %s target takes no password (it takes %s)",
+				where, name, p.Vendor, core.JoinTypes(a.Accepts()))
+		}
 		src.Targets = append(src.Targets, &core.Target{Name: tname, Platform: pn.Value, Vendor: p.Vendor, Adapter: a})
 	}
 	return src, nil
+}
+
+// buildRotation validates a source's rotation block and builds what the engine uses: a way
+// to reach the source database (opened for each step) and the password generator.
+func buildRotation(source string, node *yaml.Node, r Rotation) (*core.SourceRotation, error) {
+	where := "sources." + source + ".rotation"
+	if err := check(newValidator(), node, where, r); err != nil {
+		return nil, err
+	}
+	if r.AdminDSN.IsZero() {
+		return nil, yamlx.Errorf(valueOr(node, "admin_dsn"), "%s.admin_dsn is required: a login that may change the users' passwords (give it by ${VAR})", where)
+	}
+	pol := password.Policy{Length: r.Password.Length, Symbols: r.Password.Symbols}
+	if err := pol.Validate(); err != nil {
+		return nil, yamlx.Errorf(valueOr(node, "password"), "%s.password: %v", where, err)
+	}
+	retire := DefaultRetireAfter
+	if r.RetireAfter != nil {
+		if *r.RetireAfter < 0 {
+			return nil, yamlx.Errorf(valueOr(node, "retire_after"), "%s.retire_after must not be negative", where)
+		}
+		retire = *r.RetireAfter
+	}
+	if r.Schedule > 0 && r.Schedule < time.Minute {
+		return nil, yamlx.Errorf(valueOr(node, "schedule"), "%s.schedule is %s: rotate at most once a minute (or 0: only on request)", where, r.Schedule)
+	}
+	engine, dsn := r.Engine, r.AdminDSN
+	return &core.SourceRotation{
+		Engine: engine, Users: append([]string(nil), r.Users...), RetireAfter: retire, Schedule: r.Schedule,
+		Open: func(ctx context.Context) (core.SourceDB, error) {
+			return sourcedb.Open(ctx, engine, dsn.Reveal())
+		},
+		Generate: func() (core.Secret, error) { return password.Generate(pol) },
+	}, nil
 }
 
 func newValidator() *validator.Validate {

@@ -23,6 +23,10 @@ const (
 	DefaultBackoffMax     = 30 * time.Second
 	DefaultRetention      = 7 * 24 * time.Hour
 	DefaultLeaseTTL       = 30 * time.Second
+	// DefaultHistoryRetention keeps finished rotations 90 days; DefaultAuditRetention keeps the
+	// audit trail a year, apart from them.
+	DefaultHistoryRetention = 90 * 24 * time.Hour
+	DefaultAuditRetention   = 365 * 24 * time.Hour
 )
 
 // Backoff is the retry stage's schedule: attempt n waits about Base·2^(n-1), capped at Max, with
@@ -63,6 +67,13 @@ type EngineConfig struct {
 	NewID func() string
 	// Observer receives metrics events; nil discards them.
 	Observer Observer
+	// SourceTick is how often retires and schedules of sources rotated at the source are
+	// looked at (0: DefaultSourceTick).
+	SourceTick time.Duration
+	// HistoryRetention is how long a finished rotation is kept (0: DefaultHistoryRetention);
+	// AuditRetention how long an audit event is (0: DefaultAuditRetention).
+	HistoryRetention time.Duration
+	AuditRetention   time.Duration
 	// StoreTimeout bounds each store call the engine makes on its own (state writes that must
 	// outlive a canceled caller, audit events, claim renewals, Ping); 0: 10s. The gateway sets
 	// store.timeout.
@@ -116,6 +127,15 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.SourceTick <= 0 {
+		cfg.SourceTick = DefaultSourceTick
+	}
+	if cfg.HistoryRetention <= 0 {
+		cfg.HistoryRetention = DefaultHistoryRetention
+	}
+	if cfg.AuditRetention <= 0 {
+		cfg.AuditRetention = DefaultAuditRetention
 	}
 	if cfg.Owner == "" {
 		host, _ := os.Hostname()
@@ -185,9 +205,34 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.resumeAll(ctx); err != nil {
 		return err
 	}
-	e.bg.Add(1)
+	e.bg.Add(3)
 	go e.loop()
+	go e.purgeLoop()
+	go e.sourceLoop()
 	return nil
+}
+
+// sourceLoop is the service that retires previous users once due and starts scheduled
+// rotations, on its own goroutine: a slow source database never delays lease renewals.
+func (e *Engine) sourceLoop() {
+	defer e.bg.Done()
+	rotating := false
+	for _, s := range e.sources {
+		rotating = rotating || s.Rotation != nil
+	}
+	if !rotating {
+		return
+	}
+	tick := time.NewTicker(e.cfg.SourceTick)
+	defer tick.Stop()
+	for {
+		e.sourceTick(e.ctx) // at start too: a retire that fell due while the gateway was down
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (e *Engine) isClosing() bool {

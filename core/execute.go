@@ -27,6 +27,13 @@ type run struct {
 	super   map[string]bool               // targets a newer local rotation took over
 }
 
+// snapshotTargets copies the rotation's targets.
+func (r *run) snapshotTargets() []TargetResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]TargetResult(nil), r.rot.Targets...)
+}
+
 type work struct {
 	idx    int
 	target *Target
@@ -39,8 +46,12 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	e.cfg.Observer.RotationStarted()
 	e.setStatus(ctx, r, func(rot *Rotation) { rot.Status = RotationRunning })
 
-	fanOut(ws, func(w work) string { return w.target.Platform }, func(p string) int { return e.platforms[p].MaxConcurrency },
-		func(w work) { e.runTarget(ctx, r, w) })
+	// A generated rotation first sets its password at the source; if that fails, no target is
+	// called.
+	if e.stage(ctx, r) {
+		fanOut(ws, func(w work) string { return w.target.Platform }, func(p string) int { return e.platforms[p].MaxConcurrency },
+			func(w work) { e.runTarget(ctx, r, w) })
+	}
 
 	r.mu.Lock()
 	lost := r.lost
@@ -48,6 +59,9 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	interrupted := e.cfg.DurableStore && errors.Is(e.ctx.Err(), context.Canceled) && e.isClosing()
 	var final *Rotation
 	if !lost && !interrupted {
+		if Outcome(r.snapshotTargets()).Finished() {
+			e.afterTargets(context.WithoutCancel(ctx), r) // the barrier: retire only when every target is verified
+		}
 		e.setStatus(ctx, r, func(rot *Rotation) {
 			if rot.Status = Outcome(rot.Targets); rot.Status.Finished() {
 				now := e.now()

@@ -114,6 +114,9 @@ func (e *Engine) Ping(ctx context.Context) error {
 type SourceView struct {
 	Name    string       `json:"name"`
 	Targets []TargetView `json:"targets"`
+	// SourceStatus, for a source credsync rotates itself: active_user, last_rotated_at,
+	// next_due_at and the rest, inline.
+	*SourceStatus
 }
 
 // TargetView is a configured target and its last outcome.
@@ -150,6 +153,9 @@ func (e *Engine) Sources(ctx context.Context) ([]SourceView, error) {
 	for _, name := range e.order {
 		src := e.sources[name]
 		v := SourceView{Name: name, Targets: make([]TargetView, 0, len(src.Targets))}
+		if v.SourceStatus, err = e.sourceStatus(ctx, src); err != nil {
+			return nil, err
+		}
 		for _, t := range src.Targets {
 			tv := TargetView{Name: t.Name, Platform: t.Platform, Vendor: t.Vendor, Accepts: t.Adapter.Accepts()}
 			if lo, ok := last[name][t.Name]; ok {

@@ -18,9 +18,6 @@ func (e *Engine) loop() {
 	defer renew.Stop()
 	orphans := time.NewTicker(e.cfg.LeaseTTL / 2)
 	defer orphans.Stop()
-	purge := time.NewTicker(time.Hour)
-	defer purge.Stop()
-	e.purge()
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -29,8 +26,22 @@ func (e *Engine) loop() {
 			e.renewLeases()
 		case <-orphans.C:
 			e.claimOrphans()
-		case <-purge.C:
-			e.purge()
+		}
+	}
+}
+
+// purgeLoop is the service that deletes what is past its retention, hourly, on its own
+// goroutine: a long purge never delays lease renewals.
+func (e *Engine) purgeLoop() {
+	defer e.bg.Done()
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		e.purge()
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
 }
@@ -75,11 +86,48 @@ func (e *Engine) claimOrphans() {
 func (e *Engine) purge() {
 	n, err := e.store.PurgeCredentials(e.ctx, e.clock.Now().Add(-e.cfg.Retention))
 	if err != nil {
-		e.log.Warn("store: purge expired credentials", zap.Error(err))
+		e.log.Warn("store: purge expired credentials", zap.String("error", err.Error()))
 	} else if n > 0 {
 		e.log.Info("purged credentials past their retention", zap.Int("rotations", n))
 	}
+	// History and audit: small batches with a pause between, so writers never stall behind
+	// a long delete.
+	for _, job := range []struct {
+		what  string
+		purge func(context.Context, time.Time, int) (int, error)
+		keep  time.Duration
+	}{
+		{"rotations", e.store.PurgeHistory, e.cfg.HistoryRetention},
+		{"audit events", e.store.PurgeAudit, e.cfg.AuditRetention},
+	} {
+		total := 0
+		for e.ctx.Err() == nil {
+			sctx, cancel := e.storeContext(e.ctx)
+			n, err := job.purge(sctx, e.clock.Now().Add(-job.keep), purgeBatch)
+			cancel()
+			if err != nil {
+				e.log.Warn("store: purge "+job.what+" past their retention", zap.String("error", err.Error()))
+				break
+			}
+			total += n
+			if n < purgeBatch {
+				break
+			}
+			if (RealClock{}).Sleep(e.ctx, purgePause) != nil {
+				break
+			}
+		}
+		if total > 0 {
+			e.log.Info("purged "+job.what+" past their retention", zap.Int("count", total), zap.Duration("retention", job.keep))
+		}
+	}
 }
+
+// purgeBatch is how many rows one purge transaction deletes, and purgePause the pause between.
+const (
+	purgeBatch = 500
+	purgePause = 50 * time.Millisecond
+)
 
 // resumeAll takes every unfinished rotation whose lease this replica can acquire.
 func (e *Engine) resumeAll(ctx context.Context) error {

@@ -218,6 +218,15 @@ func (e *Engine) finishTarget(ctx context.Context, tr *targetRun) {
 	res := e.writeTarget(ctx, r, w.idx, func(t *TargetResult) {
 		now := e.now()
 		t.Attempts = tr.attempts
+		defer func() {
+			// Which source user the target holds now, on a generated rotation.
+			if sr := r.rot.SourceRotation; sr != nil {
+				t.User = sr.PreviousUser
+				if t.Status == TargetSucceeded || sr.PreviousUser == "" {
+					t.User = sr.User
+				}
+			}
+		}()
 		switch {
 		case interrupted:
 			// Stopped by shutdown: leave it unfinished for the next start to resume.

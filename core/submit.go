@@ -23,6 +23,9 @@ type SubmitRequest struct {
 	// starting another; RequestHash tells a repeat (same hash) from a conflicting reuse of the key.
 	IdempotencyKey string
 	RequestHash    string
+	// Generate: credsync makes the credential itself (the source has rotation:); Credential and
+	// Targets must be empty.
+	Generate bool
 }
 
 // prepare resolves the targets and builds every request before anything is sent: a credential
@@ -91,6 +94,14 @@ type Planned struct {
 
 // Plan is the dry run: it validates like Submit and returns what would be sent, sending nothing.
 func (e *Engine) Plan(req SubmitRequest) ([]Planned, error) {
+	if err := e.checkGenerate(&req); err != nil {
+		return nil, err
+	}
+	if req.Generate {
+		if _, _, err := e.generated(context.Background(), &req, e.sources[req.Source], true); err != nil {
+			return nil, err
+		}
+	}
 	_, ws, err := e.prepare(req)
 	if err != nil {
 		return nil, err
@@ -119,13 +130,25 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool
 			return e.replay(ctx, req, hit)
 		}
 	}
+	if err := e.checkGenerate(&req); err != nil {
+		return nil, false, err
+	}
+	var srcRot *SourceRotationState
+	if req.Generate {
+		st, release, err := e.generated(ctx, &req, e.sources[req.Source], false)
+		if err != nil {
+			return nil, false, err
+		}
+		defer release()
+		srcRot = st
+	}
 	src, ws, err := e.prepare(req)
 	if err != nil {
 		return nil, false, err
 	}
 	now := e.now()
 	rot := &Rotation{ID: e.cfg.NewID(), Source: src.Name, Status: RotationPending, CreatedAt: now,
-		Actor: req.Actor, Type: req.Credential.Type}
+		Actor: req.Actor, Type: req.Credential.Type, SourceRotation: srcRot}
 	for _, w := range ws {
 		rot.Targets = append(rot.Targets, TargetResult{Name: w.target.Name, Platform: w.target.Platform,
 			Vendor: w.target.Vendor, Status: TargetPending})
@@ -157,6 +180,11 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool
 		}
 		rot.Seq = stored.Seq
 	}
+	if srcRot != nil {
+		if err := e.recordGenerated(ctx, src, rot); err != nil {
+			e.log.Error("store: record the generated rotation as the source's current one", zap.String("rotation_id", rot.ID), zap.Error(err))
+		}
+	}
 	e.log.Info("rotation accepted", zap.String("rotation_id", rot.ID), zap.String("source", src.Name), zap.Int64("seq", rot.Seq),
 		zap.String("credential_type", string(req.Credential.Type)), zap.Int("targets", len(ws)), zap.String("actor", req.Actor))
 	e.supersedeLocal(rot)
@@ -165,6 +193,23 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Rotation, bool
 		return nil, false, ErrShuttingDown
 	}
 	return snapshot, false, nil
+}
+
+// checkGenerate refuses a request that mixes generation and a submitted credential.
+func (e *Engine) checkGenerate(req *SubmitRequest) error {
+	src, ok := e.sources[req.Source]
+	if !ok {
+		return &NotFoundError{What: "source", Name: req.Source}
+	}
+	switch {
+	case req.Generate && req.Credential.Type != "":
+		return &InputError{Message: "invalid rotation request", Problems: []Problem{{Field: "credential",
+			Message: "give either generate: true (credsync makes the credential) or a credential, not both"}}}
+	case !req.Generate && src.Rotation != nil:
+		return &InputError{Message: "invalid rotation request", Problems: []Problem{{Field: "generate",
+			Message: fmt.Sprintf("source %q rotates at the source (rotation: in its config): credsync makes its credential; send {\"source\": %q, \"generate\": true}", src.Name, src.Name)}}}
+	}
+	return nil
 }
 
 func (e *Engine) replay(ctx context.Context, req SubmitRequest, hit *IdempotencyHit) (*Rotation, bool, error) {

@@ -124,7 +124,7 @@ type targetConfig struct {
 // target's mapping with the common keys platform and name removed. Every error names its line.
 func (p *Platform) NewTarget(node *yaml.Node) (core.Adapter, error) {
 	var cfg targetConfig
-	node, at, err := yamlx.DecodeBlock(node, &cfg, "a felt target must be a mapping with source_id and either credential_id + credential_type or connection_type")
+	_, at, err := yamlx.DecodeBlock(node, &cfg, "a felt target must be a mapping with source_id and either credential_id + credential_type or connection_type")
 	if err != nil {
 		return nil, err
 	}
