@@ -231,6 +231,9 @@ type RotateRequest struct {
 	Targets []string
 	// IdempotencyKey, when set, makes resubmitting the same request return the same rotation.
 	IdempotencyKey string
+	// Generate asks credsync to make the credential itself (a source with rotation:); then
+	// Credential and Targets stay empty.
+	Generate bool
 	// Wait asks the gateway to hold the answer until the rotation ends or Wait runs out (at most
 	// 5m on the gateway's side); zero answers at once.
 	Wait time.Duration
@@ -238,15 +241,16 @@ type RotateRequest struct {
 
 type rotationBody struct {
 	Source     string          `json:"source"`
-	Credential json.RawMessage `json:"credential"`
+	Credential json.RawMessage `json:"credential,omitempty"`
 	Targets    []string        `json:"targets,omitempty"`
 	DryRun     bool            `json:"dry_run,omitempty"`
+	Generate   bool            `json:"generate,omitempty"`
 }
 
 // Rotate submits a rotation (POST /v1/rotations). The gateway answers at once with the rotation
 // pending or running, unless Wait is set.
 func (c *Client) Rotate(ctx context.Context, r RotateRequest) (*Rotation, error) {
-	body, err := json.Marshal(rotationBody{Source: r.Source, Credential: r.Credential, Targets: r.Targets})
+	body, err := json.Marshal(rotationBody{Source: r.Source, Credential: r.Credential, Targets: r.Targets, Generate: r.Generate})
 	if err != nil {
 		return nil, fmt.Errorf("encode rotation request: the credential is not valid JSON")
 	}
@@ -272,12 +276,13 @@ type PlanRequest struct {
 	Source     string
 	Credential json.RawMessage
 	Targets    []string
+	Generate   bool // the dry run of a generated rotation (the staged user shows; no password is made)
 }
 
 // Plan asks for the dry run of a rotation (POST /v1/rotations with dry_run: true): nothing is
 // sent to any vendor.
 func (c *Client) Plan(ctx context.Context, r PlanRequest) (*Plan, error) {
-	body, err := json.Marshal(rotationBody{Source: r.Source, Credential: r.Credential, Targets: r.Targets, DryRun: true})
+	body, err := json.Marshal(rotationBody{Source: r.Source, Credential: r.Credential, Targets: r.Targets, DryRun: true, Generate: r.Generate})
 	if err != nil {
 		return nil, fmt.Errorf("encode dry-run request: the credential is not valid JSON")
 	}

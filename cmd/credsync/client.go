@@ -26,19 +26,24 @@ const (
 )
 
 // clientUsage documents the client verbs in credsync --help (inserted before "credsync help").
-const clientUsage = `  credsync rotate   --source S (--password-stdin [--type password] [--username U] | --from-file F)
-                    [--targets a,b] [--idempotency-key K] [--wait 10m] [client flags]
+const clientUsage = `  credsync rotate   --source S (--password-stdin [--type password] [--username U] | --from-file F
+                    | --generate) [--targets a,b] [--idempotency-key K] [--wait 10m] [client flags]
         Push a new credential to every target of source S through a running gateway and follow
         it: live per-target progress (redrawn on a terminal, a line per change otherwise), then
         a table. The password is read from stdin (one trailing newline trimmed); --from-file
         reads a whole JSON credential ({"type": ..., ...}; - is stdin). Secrets are never taken
-        on the command line. --wait 0 submits and returns.
-  credsync plan     --source S (--password-stdin ... | --from-file F) [--targets a,b] [client flags]
-        The dry run: per target, the request that would be sent, secrets redacted. Sends nothing.
+        on the command line. --generate: credsync makes the credential itself (a source with
+        rotation:), stages it at the source, and retires the previous user once every target is
+        verified. --wait 0 submits and returns (exit 0).
+  credsync plan     --source S (--password-stdin ... | --from-file F | --generate) [--targets a,b]
+                    [client flags]
+        The dry run: per target, the request that would be sent, secrets redacted (with
+        --generate: the user it would stage). Sends nothing.
   credsync status   ID [--wait] [--timeout 10m] [client flags]
         Show a rotation; --wait follows it until it ends.
   credsync sources  [client flags]
-        The configured sources, their targets and each target's last outcome.
+        The configured sources, their targets and each target's last outcome; for a source
+        credsync rotates itself, the active user and when the next rotation is due.
         Client flags: --addr URL (or CREDSYNC_ADDR; default http://127.0.0.1:8080),
         --token-file FILE (or CREDSYNC_TOKEN: the gateway API token), --output table|json.
   credsync check    --config FILE [--timeout 30s] [--output table|json]
@@ -49,7 +54,7 @@ const clientUsage = `  credsync rotate   --source S (--password-stdin [--type pa
 const clientExitCodes = `
 rotate, status, plan, sources: 0 every target succeeded (plan, sources: the call worked),
 4 partial, 5 failed, 6 bad input (a bad flag, or the gateway answered 400/404/409/422),
-7 gateway unreachable or 5xx, 8 not finished when the wait ended, 9 superseded (a newer
+7 gateway unreachable or 5xx, 8 not finished when the wait ended (rotate --wait 0: 0), 9 superseded (a newer
 rotation took every target over), 1 anything else (such as 401: the gateway refused the token). check: 0 every target ready or unknown, 1 otherwise,
 3 invalid config, 6 a bad flag.`
 
@@ -222,6 +227,11 @@ func credFlags(fs *flag.FlagSet) *credInput {
 	fs.BoolVar(&ci.passwordStdin, "password-stdin", false, "read the password from stdin (one trailing newline is trimmed)")
 	fs.StringVar(&ci.fromFile, "from-file", "", "read the whole JSON credential {\"type\": ..., ...} from this file (- for stdin)")
 	return ci
+}
+
+// given reports whether any credential flag was set.
+func (ci *credInput) given() bool {
+	return ci.passwordStdin || ci.fromFile != "" || ci.typ != "" || ci.username != ""
 }
 
 // read returns the credential as a JSON object. Errors never quote what was read.

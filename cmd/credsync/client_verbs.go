@@ -34,6 +34,7 @@ func (cc *clientCmd) rotate(args []string) int {
 	targets := fs.String("targets", "", "comma-separated target names (default: every target of the source)")
 	key := fs.String("idempotency-key", "", "Idempotency-Key: resubmitting with the same key and credential returns the same rotation")
 	wait := fs.Duration("wait", defaultWait, "follow the rotation this long; 0 submits and returns")
+	generate := fs.Bool("generate", false, "credsync makes the credential itself (a source with rotation:); no credential on stdin")
 	ci := credFlags(fs)
 	cn := cc.connFlags(fs)
 	pos, code, ok := parseArgs(fs, args)
@@ -53,13 +54,17 @@ func (cc *clientCmd) rotate(args []string) int {
 	if err != nil {
 		return cc.badInput(verb, err)
 	}
-	cred, err := ci.read(cc.stdin)
-	if err != nil {
+	var cred json.RawMessage
+	if *generate {
+		if ci.given() {
+			return cc.badInput(verb, errors.New("--generate makes the credential: give no --password-stdin or --from-file"))
+		}
+	} else if cred, err = ci.read(cc.stdin); err != nil {
 		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	rot, err := c.Rotate(ctx, client.RotateRequest{Source: *source, Credential: cred, Targets: splitList(*targets), IdempotencyKey: *key})
+	rot, err := c.Rotate(ctx, client.RotateRequest{Source: *source, Credential: cred, Targets: splitList(*targets), IdempotencyKey: *key, Generate: *generate})
 	if err != nil {
 		return cc.fail(verb, err)
 	}
@@ -109,6 +114,9 @@ func (cc *clientCmd) follow(ctx context.Context, verb string, c *client.Client, 
 			fmt.Fprintf(cc.stdout, "Follow it: credsync status %s --wait\n", rot.ID)
 		}
 	}
+	if wait == 0 && verb == "rotate" {
+		return exitOK // submitted is what was asked
+	}
 	return exitForRotation(rot.Status)
 }
 
@@ -120,6 +128,7 @@ func (cc *clientCmd) plan(args []string) int {
 	fs := newFlags(verb, cc.stderr, "Dry run: show what a rotation would send to each target, secrets redacted; send nothing.")
 	source := fs.String("source", "", "the source (required)")
 	targets := fs.String("targets", "", "comma-separated target names (default: every target of the source)")
+	generate := fs.Bool("generate", false, "the dry run of a rotation credsync makes itself: the user it would stage, the redacted requests")
 	ci := credFlags(fs)
 	cn := cc.connFlags(fs)
 	pos, code, ok := parseArgs(fs, args)
@@ -136,13 +145,17 @@ func (cc *clientCmd) plan(args []string) int {
 	if err != nil {
 		return cc.badInput(verb, err)
 	}
-	cred, err := ci.read(cc.stdin)
-	if err != nil {
+	var cred json.RawMessage
+	if *generate {
+		if ci.given() {
+			return cc.badInput(verb, errors.New("--generate makes the credential: give no --password-stdin or --from-file"))
+		}
+	} else if cred, err = ci.read(cc.stdin); err != nil {
 		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	p, err := c.Plan(ctx, client.PlanRequest{Source: *source, Credential: cred, Targets: splitList(*targets)})
+	p, err := c.Plan(ctx, client.PlanRequest{Source: *source, Credential: cred, Targets: splitList(*targets), Generate: *generate})
 	if err != nil {
 		return cc.fail(verb, err)
 	}
@@ -246,6 +259,28 @@ func (cc *clientCmd) sources(args []string) int {
 		}
 	}
 	_ = tw.Flush()
+	for _, src := range s.Sources {
+		if src.SourceStatus == nil {
+			continue
+		}
+		due := "on request only"
+		if src.NextDueAt != nil {
+			due = "next due " + formatTime(src.NextDueAt)
+		}
+		last := "never"
+		if src.LastRotatedAt != nil {
+			last = formatTime(src.LastRotatedAt)
+		}
+		fmt.Fprintf(cc.stdout, "Source %s is rotated by credsync: active user %s (users %s), last rotated %s, %s",
+			src.Name, src.ActiveUser, strings.Join(src.Users, ", "), last, due)
+		if src.RetireUser != "" && src.RetireAt != nil {
+			fmt.Fprintf(cc.stdout, "; %s is retired at %s", src.RetireUser, formatTime(src.RetireAt))
+		}
+		if len(src.InUse) > 1 {
+			fmt.Fprintf(cc.stdout, "; targets hold both users: retry the last rotation")
+		}
+		fmt.Fprintln(cc.stdout, ".")
+	}
 	return exitOK
 }
 
