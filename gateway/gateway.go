@@ -99,6 +99,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		host, _ := os.Hostname()
 		owner = host + ":" + cfg.File.Server.Listen
 	}
+	for _, s := range cfg.Sources {
+		if s.Rotation != nil && len(s.Rotation.Users) == 1 {
+			log.Warn("source rotates one user in place: between setting its new password and a target receiving it, that target cannot log in; give two users to alternate",
+				zap.String("source", s.Name), zap.String("user", s.Rotation.Users[0]))
+		}
+	}
 	eng, err := core.NewEngine(core.EngineConfig{
 		Platforms: cfg.Platforms, Sources: cfg.Sources, Store: store, Logger: log.Named("engine"),
 		Deadline: cfg.File.Server.RotationDeadline, Sealer: sealer, DurableStore: durable, Owner: owner,
