@@ -99,6 +99,10 @@ type Store struct {
 	// CredentialRetention is how long the sealed credential of a rotation that did not fully
 	// succeed is kept for retries (default 168h).
 	CredentialRetention time.Duration `yaml:"credential_retention" validate:"gte=0"`
+	// HistoryRetention is how long a finished rotation is kept (default 2160h, 90 days);
+	// AuditRetention how long an audit event is, apart from it (default 8760h, a year).
+	HistoryRetention time.Duration `yaml:"history_retention" validate:"gte=0"`
+	AuditRetention   time.Duration `yaml:"audit_retention" validate:"gte=0"`
 	// LeaseTTL is how long a replica's claim on a rotation lasts without renewal (default 30s).
 	LeaseTTL time.Duration `yaml:"lease_ttl" validate:"gte=0"`
 	// Timeout bounds every store call (default 5s): a store that has not answered by then is

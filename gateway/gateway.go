@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		Platforms: cfg.Platforms, Sources: cfg.Sources, Store: store, Logger: log.Named("engine"),
 		Deadline: cfg.File.Server.RotationDeadline, Sealer: sealer, DurableStore: durable, Owner: owner,
 		LeaseTTL: cfg.File.Store.LeaseTTL, Retention: cfg.File.Store.CredentialRetention, Observer: m,
+		HistoryRetention: cfg.File.Store.HistoryRetention, AuditRetention: cfg.File.Store.AuditRetention,
 		StoreTimeout: cfg.File.Store.Timeout,
 	})
 	if err != nil {
