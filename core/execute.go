@@ -104,6 +104,7 @@ func (e *Engine) finished(ctx context.Context, final *Rotation) {
 	}
 	e.log.Info("rotation finished", fields...)
 	e.audit(AuditEvent{Action: "rotation.finished", Source: final.Source, RotationID: final.ID, Status: string(final.Status)})
+	e.emit(ctx, rotationEvent(final))
 	if final.Status == RotationSucceeded {
 		if err := e.store.DeleteCredential(ctx, final.ID); err != nil {
 			e.log.Warn("store: delete credential of a finished rotation", zap.String("rotation_id", final.ID), zap.Error(err))

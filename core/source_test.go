@@ -330,3 +330,23 @@ func TestGenerateRefusals(t *testing.T) {
 	_, _, err = eng.Submit(ctx, core.SubmitRequest{Source: "plain", Generate: true})
 	require.ErrorAs(t, err, &ie, "a source without rotation: takes a credential")
 }
+
+func TestEventsAreWrittenToTheOutbox(t *testing.T) {
+	st := memstore.New()
+	e := newSrcEnv(t, []string{"a", "b"}, 1, func(sr *core.SourceRotation) { sr.RetireAfter = 20 * time.Millisecond }, st)
+	rot := e.rotate(t)
+	e.waitPhase(t, rot.ID, core.PhaseDone)
+	var types []string
+	require.Eventually(t, func() bool {
+		evs, err := st.ListEvents(context.Background(), "", 100)
+		require.NoError(t, err)
+		types = nil
+		for _, ev := range evs {
+			types = append(types, ev.Type)
+			require.NotEmpty(t, ev.ID)
+			require.Equal(t, "wh", ev.Source)
+		}
+		return len(types) == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, []string{core.EventRotationSucceeded, core.EventCredentialRetired}, types)
+}

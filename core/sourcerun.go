@@ -345,6 +345,8 @@ func (e *Engine) retireIfDue(ctx context.Context, src *Source) {
 	e.log.Info("retired the previous user: its password is now a random one nobody keeps", zap.String("source", src.Name),
 		zap.String("user", user), zap.String("rotation_id", rid))
 	e.audit(AuditEvent{Action: "credential.retired", Source: src.Name, RotationID: rid, Detail: "user " + user})
+	e.emit(ctx, Event{Type: EventCredentialRetired, Source: src.Name, RotationID: rid,
+		Detail: fmt.Sprintf("the previous user %s no longer logs in: its password is a random one nobody keeps", user)})
 }
 
 // markRetired ends a rotation's source part: phase done, retired now.

@@ -298,6 +298,12 @@ type Store interface {
 	AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
 	ReleaseNamedLease(ctx context.Context, name, owner string) error
 
+	// EnqueueEvent writes an event to the outbox (package notify delivers it).
+	EnqueueEvent(ctx context.Context, ev Event) error
+	// ListEvents returns outbox events in id order after the id given ("" from the first), at
+	// most limit.
+	ListEvents(ctx context.Context, after string, limit int) ([]Event, error)
+
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 

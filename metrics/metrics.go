@@ -207,6 +207,16 @@ func (t *timedStore) ReleaseNamedLease(ctx context.Context, name, owner string) 
 	return t.Store.ReleaseNamedLease(ctx, name, owner)
 }
 
+func (t *timedStore) EnqueueEvent(ctx context.Context, ev core.Event) (err error) {
+	defer func(start time.Time) { t.observe("enqueue_event", start, err) }(time.Now())
+	return t.Store.EnqueueEvent(ctx, ev)
+}
+
+func (t *timedStore) ListEvents(ctx context.Context, after string, limit int) (evs []core.Event, err error) {
+	defer func(start time.Time) { t.observe("list_events", start, err) }(time.Now())
+	return t.Store.ListEvents(ctx, after, limit)
+}
+
 func (t *timedStore) ListRotations(ctx context.Context, f core.ListFilter) (r []*core.Rotation, err error) {
 	defer func(start time.Time) { t.observe("list_rotations", start, err) }(time.Now())
 	return t.Store.ListRotations(ctx, f)

@@ -260,6 +260,21 @@ func (g *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error
 	return g.do(ctx, "release lease", func(ctx context.Context) error { return g.s.ReleaseNamedLease(ctx, name, owner) })
 }
 
+// EnqueueEvent implements core.Store.
+func (g *Store) EnqueueEvent(ctx context.Context, ev core.Event) error {
+	return g.do(ctx, "enqueue event", func(ctx context.Context) error { return g.s.EnqueueEvent(ctx, ev) })
+}
+
+// ListEvents implements core.Store.
+func (g *Store) ListEvents(ctx context.Context, after string, limit int) ([]core.Event, error) {
+	var out []core.Event
+	err := g.do(ctx, "list events", func(ctx context.Context) (err error) {
+		out, err = g.s.ListEvents(ctx, after, limit)
+		return err
+	})
+	return out, err
+}
+
 // FindIdempotencyKey implements core.Store.
 func (g *Store) FindIdempotencyKey(ctx context.Context, actor, key string) (*core.IdempotencyHit, error) {
 	var hit *core.IdempotencyHit

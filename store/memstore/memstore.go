@@ -23,6 +23,7 @@ type Store struct {
 	rots     map[string]*entry
 	last     map[string]lastOutcome // source\x00target → newest finished outcome
 	srcState map[string]core.SourceState
+	events   []core.Event
 	named    map[string]namedLease
 	seqs     map[string]int64
 	idem     map[string]core.IdempotencyHit
@@ -498,6 +499,33 @@ func (s *Store) ReleaseNamedLease(_ context.Context, name, owner string) error {
 type namedLease struct {
 	owner string
 	until time.Time
+}
+
+// EnqueueEvent implements core.Store.
+func (s *Store) EnqueueEvent(_ context.Context, ev core.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		if e.ID == ev.ID {
+			return nil
+		}
+	}
+	s.events = append(s.events, ev)
+	sort.Slice(s.events, func(i, j int) bool { return s.events[i].ID < s.events[j].ID })
+	return nil
+}
+
+// ListEvents implements core.Store.
+func (s *Store) ListEvents(_ context.Context, after string, limit int) ([]core.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []core.Event
+	for _, e := range s.events {
+		if e.ID > after && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // AppendAudit implements core.Store.

@@ -868,6 +868,41 @@ func (s *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error
 	return nil
 }
 
+// EnqueueEvent implements core.Store.
+func (s *Store) EnqueueEvent(ctx context.Context, ev core.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("sqlstore: encode event %s: %w", ev.ID, err)
+	}
+	if _, err := s.b.write(ctx, `INSERT INTO events (id, type, created_at, payload) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Type, micros(ev.Time), string(b)); err != nil {
+		return fmt.Errorf("sqlstore: enqueue event %s: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// ListEvents implements core.Store.
+func (s *Store) ListEvents(ctx context.Context, after string, limit int) ([]core.Event, error) {
+	rs, err := s.b.query(ctx, `SELECT payload FROM events WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list events: %w", err)
+	}
+	defer rs.Close()
+	var out []core.Event
+	for rs.Next() {
+		var p string
+		if err := rs.Scan(&p); err != nil {
+			return nil, fmt.Errorf("sqlstore: list events: %w", err)
+		}
+		var ev core.Event
+		if err := json.Unmarshal([]byte(p), &ev); err != nil {
+			return nil, fmt.Errorf("sqlstore: decode event: %w", err)
+		}
+		out = append(out, ev)
+	}
+	return out, rs.Err()
+}
+
 // AppendAudit implements core.Store.
 func (s *Store) AppendAudit(ctx context.Context, e core.AuditEvent) error {
 	if _, err := s.b.write(ctx, appendAuditSQL, auditArgs(e)...); err != nil {
