@@ -101,6 +101,7 @@ type Engine struct {
 	mu      sync.Mutex
 	closing bool
 	runs    map[string]*run
+	pauses  pauses
 	ids     idGen
 }
 
@@ -202,11 +203,13 @@ func (e *Engine) Owner() string { return e.cfg.Owner }
 // and any whose lease expired), then keeps renewing leases, taking over dead replicas' rotations
 // and purging expired credentials until Shutdown.
 func (e *Engine) Start(ctx context.Context) error {
+	e.refreshPauses(ctx) // before anything is resumed: a pause holds across restarts
 	if err := e.resumeAll(ctx); err != nil {
 		return err
 	}
-	e.bg.Add(3)
+	e.bg.Add(4)
 	go e.loop()
+	go e.pauseLoop()
 	go e.purgeLoop()
 	go e.sourceLoop()
 	return nil

@@ -69,3 +69,5 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

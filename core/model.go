@@ -146,6 +146,8 @@ type TargetResult struct {
 	// User, on a generated rotation, is the source user this target holds now: the staged
 	// user once it succeeded, the previous one while it did not.
 	User string `json:"user,omitempty"`
+	// Paused: a pause holds the target; no vendor call to it starts until the pause ends.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // Clone returns a deep copy, safe to hand out while the engine keeps working on the original.

@@ -15,6 +15,8 @@ type Observer interface {
 	TargetFinished(vendor, platform string, status TargetStatus)
 	VendorCall(vendor, platform, op, class string, took time.Duration)
 	Retry(vendor, platform string)
+	// Paused says how many pauses are active now.
+	Paused(active int)
 }
 
 // Call classes of VendorCall.
@@ -48,6 +50,8 @@ func CallClass(err error) string {
 }
 
 type nopObserver struct{}
+
+func (nopObserver) Paused(int) {}
 
 func (nopObserver) RotationStarted()                                         {}
 func (nopObserver) RotationFinished(RotationStatus)                          {}

@@ -78,6 +78,13 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 func (e *Engine) send(ctx context.Context, tr *targetRun, yield func()) *keeper {
 	policy := e.policyFor(tr)
 	for n := 1; ; n++ {
+		// A pause holds the target before any call starts (a call in flight is never stopped).
+		if err := e.holdWhilePaused(tr.yctx, tr); err != nil {
+			if tr.err == nil {
+				tr.err, tr.retry = err, true
+			}
+			return nil
+		}
 		tr.tc.Holder = newHolder(e.cfg.Owner)
 		asked, err := e.claim(tr.yctx, tr.tc, tr.p.Timeout)
 		if err != nil {

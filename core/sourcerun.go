@@ -394,6 +394,10 @@ func (e *Engine) rotateIfDue(ctx context.Context, src *Source) {
 	if now.Before(*st.NextDueAt) {
 		return
 	}
+	if p, paused := e.pauses.coversSource(src.Name); paused {
+		e.log.Info("scheduled rotation held by a pause", zap.String("source", src.Name), zap.String("pause_id", p.ID))
+		return
+	}
 	rot, _, err := e.Submit(ctx, SubmitRequest{Source: src.Name, Generate: true, Actor: "schedule"})
 	if err != nil {
 		// Not every tick: a backoff.

@@ -298,6 +298,12 @@ type Store interface {
 	AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
 	ReleaseNamedLease(ctx context.Context, name, owner string) error
 
+	// CreatePause records a pause; ListPauses returns them, newest first, only the active ones
+	// when active; EndPause ends one (ErrNotFound when unknown or already ended).
+	CreatePause(ctx context.Context, p Pause) error
+	ListPauses(ctx context.Context, active bool) ([]Pause, error)
+	EndPause(ctx context.Context, id, actor string, at time.Time) (Pause, error)
+
 	// EnqueueEvent writes an event to the outbox (package notify delivers it).
 	EnqueueEvent(ctx context.Context, ev Event) error
 	// ListEvents returns outbox events in id order after the id given ("" from the first), at

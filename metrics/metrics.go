@@ -27,6 +27,7 @@ type Metrics struct {
 	storeLatency   *prometheus.HistogramVec
 	apiRequests    *prometheus.CounterVec
 	apiRateLimited *prometheus.CounterVec
+	pauses         prometheus.Gauge
 }
 
 var _ core.Observer = (*Metrics)(nil)
@@ -61,9 +62,12 @@ func New() *Metrics {
 		apiRateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credsync_api_rate_limited_total", Help: "API requests refused with 429 by the per-token rate limit, by token name.",
 		}, []string{"token"}),
+		pauses: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "credsync_pauses_active", Help: "Emergency pauses in force (no new vendor call starts where one holds).",
+		}),
 	}
 	m.reg.MustRegister(m.rotations, m.inFlight, m.targets, m.vendorLatency, m.retries, m.storeLatency,
-		m.apiRequests, m.apiRateLimited, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.apiRequests, m.apiRateLimited, m.pauses, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -99,6 +103,9 @@ func (m *Metrics) VendorCall(vendor, platform, op, class string, took time.Durat
 
 // Retry implements core.Observer.
 func (m *Metrics) Retry(vendor, platform string) { m.retries.WithLabelValues(vendor, platform).Inc() }
+
+// Paused implements core.Observer.
+func (m *Metrics) Paused(active int) { m.pauses.Set(float64(active)) }
 
 // APIRequest counts one API request by its route pattern (never the raw path: ids stay out).
 func (m *Metrics) APIRequest(route string, code int) {
@@ -205,6 +212,21 @@ func (t *timedStore) AcquireNamedLease(ctx context.Context, name, owner string, 
 func (t *timedStore) ReleaseNamedLease(ctx context.Context, name, owner string) (err error) {
 	defer func(start time.Time) { t.observe("release_named_lease", start, err) }(time.Now())
 	return t.Store.ReleaseNamedLease(ctx, name, owner)
+}
+
+func (t *timedStore) CreatePause(ctx context.Context, p core.Pause) (err error) {
+	defer func(start time.Time) { t.observe("create_pause", start, err) }(time.Now())
+	return t.Store.CreatePause(ctx, p)
+}
+
+func (t *timedStore) ListPauses(ctx context.Context, active bool) (ps []core.Pause, err error) {
+	defer func(start time.Time) { t.observe("list_pauses", start, err) }(time.Now())
+	return t.Store.ListPauses(ctx, active)
+}
+
+func (t *timedStore) EndPause(ctx context.Context, id, actor string, at time.Time) (p core.Pause, err error) {
+	defer func(start time.Time) { t.observe("end_pause", start, err) }(time.Now())
+	return t.Store.EndPause(ctx, id, actor, at)
 }
 
 func (t *timedStore) EnqueueEvent(ctx context.Context, ev core.Event) (err error) {

@@ -260,6 +260,31 @@ func (g *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error
 	return g.do(ctx, "release lease", func(ctx context.Context) error { return g.s.ReleaseNamedLease(ctx, name, owner) })
 }
 
+// CreatePause implements core.Store.
+func (g *Store) CreatePause(ctx context.Context, p core.Pause) error {
+	return g.do(ctx, "create pause", func(ctx context.Context) error { return g.s.CreatePause(ctx, p) })
+}
+
+// ListPauses implements core.Store.
+func (g *Store) ListPauses(ctx context.Context, active bool) ([]core.Pause, error) {
+	var out []core.Pause
+	err := g.do(ctx, "list pauses", func(ctx context.Context) (err error) {
+		out, err = g.s.ListPauses(ctx, active)
+		return err
+	})
+	return out, err
+}
+
+// EndPause implements core.Store.
+func (g *Store) EndPause(ctx context.Context, id, actor string, at time.Time) (core.Pause, error) {
+	var p core.Pause
+	err := g.do(ctx, "end pause", func(ctx context.Context) (err error) {
+		p, err = g.s.EndPause(ctx, id, actor, at)
+		return err
+	})
+	return p, err
+}
+
 // EnqueueEvent implements core.Store.
 func (g *Store) EnqueueEvent(ctx context.Context, ev core.Event) error {
 	return g.do(ctx, "enqueue event", func(ctx context.Context) error { return g.s.EnqueueEvent(ctx, ev) })

@@ -24,6 +24,7 @@ type Store struct {
 	last     map[string]lastOutcome // source\x00target → newest finished outcome
 	srcState map[string]core.SourceState
 	events   []core.Event
+	pauses   []core.Pause
 	named    map[string]namedLease
 	seqs     map[string]int64
 	idem     map[string]core.IdempotencyHit
@@ -499,6 +500,41 @@ func (s *Store) ReleaseNamedLease(_ context.Context, name, owner string) error {
 type namedLease struct {
 	owner string
 	until time.Time
+}
+
+// CreatePause implements core.Store.
+func (s *Store) CreatePause(_ context.Context, p core.Pause) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, p)
+	return nil
+}
+
+// ListPauses implements core.Store.
+func (s *Store) ListPauses(_ context.Context, active bool) ([]core.Pause, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []core.Pause{}
+	for i := len(s.pauses) - 1; i >= 0; i-- {
+		if !active || s.pauses[i].EndedAt == nil {
+			out = append(out, s.pauses[i])
+		}
+	}
+	return out, nil
+}
+
+// EndPause implements core.Store.
+func (s *Store) EndPause(_ context.Context, id, actor string, at time.Time) (core.Pause, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, p := range s.pauses {
+		if p.ID == id && p.EndedAt == nil {
+			t := at
+			s.pauses[i].EndedAt, s.pauses[i].EndedBy = &t, actor
+			return s.pauses[i], nil
+		}
+	}
+	return core.Pause{}, fmt.Errorf("pause %s: %w", id, core.ErrNotFound)
 }
 
 // EnqueueEvent implements core.Store.

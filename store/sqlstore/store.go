@@ -868,6 +868,77 @@ func (s *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error
 	return nil
 }
 
+// CreatePause implements core.Store.
+func (s *Store) CreatePause(ctx context.Context, p core.Pause) error {
+	if _, err := s.b.write(ctx, `INSERT INTO pauses (id, platform, source, reason, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		p.ID, p.Platform, p.Source, p.Reason, p.Actor, micros(p.CreatedAt)); err != nil {
+		return fmt.Errorf("sqlstore: create pause: %w", err)
+	}
+	return nil
+}
+
+const pauseColumns = `id, platform, source, reason, actor, created_at, ended_at, ended_by`
+
+func scanPause(r interface{ Scan(...any) error }) (core.Pause, error) {
+	var (
+		p       core.Pause
+		created int64
+		ended   sql.NullInt64
+	)
+	if err := r.Scan(&p.ID, &p.Platform, &p.Source, &p.Reason, &p.Actor, &created, &ended, &p.EndedBy); err != nil {
+		return p, err
+	}
+	p.CreatedAt = fromMicros(created)
+	if ended.Valid {
+		t := fromMicros(ended.Int64)
+		p.EndedAt = &t
+	}
+	return p, nil
+}
+
+// ListPauses implements core.Store: newest first; the ended ones, of the last 200 pauses.
+func (s *Store) ListPauses(ctx context.Context, active bool) ([]core.Pause, error) {
+	q := `SELECT ` + pauseColumns + ` FROM pauses ORDER BY created_at DESC, id DESC LIMIT 200`
+	if active {
+		q = `SELECT ` + pauseColumns + ` FROM pauses WHERE ended_at IS NULL ORDER BY created_at DESC, id DESC`
+	}
+	rs, err := s.b.query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list pauses: %w", err)
+	}
+	defer rs.Close()
+	out := []core.Pause{}
+	for rs.Next() {
+		p, err := scanPause(rs)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: list pauses: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rs.Err()
+}
+
+// EndPause implements core.Store in one statement.
+func (s *Store) EndPause(ctx context.Context, id, actor string, at time.Time) (core.Pause, error) {
+	var p core.Pause
+	var created int64
+	var ended sql.NullInt64
+	err := s.b.writeRow(ctx, []any{&p.ID, &p.Platform, &p.Source, &p.Reason, &p.Actor, &created, &ended, &p.EndedBy},
+		`UPDATE pauses SET ended_at = $2, ended_by = $3 WHERE id = $1 AND ended_at IS NULL RETURNING `+pauseColumns, id, micros(at), actor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("sqlstore: pause %s: %w", id, core.ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("sqlstore: end pause %s: %w", id, err)
+	}
+	p.CreatedAt = fromMicros(created)
+	if ended.Valid {
+		t := fromMicros(ended.Int64)
+		p.EndedAt = &t
+	}
+	return p, nil
+}
+
 // EnqueueEvent implements core.Store.
 func (s *Store) EnqueueEvent(ctx context.Context, ev core.Event) error {
 	b, err := json.Marshal(ev)

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"LastOutcomes", testLastOutcomes},
 		{"SourceState", testSourceState},
 		{"NamedLeases", testNamedLeases},
+		{"Pauses", testPauses},
 		{"PurgeHistory", testPurgeHistory},
 		{"ClaimTargetHold", testClaimTargetHold},
 		{"Audit", testAudit},
@@ -1324,4 +1325,38 @@ func testNamedLeases(t *testing.T, s core.Store) {
 	ok, err = s.AcquireNamedLease(ctx, "retire:wh", "r1", longTTL)
 	require.NoError(t, err)
 	require.True(t, ok, "released")
+}
+
+func testPauses(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	ps, err := s.ListPauses(ctx, true)
+	require.NoError(t, err)
+	require.Empty(t, ps)
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	all := core.Pause{ID: "pause_1", Reason: "incident 42", Actor: "ops", CreatedAt: at}
+	felt := core.Pause{ID: "pause_2", Platform: "felt", Source: "wh", Reason: "Felt outage", CreatedAt: at.Add(time.Second)}
+	require.NoError(t, s.CreatePause(ctx, all))
+	require.NoError(t, s.CreatePause(ctx, felt))
+	ps, err = s.ListPauses(ctx, true)
+	require.NoError(t, err)
+	require.Len(t, ps, 2)
+	require.Equal(t, "pause_2", ps[0].ID, "newest first")
+	require.Equal(t, "felt", ps[0].Platform)
+	require.Equal(t, "wh", ps[0].Source)
+	require.True(t, at.Equal(ps[1].CreatedAt))
+	ended, err := s.EndPause(ctx, "pause_1", "oncall", at.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, "oncall", ended.EndedBy)
+	require.NotNil(t, ended.EndedAt)
+	require.Equal(t, "incident 42", ended.Reason)
+	_, err = s.EndPause(ctx, "pause_1", "oncall", at)
+	require.ErrorIs(t, err, core.ErrNotFound, "ended once")
+	_, err = s.EndPause(ctx, "pause_nope", "oncall", at)
+	require.ErrorIs(t, err, core.ErrNotFound)
+	ps, err = s.ListPauses(ctx, true)
+	require.NoError(t, err)
+	require.Len(t, ps, 1)
+	ps, err = s.ListPauses(ctx, false)
+	require.NoError(t, err)
+	require.Len(t, ps, 2, "ended pauses are kept")
 }
