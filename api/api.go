@@ -42,6 +42,7 @@ type Token struct {
 	Name   string
 	Token  core.Secret
 	SHA256 [sha256.Size]byte // used when Token is empty
+	Scope  Scope             // what it may touch; the zero Scope: everything
 }
 
 // Recorder receives API metrics; route is the route pattern, never the raw path.
@@ -100,6 +101,7 @@ type Server struct {
 type tokenDigest struct {
 	name   string
 	digest [sha256.Size]byte
+	scope  Scope
 }
 
 // New returns the API with its routes.
@@ -119,7 +121,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 		if !t.Token.IsZero() {
 			d = sha256.Sum256([]byte(t.Token.Reveal()))
 		}
-		s.tokens = append(s.tokens, tokenDigest{name: t.Name, digest: d})
+		s.tokens = append(s.tokens, tokenDigest{name: t.Name, digest: d, scope: t.Scope})
 		if s.rps > 0 {
 			s.limiters[t.Name] = rate.NewLimiter(rate.Limit(s.rps), max(1, s.burst))
 		}
@@ -141,6 +143,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	if s.metricsHandler != nil {
 		e.GET("/metrics", echo.WrapHandler(s.metricsHandler))
 	}
+	s.routesPauses(e)
 	s.routesDocs(e)
 	s.routesStatus(e)
 	s.echo = e
@@ -306,10 +309,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
 		digest := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		name := ""
+		name, scope := "", Scope{}
 		for _, t := range s.tokens { // no early exit: the time taken does not say which token matched
 			if subtle.ConstantTimeCompare(digest[:], t.digest[:]) == 1 && ok && got != "" {
-				name = t.name
+				name, scope = t.name, t.scope
 			}
 		}
 		if name == "" {
@@ -318,6 +321,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return e
 		}
 		c.Set(ctxActor, name)
+		c.Set(ctxScope, scope)
 		if lim := s.limiters[name]; lim != nil && !lim.Allow() {
 			r := lim.Reserve()
 			wait := r.Delay()
@@ -456,15 +460,24 @@ func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
-func (s *Server) decodeRotation(body []byte) (rotationRequest, core.Credential, error) {
-	var req rotationRequest
-	if err := jsonx.Decode(body, &req); err != nil {
+// decodeBody decodes a checked body into v, strictly (jsonx.Decode); a mismatch is a 422 that
+// names the field.
+func decodeBody(body []byte, v any, what string) error {
+	if err := jsonx.Decode(body, v); err != nil {
 		p := core.Problem{Field: "body", Message: err.Error()}
 		var je *jsonx.Error
 		if errors.As(err, &je) && je.Path != "" {
 			p = core.Problem{Field: je.Path, Message: je.Problem}
 		}
-		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: []core.Problem{p}}
+		return &core.InputError{Message: what, Problems: []core.Problem{p}}
+	}
+	return nil
+}
+
+func (s *Server) decodeRotation(body []byte) (rotationRequest, core.Credential, error) {
+	var req rotationRequest
+	if err := decodeBody(body, &req, "invalid rotation request"); err != nil {
+		return req, core.Credential{}, err
 	}
 	if len(req.Targets) > MaxTargetsPerRequest {
 		return req, core.Credential{}, &core.InputError{Message: "invalid rotation request", Problems: []core.Problem{{Field: "targets",
@@ -505,6 +518,9 @@ func (s *Server) createRotation(c echo.Context) error {
 		return err
 	}
 	c.Set(ctxSecrets, cred.Secrets())
+	if err := allowSource(c, ActionRotate, req.Source); err != nil {
+		return err
+	}
 	actor, _ := c.Get(ctxActor).(string)
 	sreq := core.SubmitRequest{Source: req.Source, Credential: cred, Targets: req.Targets, Actor: actor, Generate: req.Generate}
 	if req.DryRun {
@@ -575,12 +591,18 @@ func parseWait(v string) (time.Duration, error) {
 // per-status counts: bounded, however many targets it has.
 func (s *Server) getRotation(c echo.Context) error {
 	c.Set("rotation_id", c.Param("id"))
+	if err := allow(c, ActionRead); err != nil {
+		return err
+	}
 	p, err := targetPage(c)
 	if err != nil {
 		return err
 	}
 	rot, err := s.eng.GetPage(c.Request().Context(), c.Param("id"), p)
 	if err != nil {
+		return err
+	}
+	if err := allowSource(c, ActionRead, rot.Source); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, rot)
@@ -615,6 +637,9 @@ type ListResponse struct {
 
 func (s *Server) listRotations(c echo.Context) error {
 	f := core.ListFilter{Source: c.QueryParam("source"), Status: core.RotationStatus(c.QueryParam("status")), Before: c.QueryParam("before")}
+	if err := s.scopeListing(c, f.Source, &f.Sources); err != nil {
+		return err
+	}
 	switch f.Status {
 	case "", core.RotationPending, core.RotationRunning, core.RotationSucceeded, core.RotationPartial, core.RotationFailed, core.RotationSuperseded:
 	default:
@@ -665,7 +690,11 @@ func (s *Server) listAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	evs, err := s.eng.Audit(c.Request().Context(), core.AuditFilter{Source: c.QueryParam("source"), RotationID: c.QueryParam("rotation_id"), Limit: limit})
+	f := core.AuditFilter{Source: c.QueryParam("source"), RotationID: c.QueryParam("rotation_id"), Limit: limit}
+	if err := s.scopeListing(c, f.Source, &f.Sources); err != nil {
+		return err
+	}
+	evs, err := s.eng.Audit(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
@@ -677,6 +706,19 @@ func (s *Server) listAudit(c echo.Context) error {
 
 func (s *Server) retryRotation(c echo.Context) error {
 	c.Set("rotation_id", c.Param("id"))
+	if err := allow(c, ActionRetry); err != nil {
+		return err
+	}
+	if !scopeOf(c).All() {
+		// Which source is it? A token may only retry what its scope covers.
+		rot, err := s.eng.GetPage(c.Request().Context(), c.Param("id"), core.TargetPage{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if err := allowSource(c, ActionRetry, rot.Source); err != nil {
+			return err
+		}
+	}
 	actor, _ := c.Get(ctxActor).(string)
 	rot, err := s.eng.Retry(c.Request().Context(), c.Param("id"), actor)
 	if err != nil {
@@ -695,9 +737,39 @@ type SourcesResponse struct {
 }
 
 func (s *Server) listSources(c echo.Context) error {
+	if err := allow(c, ActionRead); err != nil {
+		return err
+	}
 	srcs, err := s.eng.Sources(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, SourcesResponse{Sources: srcs})
+	return c.JSON(http.StatusOK, SourcesResponse{Sources: inScope(scopeOf(c), srcs)})
+}
+
+// inScope keeps the sources sc covers.
+func inScope(sc Scope, srcs []core.SourceView) []core.SourceView {
+	if sc.All() {
+		return srcs
+	}
+	out := make([]core.SourceView, 0, len(srcs))
+	for _, v := range srcs {
+		if sc.Covers(v.Name) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// scopeListing checks a read listing: 403 for a token without read, or for ?source= its scope
+// does not cover; otherwise it sets the listing's Sources filter to what the token may see.
+func (s *Server) scopeListing(c echo.Context, source string, filter *[]string) error {
+	if err := allow(c, ActionRead); err != nil {
+		return err
+	}
+	if source != "" {
+		return allowSource(c, ActionRead, source)
+	}
+	*filter = s.visibleSources(c)
+	return nil
 }

@@ -36,6 +36,7 @@ import (
 
 const (
 	docToken  = "docs-api-token-0123456789"
+	docNarrow = "docs-narrow-token-0123456789" // flaky only, rotate only
 	docSecret = "Docs-S3cret-never-in-an-answer"
 )
 
@@ -109,6 +110,27 @@ func (s *brokenStore) ListAudit(ctx context.Context, f core.AuditFilter) ([]core
 	return s.Store.ListAudit(ctx, f)
 }
 
+func (s *brokenStore) CreatePause(ctx context.Context, p core.Pause) error {
+	if err := s.fault(); err != nil {
+		return err
+	}
+	return s.Store.CreatePause(ctx, p)
+}
+
+func (s *brokenStore) ListPauses(ctx context.Context, active bool) ([]core.Pause, error) {
+	if err := s.fault(); err != nil {
+		return nil, err
+	}
+	return s.Store.ListPauses(ctx, active)
+}
+
+func (s *brokenStore) EndPause(ctx context.Context, id, by string, at time.Time) (core.Pause, error) {
+	if err := s.fault(); err != nil {
+		return core.Pause{}, err
+	}
+	return s.Store.EndPause(ctx, id, by, at)
+}
+
 func (s *brokenStore) Ping(ctx context.Context) error {
 	if err := s.fault(); err != nil {
 		return err
@@ -148,7 +170,9 @@ func newDocEnv(t *testing.T, opts ...Option) *docEnv {
 	})
 	require.NoError(t, err)
 	m := metrics.New()
-	e.s = New(e.eng, []Token{{Name: "job", Token: core.NewSecret(docToken)}}, zap.NewNop(), append([]Option{WithMetrics(m.Handler(), m)}, opts...)...)
+	tokens := []Token{{Name: "job", Token: core.NewSecret(docToken)},
+		{Name: "narrow", Token: core.NewSecret(docNarrow), Scope: Scope{Sources: []string{"flaky"}, Actions: []Action{ActionRotate}}}}
+	e.s = New(e.eng, tokens, zap.NewNop(), append([]Option{WithMetrics(m.Handler(), m)}, opts...)...)
 	e.srv = httptest.NewServer(e.s.Handler())
 	t.Cleanup(func() {
 		e.srv.Close()
@@ -232,6 +256,7 @@ type docCall struct {
 	contentType string // default application/json when there is a body
 	header      map[string]string
 	noAuth      bool
+	token       string // instead of docToken
 	status      int
 	// reqInvalid: the request breaks the spec (and the API refuses it). Otherwise the request
 	// must validate, except reqAny: the spec cannot tell (e.g. a body over 1 MiB).
@@ -285,7 +310,11 @@ func (k *contract) do(base string, c docCall) (*http.Response, []byte) {
 	req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
 	require.NoError(t, err)
 	if !c.noAuth {
-		req.Header.Set("Authorization", "Bearer "+docToken)
+		tok := docToken
+		if c.token != "" {
+			tok = c.token
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	if c.body != "" {
 		ct := c.contentType
@@ -464,6 +493,45 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "audit bad limit", method: "GET", path: "/v1/audit?limit=0", status: 400, reqInvalid: true})
 	do(docCall{name: "audit no token", method: "GET", path: "/v1/audit", noAuth: true, status: 401, reqInvalid: true})
 
+	// A token whose scope does not cover the source or the action: 403 on every route.
+	for _, c := range []docCall{
+		{method: "POST", path: "/v1/rotations", body: pwRotation("db")},
+		{method: "GET", path: "/v1/rotations"},
+		{method: "GET", path: "/v1/rotations/" + okID},
+		{method: "POST", path: "/v1/rotations/" + failedID + "/retry"},
+		{method: "GET", path: "/v1/sources"},
+		{method: "GET", path: "/v1/audit"},
+		{method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`},
+		{method: "GET", path: "/v1/pauses"},
+		{method: "DELETE", path: "/v1/pauses/pause_1"},
+		{method: "GET", path: "/"},
+	} {
+		c.name, c.token, c.status = "out of scope "+c.method+" "+c.path, docNarrow, 403
+		_, b := do(c)
+		require.Contains(t, string(b), `"code":"forbidden"`, c.name)
+	}
+
+	// Pauses: start one, see it, end it; and the refusals.
+	_, b = do(docCall{name: "pause", method: "POST", path: "/v1/pauses", body: `{"platform":"p","reason":"vendor incident"}`, status: 201})
+	pauseID := rotationID(t, b)
+	do(docCall{name: "pauses", method: "GET", path: "/v1/pauses?all=true", status: 200})
+	do(docCall{name: "pauses bad all", method: "GET", path: "/v1/pauses?all=maybe", status: 400, reqInvalid: true})
+	do(docCall{name: "pauses no token", method: "GET", path: "/v1/pauses", noAuth: true, status: 401, reqInvalid: true})
+	do(docCall{name: "unpause", method: "DELETE", path: "/v1/pauses/" + pauseID, status: 200})
+	do(docCall{name: "unpause again", method: "DELETE", path: "/v1/pauses/" + pauseID, status: 404})
+	do(docCall{name: "unpause no token", method: "DELETE", path: "/v1/pauses/" + pauseID, noAuth: true, status: 401, reqInvalid: true})
+	for _, c := range []docCall{
+		{name: "pause no token", body: `{"reason":"x"}`, noAuth: true, status: 401, reqInvalid: true},
+		{name: "pause malformed", body: `{"reason":`, status: 400, reqInvalid: true},
+		{name: "pause too large", body: `{"reason":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, status: 413, reqAny: true},
+		{name: "pause not JSON", body: `{"reason":"x"}`, contentType: "text/plain", status: 415, reqInvalid: true},
+		{name: "pause without reason", body: `{"platform":"p"}`, status: 422, reqInvalid: true},
+		{name: "pause of an unknown platform", body: `{"platform":"nope","reason":"x"}`, status: 422},
+	} {
+		c.method, c.path = "POST", "/v1/pauses"
+		do(c)
+	}
+
 	// The status page: bearer, ?token= → cookie → page, and the refusals.
 	do(docCall{name: "status bearer", method: "GET", path: "/", status: 200})
 	do(docCall{name: "status no token", method: "GET", path: "/", noAuth: true, status: 401, reqInvalid: true})
@@ -488,6 +556,9 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "sources store down", method: "GET", path: "/v1/sources", status: 500})
 	do(docCall{name: "audit store down", method: "GET", path: "/v1/audit", status: 500})
 	do(docCall{name: "status store down", method: "GET", path: "/", status: 500})
+	do(docCall{name: "pause store down", method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`, status: 500})
+	do(docCall{name: "pauses store down", method: "GET", path: "/v1/pauses", status: 500})
+	do(docCall{name: "unpause store down", method: "DELETE", path: "/v1/pauses/" + pauseID, status: 500})
 	e.store.broken.Store(false)
 
 	// An unavailable store: 503 store_unavailable with Retry-After, never 500, on every route
@@ -502,6 +573,9 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 		{name: "sources store unavailable", method: "GET", path: "/v1/sources"},
 		{name: "audit store unavailable", method: "GET", path: "/v1/audit"},
 		{name: "status store unavailable", method: "GET", path: "/"},
+		{name: "pause store unavailable", method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`},
+		{name: "pauses store unavailable", method: "GET", path: "/v1/pauses"},
+		{name: "unpause store unavailable", method: "DELETE", path: "/v1/pauses/" + pauseID},
 	} {
 		c.status = 503
 		resp, b := do(c)
@@ -521,6 +595,9 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 		{method: "POST", path: "/v1/rotations/rot_1/retry"},
 		{method: "GET", path: "/v1/sources"},
 		{method: "GET", path: "/v1/audit"},
+		{method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`},
+		{method: "GET", path: "/v1/pauses"},
+		{method: "DELETE", path: "/v1/pauses/pause_1"},
 	} {
 		c.name, c.status = "rate limited "+c.method+" "+c.path, 429
 		resp, _ := k.do(limited.srv.URL, c)

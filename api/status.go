@@ -78,7 +78,7 @@ func newStatusPage(s *Server, viewers []Token) *statusPage {
 			d = sha256.Sum256([]byte(t.Token.Reveal()))
 		}
 		if d != ([sha256.Size]byte{}) { // a token with neither value opens nothing
-			p.viewers = append(p.viewers, tokenDigest{name: t.Name, digest: d})
+			p.viewers = append(p.viewers, tokenDigest{name: t.Name, digest: d, scope: Scope{Sources: t.Scope.Sources, Actions: []Action{ActionRead}}})
 		}
 	}
 	return p
@@ -97,20 +97,20 @@ func (p *statusPage) accepted() []tokenDigest {
 	return append(append([]tokenDigest(nil), p.viewers...), p.s.tokens...)
 }
 
-// matchToken returns the name of the token equal to got, or "". Every token is compared, in
-// constant time, so the time taken does not say which one matched.
-func (p *statusPage) matchToken(got string) string {
+// matchToken returns the token equal to got; its name is "" when none is. Every token is
+// compared, in constant time, so the time taken does not say which one matched.
+func (p *statusPage) matchToken(got string) tokenDigest {
+	var match tokenDigest
 	if got == "" {
-		return ""
+		return match
 	}
 	digest := sha256.Sum256([]byte(got))
-	name := ""
 	for _, t := range p.accepted() {
 		if subtle.ConstantTimeCompare(digest[:], t.digest[:]) == 1 {
-			name = t.name
+			match = t
 		}
 	}
-	return name
+	return match
 }
 
 // sessionVersion is bound into every session MAC.
@@ -129,27 +129,28 @@ func (p *statusPage) sessionMAC(name, exp string) []byte {
 	return m.Sum(nil)
 }
 
-// matchCookie returns the name of the token a valid, unexpired session was made for, or "".
-func (p *statusPage) matchCookie(got string) string {
+// matchCookie returns the token a valid, unexpired session was made for; its name is "" when
+// there is none.
+func (p *statusPage) matchCookie(got string) tokenDigest {
 	parts := strings.Split(got, ".")
 	if len(parts) != 3 {
-		return ""
+		return tokenDigest{}
 	}
 	rawName, err1 := base64.RawURLEncoding.DecodeString(parts[0])
 	mac, err2 := base64.RawURLEncoding.DecodeString(parts[2])
 	exp, err3 := strconv.ParseInt(parts[1], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil || !p.s.now().Before(time.Unix(exp, 0)) {
-		return ""
+		return tokenDigest{}
 	}
 	if !hmac.Equal(mac, p.sessionMAC(string(rawName), parts[1])) {
-		return ""
+		return tokenDigest{}
 	}
 	for _, t := range p.accepted() {
 		if t.name == string(rawName) {
-			return t.name // still a configured token
+			return t // still a configured token, with its scope as configured now
 		}
 	}
-	return ""
+	return tokenDigest{}
 }
 
 func (p *statusPage) serve(c echo.Context) error {
@@ -162,29 +163,33 @@ func (p *statusPage) serve(c echo.Context) error {
 
 	// ?token=: check it, swap it for the session cookie and send the browser back without it.
 	if q := c.QueryParams(); q.Has("token") {
-		name := p.matchToken(q.Get("token"))
-		if name == "" {
+		tok := p.matchToken(q.Get("token"))
+		if tok.name == "" {
 			return p.signin(c, true)
 		}
 		c.SetCookie(&http.Cookie{
-			Name: StatusCookie, Value: p.newSession(name, p.s.now().Add(statusSession)), Path: "/",
+			Name: StatusCookie, Value: p.newSession(tok.name, p.s.now().Add(statusSession)), Path: "/",
 			MaxAge: int(statusSession / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 			Secure: c.Scheme() == "https",
 		})
 		return c.Redirect(http.StatusSeeOther, "./")
 	}
 
-	name := ""
+	var tok tokenDigest
 	if got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer "); ok {
-		name = p.matchToken(strings.TrimSpace(got))
+		tok = p.matchToken(strings.TrimSpace(got))
 	} else if ck, err := c.Cookie(StatusCookie); err == nil {
-		name = p.matchCookie(ck.Value)
+		tok = p.matchCookie(ck.Value)
 	}
-	if name == "" {
+	if tok.name == "" {
 		return p.signin(c, false)
 	}
-	c.Set(ctxActor, name)
-	return p.render(c, name)
+	c.Set(ctxActor, tok.name)
+	c.Set(ctxScope, tok.scope)
+	if err := allow(c, ActionRead); err != nil {
+		return err
+	}
+	return p.render(c, tok.name)
 }
 
 // signin answers 401 with a page that says how to sign in. It never echoes the request.
@@ -226,6 +231,7 @@ type statusData struct {
 	Recent      []*core.Rotation
 	RecentLimit int
 	Counts      statusCounts
+	Pauses      []core.Pause
 }
 
 func (p *statusPage) render(c echo.Context, viewer string) error {
@@ -234,7 +240,9 @@ func (p *statusPage) render(c echo.Context, viewer string) error {
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)
 	}
-	recent, err := p.s.eng.List(ctx, core.ListFilter{Limit: StatusRecent})
+	// The viewer sees what its scope covers, nothing else.
+	srcs = inScope(scopeOf(c), srcs)
+	recent, err := p.s.eng.List(ctx, core.ListFilter{Limit: StatusRecent, Sources: p.s.visibleSources(c)})
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)
 	}
@@ -282,6 +290,11 @@ func (p *statusPage) render(c echo.Context, viewer string) error {
 		}
 	}
 	d.Counts.Running = running
+	pauses, err := p.s.eng.Pauses(ctx, true)
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	d.Pauses = pausesInScope(scopeOf(c), pauses)
 	var buf bytes.Buffer
 	if err := p.tmpl.ExecuteTemplate(&buf, "page", d); err != nil {
 		return fmt.Errorf("render the status page: %w", err)

@@ -523,3 +523,102 @@ func apiError(method, path string, resp *http.Response, b []byte) *APIError {
 	e.Message = s
 	return e
 }
+
+// Forbidden reports whether the token is valid but its scope does not cover the request (403).
+func (e *APIError) Forbidden() bool { return e.StatusCode == http.StatusForbidden }
+
+// IsForbidden reports whether err is the gateway saying the token's scope does not cover it.
+func IsForbidden(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Forbidden()
+}
+
+// PauseRequest is a pause to start: neither Platform nor Source pauses everything.
+type PauseRequest struct {
+	Platform string `json:"platform,omitempty"`
+	Source   string `json:"source,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// Pause is a pause as the API answers it.
+type Pause struct {
+	core.Pause
+	Raw json.RawMessage `json:"-"`
+}
+
+// Pauses is the answer to GET /v1/pauses.
+type Pauses struct {
+	Pauses []core.Pause    `json:"pauses"`
+	Raw    json.RawMessage `json:"-"`
+}
+
+// Pause starts a pause (POST /v1/pauses): no new vendor call starts where it holds.
+func (c *Client) Pause(ctx context.Context, r PauseRequest) (*Pause, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode the pause: %w", err)
+	}
+	var p Pause
+	if _, err := c.do(ctx, http.MethodPost, "/v1/pauses", nil, body, &p, &p.Raw); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Pauses lists the active pauses, or with all the ended ones too (GET /v1/pauses).
+func (c *Client) Pauses(ctx context.Context, all bool) (*Pauses, error) {
+	path := "/v1/pauses"
+	if all {
+		path += "?all=true"
+	}
+	var ps Pauses
+	if _, err := c.do(ctx, http.MethodGet, path, nil, nil, &ps, &ps.Raw); err != nil {
+		return nil, err
+	}
+	return &ps, nil
+}
+
+// Resume ends a pause (DELETE /v1/pauses/{id}).
+func (c *Client) Resume(ctx context.Context, id string) (*Pause, error) {
+	var p Pause
+	if _, err := c.do(ctx, http.MethodDelete, "/v1/pauses/"+url.PathEscape(id), nil, nil, &p, &p.Raw); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// AuditOptions filter Audit.
+type AuditOptions struct {
+	Source     string
+	RotationID string
+	Limit      int
+}
+
+// Audit is the answer to GET /v1/audit.
+type Audit struct {
+	Events []core.AuditEvent `json:"events"`
+	Raw    json.RawMessage   `json:"-"`
+}
+
+// Audit returns the audit trail, newest first (GET /v1/audit).
+func (c *Client) Audit(ctx context.Context, o AuditOptions) (*Audit, error) {
+	q := url.Values{}
+	if o.Source != "" {
+		q.Set("source", o.Source)
+	}
+	if o.RotationID != "" {
+		q.Set("rotation_id", o.RotationID)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", fmt.Sprint(o.Limit))
+	}
+	path := "/v1/audit"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var a Audit
+	if _, err := c.do(ctx, http.MethodGet, path, nil, nil, &a, &a.Raw); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"reflect"
 	"slices"
 	"sort"
@@ -84,6 +85,11 @@ type APIToken struct {
 	Name        string      `yaml:"name" validate:"required"`
 	Token       core.Secret `yaml:"token"`
 	TokenSHA256 string      `yaml:"token_sha256" validate:"omitempty,len=64,hexadecimal"`
+	// Sources are glob patterns (* ? [...]) of the sources the token may touch; none: every
+	// source. Actions are what it may do: rotate, read, retry, admin; none: all four. A status
+	// token may only read.
+	Sources []string `yaml:"sources"`
+	Actions []string `yaml:"actions" validate:"dive,oneof=rotate read retry admin"`
 }
 
 // Store selects where rotations are kept.
@@ -237,6 +243,18 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 				return nil, yamlx.Errorf(n, "%s: the name %q is used twice", where, t.Name)
 			}
 			seenTok[t.Name] = true
+			for j, p := range t.Sources {
+				if _, err := path.Match(p, ""); err != nil || strings.TrimSpace(p) == "" {
+					return nil, yamlx.Errorf(item(n, "sources", j), "%s (%s): sources[%d] %q is not a glob pattern: use * ? and [...], e.g. \"warehouse-*\"", where, t.Name, j, p)
+				}
+			}
+			if list.key == "status_tokens" {
+				for j, a := range t.Actions {
+					if a != "read" {
+						return nil, yamlx.Errorf(item(n, "actions", j), "%s (%s): a status token may only read (it opens the status page, nothing else): remove %q", where, t.Name, a)
+					}
+				}
+			}
 			switch {
 			case !t.Token.IsZero() && t.TokenSHA256 != "":
 				return nil, yamlx.Errorf(n, "%s (%s): give token or token_sha256, not both", where, t.Name)
@@ -475,6 +493,15 @@ func valueOr(n *yaml.Node, key string) *yaml.Node {
 		return c
 	}
 	return n
+}
+
+// item is the node of key's i-th element in mapping n, or the nearest node there is.
+func item(n *yaml.Node, key string, i int) *yaml.Node {
+	seq := valueOr(n, key)
+	if seq.Kind == yaml.SequenceNode && i < len(seq.Content) {
+		return seq.Content[i]
+	}
+	return seq
 }
 
 func orRoot(n, root *yaml.Node) *yaml.Node {

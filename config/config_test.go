@@ -178,3 +178,28 @@ func TestShortAPITokenRefused(t *testing.T) {
 	})
 	require.ErrorContains(t, err, "line 5: server.api_tokens[0] (rotation-job): the token must be at least 16 characters")
 }
+
+func TestTokenScopes(t *testing.T) {
+	withTokens := func(block string) []byte {
+		return []byte(strings.Replace(designExample, "      token: ${CREDSYNC_API_TOKEN}\n", "      token: ${CREDSYNC_API_TOKEN}\n"+block, 1))
+	}
+	cfg, err := config.Parse(withTokens("      sources: [\"warehouse-*\", crm]\n      actions: [rotate, read]\n"), lookup)
+	require.NoError(t, err)
+	tok := cfg.File.Server.APITokens[0]
+	require.Equal(t, []string{"warehouse-*", "crm"}, tok.Sources)
+	require.Equal(t, []string{"rotate", "read"}, tok.Actions)
+
+	for _, c := range []struct{ block, want string }{
+		{"      sources: [\"warehouse-[\"]\n", `line 6: server.api_tokens[0] (rotation-job): sources[0] "warehouse-[" is not a glob pattern`},
+		{"      sources: [a, \"\"]\n", `line 6: server.api_tokens[0] (rotation-job): sources[1] "" is not a glob pattern`},
+		{"      actions: [rotate, delete]\n", "delete"},
+	} {
+		_, err := config.Parse(withTokens(c.block), lookup)
+		require.ErrorContains(t, err, c.want, c.block)
+	}
+
+	status := strings.Replace(designExample, "store:\n", "  status_tokens:\n    - name: wall\n      token: wallboard-token-0123456789\n      actions: [read, rotate]\nstore:\n", 1)
+	_, err = config.Parse([]byte(status), lookup)
+	require.ErrorContains(t, err, `server.status_tokens[0] (wall): a status token may only read`)
+	require.ErrorContains(t, err, `remove "rotate"`)
+}

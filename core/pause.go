@@ -76,6 +76,20 @@ func (ps *pauses) covering(source string, t *Target) (Pause, bool) {
 	return Pause{}, false
 }
 
+// PausedTarget returns the active pause (as this replica last read them) covering the target
+// of source, if any.
+func (e *Engine) PausedTarget(source, target string) (Pause, bool) {
+	src, ok := e.sources[source]
+	if !ok {
+		return Pause{}, false
+	}
+	t := src.Target(target)
+	if t == nil {
+		return Pause{}, false
+	}
+	return e.pauses.covering(source, t)
+}
+
 func (ps *pauses) coversSource(source string) (Pause, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -97,6 +111,7 @@ func (e *Engine) refreshPauses(ctx context.Context) {
 		return
 	}
 	e.pauses.set(active)
+	e.cfg.Observer.Paused(len(active))
 }
 
 // pauseLoop is the service that keeps the replica's view of pauses current.
@@ -151,7 +166,6 @@ func (e *Engine) StartPause(ctx context.Context, req PauseRequest) (Pause, error
 		zap.String("reason", p.Reason), zap.String("actor", p.Actor))
 	e.audit(AuditEvent{Actor: req.Actor, Action: "pause.started", Source: p.Source, Detail: p.ID + ": " + p.Scope() + ": " + p.Reason})
 	e.emit(ctx, Event{Type: EventPauseStarted, Source: p.Source, Detail: p.Scope() + ": " + p.Reason})
-	e.cfg.Observer.Paused(len(e.pauses.active))
 	return p, nil
 }
 
@@ -168,7 +182,6 @@ func (e *Engine) EndPause(ctx context.Context, id, actor string) (Pause, error) 
 	e.log.Info("pause ended", zap.String("pause_id", p.ID), zap.String("scope", p.Scope()), zap.String("actor", actor))
 	e.audit(AuditEvent{Actor: actor, Action: "pause.ended", Source: p.Source, Detail: p.ID + ": " + p.Scope()})
 	e.emit(ctx, Event{Type: EventPauseEnded, Source: p.Source, Detail: p.Scope() + ": " + p.Reason})
-	e.cfg.Observer.Paused(len(e.pauses.active))
 	return p, nil
 }
 

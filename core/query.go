@@ -126,6 +126,8 @@ type TargetView struct {
 	Vendor   string           `json:"vendor"`
 	Accepts  []CredentialType `json:"accepts"`
 	Last     *LastOutcome     `json:"last_rotation"`
+	// Paused is the pause that holds the target now, if any.
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // LastOutcome is a target's part of the newest rotation that reached it.
@@ -141,6 +143,9 @@ type LastOutcome struct {
 func LastOutcomeOf(id string, t TargetResult) LastOutcome {
 	return LastOutcome{RotationID: id, Status: t.Status, Verified: t.Verified, FinishedAt: t.FinishedAt, Error: t.Error}
 }
+
+// SourceNames are the configured sources' names, in configuration order.
+func (e *Engine) SourceNames() []string { return append([]string(nil), e.order...) }
 
 // Sources lists the configured sources with each target's last finished outcome: one read of
 // the store's last outcomes (kept on write), so it costs what it shows whatever the history.
@@ -160,6 +165,9 @@ func (e *Engine) Sources(ctx context.Context) ([]SourceView, error) {
 			tv := TargetView{Name: t.Name, Platform: t.Platform, Vendor: t.Vendor, Accepts: t.Adapter.Accepts()}
 			if lo, ok := last[name][t.Name]; ok {
 				tv.Last = &lo
+			}
+			if p, ok := e.pauses.covering(name, t); ok {
+				tv.Paused = &p
 			}
 			v.Targets = append(v.Targets, tv)
 		}

@@ -46,7 +46,10 @@ func (e *StoreUnavailableError) Unwrap() []error {
 // ListFilter selects rotations; zero values select everything.
 type ListFilter struct {
 	Source string
-	Status RotationStatus
+	// Sources, when not nil, keeps only rotations of these sources (an empty, non-nil list:
+	// none); an access scope's sources (api).
+	Sources []string
+	Status  RotationStatus
 	// Before, when set, returns only rotations whose ID sorts before it (the next page after a
 	// page that ended with that ID). Rotation IDs sort by creation time.
 	Before string
@@ -209,7 +212,9 @@ type AuditEvent struct {
 
 // AuditFilter selects audit events, newest first.
 type AuditFilter struct {
-	Source     string
+	Source string
+	// Sources, when not nil, keeps only events of these sources, as ListFilter.Sources.
+	Sources    []string
 	RotationID string
 	Limit      int // 0: 100
 }
@@ -318,4 +323,17 @@ type Store interface {
 	// its SQLite file deleted or replaced) is not ready. Such failures wrap ErrStoreUnavailable.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// InSources says whether source passes a Sources filter (nil: every source).
+func InSources(filter []string, source string) bool {
+	if filter == nil {
+		return true
+	}
+	for _, s := range filter {
+		if s == source {
+			return true
+		}
+	}
+	return false
 }

@@ -105,6 +105,19 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 				zap.String("source", s.Name), zap.String("user", s.Rotation.Users[0]))
 		}
 	}
+	for _, t := range append(append([]api.Token(nil), p.tokens...), p.statusTokens...) {
+		if t.Scope.All() {
+			continue
+		}
+		seen := false
+		for _, s := range cfg.Sources {
+			seen = seen || t.Scope.Covers(s.Name)
+		}
+		if !seen {
+			log.Warn("token's sources match no configured source: it can see and do nothing; check its patterns",
+				zap.String("token", t.Name), zap.Strings("sources", t.Scope.Sources))
+		}
+	}
 	eng, err := core.NewEngine(core.EngineConfig{
 		Platforms: cfg.Platforms, Sources: cfg.Sources, Store: store, Logger: log.Named("engine"),
 		Deadline: cfg.File.Server.RotationDeadline, Sealer: sealer, DurableStore: durable, Owner: owner,
@@ -129,7 +142,13 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 func apiTokens(ts []config.APIToken) ([]api.Token, error) {
 	out := make([]api.Token, len(ts))
 	for i, t := range ts {
-		out[i] = api.Token{Name: t.Name, Token: t.Token}
+		out[i] = api.Token{Name: t.Name, Token: t.Token, Scope: api.Scope{Sources: t.Sources}}
+		for _, a := range t.Actions {
+			out[i].Scope.Actions = append(out[i].Scope.Actions, api.Action(a))
+		}
+		if err := out[i].Scope.Check(); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
 		if t.TokenSHA256 != "" {
 			b, err := hex.DecodeString(t.TokenSHA256)
 			if err != nil || len(b) != sha256.Size {

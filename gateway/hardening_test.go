@@ -192,3 +192,20 @@ func TestStatusTokensOpenOnlyTheStatusPage(t *testing.T) {
 	resp, _ = get(t, http.DefaultClient, "http://"+addr+"/v1/sources", statusToken)
 	require.Equal(t, 401, resp.StatusCode, "a status token opens no API route")
 }
+
+func TestConfiguredScopesBindTheAPI(t *testing.T) {
+	const scoped = "scoped-reader-token-0123456789"
+	addr := serve(t, func(s string) string {
+		return strings.Replace(s, "      token: ${CREDSYNC_API_TOKEN}\n", "      token: ${CREDSYNC_API_TOKEN}\n    - name: pg-reader\n      token: "+scoped+
+			"\n      sources: [\"warehouse-*\"]\n      actions: [read]\n", 1)
+	})
+	resp, body := get(t, http.DefaultClient, "http://"+addr+"/v1/sources", scoped)
+	require.Equal(t, 200, resp.StatusCode, body)
+	require.Contains(t, body, `"name":"warehouse-pg"`)
+	require.NotContains(t, body, `"name":"snowflake-key"`, "only the sources its patterns match")
+	resp, body = get(t, http.DefaultClient, "http://"+addr+"/v1/pauses", scoped)
+	require.Equal(t, 403, resp.StatusCode, body)
+	require.Contains(t, body, `token \"pg-reader\" may not admin`)
+	resp, _ = get(t, http.DefaultClient, "http://"+addr+"/v1/pauses", hardToken)
+	require.Equal(t, 200, resp.StatusCode, "the unscoped token may")
+}

@@ -17,8 +17,11 @@ import (
 	"github.com/credsync/credsync/store/memstore"
 )
 
-// Token is the API token the server accepts.
-const Token = "clienttest-api-token-0123456789"
+// Token is the API token the server accepts, for everything; ReaderToken may only read.
+const (
+	Token       = "clienttest-api-token-0123456789"
+	ReaderToken = "clienttest-reader-token-0123456789"
+)
 
 // Adapter stands in for a vendor target: the tests' one stand-in (internal/standin), taking
 // password and token credentials. It records how many sends reached it and the last credential
@@ -76,7 +79,9 @@ func New(t testing.TB) *Server {
 		t.Fatalf("engine: %v", err)
 	}
 	s.eng = eng
-	s.srv = httptest.NewServer(api.New(eng, []api.Token{{Name: "clienttest", Token: core.NewSecret(Token)}}, zap.NewNop()).Handler())
+	tokens := []api.Token{{Name: "clienttest", Token: core.NewSecret(Token)},
+		{Name: "reader", Token: core.NewSecret(ReaderToken), Scope: api.Scope{Actions: []api.Action{api.ActionRead}}}}
+	s.srv = httptest.NewServer(api.New(eng, tokens, zap.NewNop()).Handler())
 	s.URL = s.srv.URL
 	t.Cleanup(func() {
 		for _, a := range s.Targets {

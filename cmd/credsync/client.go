@@ -44,6 +44,7 @@ const clientUsage = `  credsync rotate   --source S (--password-stdin [--type pa
   credsync sources  [client flags]
         The configured sources, their targets and each target's last outcome; for a source
         credsync rotates itself, the active user and when the next rotation is due.
+%s
         Client flags: --addr URL (or CREDSYNC_ADDR; default http://127.0.0.1:8080),
         --token-file FILE (or CREDSYNC_TOKEN: the gateway API token), --output table|json.
   credsync check    --config FILE [--timeout 30s] [--output table|json]
@@ -52,20 +53,27 @@ const clientUsage = `  credsync rotate   --source S (--password-stdin [--type pa
 
 // clientExitCodes is appended to the exit-code line of credsync --help.
 const clientExitCodes = `
-rotate, status, plan, sources: 0 every target succeeded (plan, sources: the call worked),
-4 partial, 5 failed, 6 bad input (a bad flag, or the gateway answered 400/404/409/422),
-7 gateway unreachable or 5xx, 8 not finished when the wait ended (rotate --wait 0: 0), 9 superseded (a newer
-rotation took every target over), 1 anything else (such as 401: the gateway refused the token). check: 0 every target ready or unknown, 1 otherwise,
-3 invalid config, 6 a bad flag.`
+rotate, retry, status: 0 every target succeeded, 4 partial, 5 failed, 8 not finished when the wait
+ended (--wait 0: 0), 9 superseded (a newer rotation took every target over); every client verb
+(also plan, sources, rotations, audit, pause, resume, pauses: 0 the call worked): 6 bad input (a bad
+flag, or the gateway answered 400/404/409/422), 7 gateway unreachable or 5xx, 1 anything else (401:
+the gateway refused the token; 403: the token's scope does not cover it). check: 0 every target
+ready or unknown, 1 otherwise, 3 invalid config, 6 a bad flag.`
 
 // clientCommands are the verbs that talk to a running gateway (rotate, status, plan, sources)
 // or check a config's platforms (check).
 var clientCommands = map[string]func(args []string, stdin io.Reader, stdout, stderr io.Writer) int{
-	"rotate":  func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).rotate(a) },
-	"plan":    func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).plan(a) },
-	"status":  func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).status(a) },
-	"sources": func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).sources(a) },
-	"check":   func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).check(a) },
+	"rotate":    func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).rotate(a) },
+	"plan":      func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).plan(a) },
+	"status":    func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).status(a) },
+	"sources":   func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).sources(a) },
+	"check":     func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).check(a) },
+	"retry":     func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).retry(a) },
+	"rotations": func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).rotations(a) },
+	"audit":     func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).audit(a) },
+	"pause":     func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).pause(a) },
+	"resume":    func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).resume(a) },
+	"pauses":    func(a []string, i io.Reader, o, e io.Writer) int { return newClientCmd(i, o, e).pauses(a) },
 }
 
 // maxCredentialBytes bounds a credential read from stdin or a file (the API takes 1 MiB bodies).
@@ -337,6 +345,9 @@ func (cc *clientCmd) fail(verb string, err error) int {
 		return exitBadInput
 	case client.IsUnreachable(err):
 		return exitUnreachable
+	case client.IsForbidden(err):
+		fmt.Fprintln(cc.stderr, "  the token's scope (server.api_tokens[].sources and actions) does not cover this: use a token that may")
+		return exitFailure
 	case client.IsUnauthorized(err):
 		fmt.Fprintln(cc.stderr, "  the gateway refused the API token: check CREDSYNC_TOKEN or --token-file")
 		return exitFailure

@@ -313,7 +313,11 @@ func printRotation(w io.Writer, r *core.Rotation) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tPLATFORM\tVENDOR\tSTATUS\tVERIFIED\tATTEMPTS\tERROR")
 	for _, t := range r.Targets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", t.Name, t.Platform, t.Vendor, t.Status, t.Verified, t.Attempts, targetError(t.Error, t.Warning))
+		status := string(t.Status)
+		if t.Paused {
+			status += " (paused)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", t.Name, t.Platform, t.Vendor, status, t.Verified, t.Attempts, targetError(t.Error, t.Warning))
 	}
 	_ = tw.Flush()
 }
@@ -335,6 +339,9 @@ func newProgress(w io.Writer, terminal bool) *progress {
 
 func targetState(t core.TargetResult) string {
 	s := string(t.Status)
+	if t.Paused {
+		s += " (paused)"
+	}
 	if t.Attempts > 1 {
 		s += fmt.Sprintf(" (attempt %d)", t.Attempts)
 	}

@@ -76,7 +76,9 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid config.%s
 `
 
 // usageText is the usage with the client verbs' part (client.go) filled in.
-func usageText() string { return fmt.Sprintf(usage, clientUsage, clientExitCodes) }
+func usageText() string {
+	return fmt.Sprintf(usage, fmt.Sprintf(clientUsage, opsUsage), clientExitCodes)
+}
 
 func main() {
 	os.Exit(runWithStdin(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

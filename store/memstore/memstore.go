@@ -271,7 +271,7 @@ func (s *Store) ListRotations(_ context.Context, f core.ListFilter) ([]*core.Rot
 	out := make([]*core.Rotation, 0)
 	for _, e := range s.rots {
 		r := e.rot
-		if (f.Source == "" || r.Source == f.Source) && (f.Status == "" || r.Status == f.Status) && (f.Before == "" || r.ID < f.Before) {
+		if (f.Source == "" || r.Source == f.Source) && core.InSources(f.Sources, r.Source) && (f.Status == "" || r.Status == f.Status) && (f.Before == "" || r.ID < f.Before) {
 			c := r.Clone()
 			c.TargetCounts, c.Targets = counts(c.Targets), []core.TargetResult{}
 			out = append(out, c)
@@ -583,7 +583,7 @@ func (s *Store) ListAudit(_ context.Context, f core.AuditFilter) ([]core.AuditEv
 	var out []core.AuditEvent
 	for i := len(s.audit) - 1; i >= 0 && len(out) < limit; i-- {
 		e := s.audit[i]
-		if (f.Source == "" || e.Source == f.Source) && (f.RotationID == "" || e.RotationID == f.RotationID) {
+		if (f.Source == "" || e.Source == f.Source) && core.InSources(f.Sources, e.Source) && (f.RotationID == "" || e.RotationID == f.RotationID) {
 			out = append(out, e)
 		}
 	}

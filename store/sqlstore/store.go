@@ -422,6 +422,9 @@ func (s *Store) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.R
 	if f.Source != "" {
 		add("source = ?", f.Source)
 	}
+	if f.Sources != nil {
+		where = append(where, inSources(&args, f.Sources))
+	}
 	if f.Status != "" {
 		add("status = ?", string(f.Status))
 	}
@@ -1013,6 +1016,9 @@ func (s *Store) ListAudit(ctx context.Context, f core.AuditFilter) ([]core.Audit
 		args = append(args, f.RotationID)
 		where = append(where, "rotation_id = $"+strconv.Itoa(len(args)))
 	}
+	if f.Sources != nil {
+		where = append(where, inSources(&args, f.Sources))
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = core.DefaultListLimit
@@ -1055,4 +1061,18 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlstore: ping (a write): %w", err)
 	}
 	return nil
+}
+
+// inSources is the condition "source is one of sources" with its arguments appended to args;
+// no sources: a condition nothing meets.
+func inSources(args *[]any, sources []string) string {
+	if len(sources) == 0 {
+		return "1 = 0"
+	}
+	ph := make([]string, len(sources))
+	for i, src := range sources {
+		*args = append(*args, src)
+		ph[i] = "$" + strconv.Itoa(len(*args))
+	}
+	return "source IN (" + strings.Join(ph, ", ") + ")"
 }

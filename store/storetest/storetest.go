@@ -495,6 +495,13 @@ func testList(t *testing.T, s core.Store) {
 	require.Equal(t, []string{id(3)}, list(core.ListFilter{Source: "a", Status: core.RotationSucceeded, Before: id(6)}))
 	require.Empty(t, list(core.ListFilter{Before: id(1)}))
 	require.Equal(t, []string{id(7), id(6), id(5), id(4), id(3), id(2), id(1)}, list(core.ListFilter{Before: "rot_9999"}))
+	// Sources (an access scope): nil is every source, an empty list none
+	require.Equal(t, []string{id(7), id(6), id(5), id(4), id(3), id(2), id(1)}, list(core.ListFilter{Sources: []string{"a", "b", "zzz"}}))
+	require.Equal(t, []string{id(7), id(4), id(2)}, list(core.ListFilter{Sources: []string{"b"}}))
+	require.Equal(t, []string{id(4), id(2)}, list(core.ListFilter{Sources: []string{"b", "zzz"}, Before: id(7), Limit: 5}))
+	require.Empty(t, list(core.ListFilter{Sources: []string{}}))
+	require.Empty(t, list(core.ListFilter{Source: "a", Sources: []string{"b"}}), "both hold")
+	require.Equal(t, []string{id(6), id(3)}, list(core.ListFilter{Sources: []string{"a"}, Status: core.RotationSucceeded}))
 
 	// paging: each page starts before the last ID of the previous one
 	var all []string
@@ -1010,6 +1017,10 @@ func testAudit(t *testing.T, s core.Store) {
 	require.Equal(t, rev(5, 4, 2, 1, 0), list(core.AuditFilter{Source: "a", RotationID: id(1)}))
 	require.Empty(t, list(core.AuditFilter{Source: "b", RotationID: id(1)}))
 	require.Empty(t, list(core.AuditFilter{Source: "zzz"}))
+	require.Equal(t, rev(3), list(core.AuditFilter{Sources: []string{"b", "zzz"}}))
+	require.Equal(t, rev(5, 4, 3, 2, 1, 0), list(core.AuditFilter{Sources: []string{"b", "a"}}))
+	require.Empty(t, list(core.AuditFilter{Sources: []string{}}))
+	require.Equal(t, rev(5, 4), list(core.AuditFilter{Sources: []string{"a"}, RotationID: id(1), Limit: 2}))
 }
 
 func testAuditWithRotation(t *testing.T, s core.Store) {
