@@ -849,6 +849,7 @@ func TestSourceRotationKilledInStaging(t *testing.T) {
 		requireTargets(t, final, allTargets(db, core.TargetSucceeded, userB))
 		pw := o.agreed(t, userB)
 		require.True(t, db.sets(t, killed[0], pw), "the killed gateway was setting the very password every target holds: the sealed one")
+		require.False(t, db.sets(t, killed[0], pw[1:]+pw[:1]), "the check tells passwords apart")
 		o.requireLogin(t, userB, pw, "the database and every target agree on one password")
 		o.requireLogin(t, userA, a0, "the previous user, until its retire")
 
