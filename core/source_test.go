@@ -350,3 +350,95 @@ func TestEventsAreWrittenToTheOutbox(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, []string{core.EventRotationSucceeded, core.EventCredentialRetired}, types)
 }
+
+// A rotation that stages the user whose retire is pending replaces that user's old password
+// only once its staging succeeds: if staging fails, the retire still runs at retire_at, and the
+// rotation that scheduled it does not claim a retire that did not happen.
+func TestStagingFailureKeepsThePendingRetire(t *testing.T) {
+	e := newSrcEnv(t, []string{"a", "b"}, 1, func(sr *core.SourceRotation) { sr.RetireAfter = time.Second }, memstore.New())
+	first := e.rotate(t)
+	require.Equal(t, core.PhaseRetiring, first.SourceRotation.Phase)
+	e.db.mu.Lock()
+	e.db.stageErr = errors.New("connection refused")
+	e.db.mu.Unlock()
+	second := e.rotate(t)
+	require.Equal(t, core.RotationFailed, second.Status)
+	require.Equal(t, "a", second.SourceRotation.User, "the second rotation stages the user being retired")
+
+	got, err := e.eng.Get(context.Background(), first.ID)
+	require.NoError(t, err)
+	require.Equal(t, core.PhaseRetiring, got.SourceRotation.Phase, "a's old password still works: not retired")
+	require.Nil(t, got.SourceRotation.RetiredAt)
+	require.Equal(t, "initial-a", e.db.password("a"))
+	srcs, err := e.eng.Sources(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "a", srcs[0].RetireUser, "the retire is still pending")
+
+	done := e.waitPhase(t, first.ID, core.PhaseDone)
+	require.NotNil(t, done.SourceRotation.RetiredAt)
+	require.Equal(t, "retired-random", e.db.password("a"), "retired at retire_at all the same")
+	require.Equal(t, []string{"a"}, e.db.retires)
+}
+
+// While a rotation stages the user whose retire is pending, the retire waits (retiring it then
+// would race the new password); the staging replaces the old password, which ends that retire.
+func TestStagingReplacesAPendingRetire(t *testing.T) {
+	kr, err := keyring.Generate()
+	require.NoError(t, err)
+	db := newFakeDB("a", "b")
+	st := memstore.New()
+	e := newSrcEnvWith(t, db, kr, []string{"a", "b"}, 1, func(sr *core.SourceRotation) { sr.RetireAfter = 200 * time.Millisecond }, st)
+	first := e.rotate(t)
+	require.Equal(t, core.PhaseRetiring, first.SourceRotation.Phase)
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release) // before the engine's shutdown, also when the test fails
+	db.mu.Lock()
+	db.hold = hold
+	db.mu.Unlock()
+	second, _, err := e.eng.Submit(context.Background(), core.SubmitRequest{Source: "wh", Generate: true})
+	require.NoError(t, err)
+	require.Equal(t, "a", second.SourceRotation.User)
+	require.Eventually(t, func() bool { db.mu.Lock(); defer db.mu.Unlock(); return db.stages == 2 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // past retire_at, many ticks
+	db.mu.Lock()
+	require.Empty(t, db.retires, "a user being staged is not retired under its new password")
+	db.mu.Unlock()
+	got, err := e.eng.Get(context.Background(), first.ID)
+	require.NoError(t, err)
+	require.Equal(t, core.PhaseRetiring, got.SourceRotation.Phase, "not staged yet: a's old password still works")
+
+	db.mu.Lock()
+	db.hold = nil
+	db.mu.Unlock()
+	release()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second, err = e.eng.Wait(ctx, second.ID)
+	require.NoError(t, err)
+	require.Equal(t, core.RotationSucceeded, second.Status)
+	done := e.waitPhase(t, first.ID, core.PhaseDone)
+	require.NotNil(t, done.SourceRotation.RetiredAt, "the staging replaced a's old password")
+	require.Equal(t, e.targets[0].LastCredential().Password.Reveal(), db.password("a"))
+	db.mu.Lock()
+	require.Empty(t, db.retires)
+	db.mu.Unlock()
+	// The old password's end is announced and audited as any retire.
+	evs, err := st.ListEvents(context.Background(), "", 100)
+	require.NoError(t, err)
+	retired := 0
+	for _, ev := range evs {
+		if ev.Type == core.EventCredentialRetired && ev.RotationID == first.ID {
+			retired++
+		}
+	}
+	require.Equal(t, 1, retired, "credential.retired for the first rotation, once")
+	aud, err := st.ListAudit(context.Background(), core.AuditFilter{RotationID: first.ID})
+	require.NoError(t, err)
+	var actions []string
+	for _, a := range aud {
+		actions = append(actions, a.Action)
+	}
+	require.Contains(t, actions, "credential.retired")
+}

@@ -121,16 +121,13 @@ func pickUser(users, inUse []string) (staged, previous string, err error) {
 	return "", "", errors.New("no user is free to stage")
 }
 
-// recordGenerated notes the generated rotation as the source's current one; a pending retire of
-// the user it stages is moot (staging replaces that password), so it ends here.
+// recordGenerated notes the generated rotation as the source's current one. A pending retire of
+// the user it stages stays pending until the staging succeeds (stage ends it then): if the
+// staging fails, that user's old password still works and must still be retired.
 func (e *Engine) recordGenerated(ctx context.Context, src *Source, rot *Rotation) error {
 	st, err := e.store.GetSourceState(ctx, src.Name)
 	if err != nil {
 		return fmt.Errorf("read the state of source %s: %w", src.Name, err)
-	}
-	if st.RetireUser != "" && st.RetireUser == rot.SourceRotation.User {
-		e.markRetired(ctx, st.RetireRotation, "by the staging of rotation "+rot.ID)
-		st.RetireUser, st.RetireAt, st.RetireRotation = "", nil, ""
 	}
 	st.Current = rot.ID
 	if err := e.store.PutSourceState(ctx, st); err != nil {
@@ -169,8 +166,32 @@ func (e *Engine) stage(ctx context.Context, r *run) bool {
 		return false
 	}
 	e.audit(AuditEvent{Action: "credential.staged", Source: r.rot.Source, RotationID: r.rot.ID, Detail: "user " + sr.User})
+	e.retiredByStaging(ctx, src, r.rot.ID, sr.User)
 	e.setSourceRotation(ctx, r, func(s *SourceRotationState) { s.Phase = PhasePropagating })
 	return true
+}
+
+// retiredByStaging ends a pending retire of the user a rotation just staged: the new password
+// replaced the old one, which was what the retire was to do.
+func (e *Engine) retiredByStaging(ctx context.Context, src *Source, rotationID, user string) {
+	st, err := e.store.GetSourceState(ctx, src.Name)
+	if err != nil {
+		e.log.Error("store: read source state", zap.String("source", src.Name), zap.Error(err))
+		return
+	}
+	if st.RetireUser != user {
+		return
+	}
+	rid := st.RetireRotation
+	st.RetireUser, st.RetireAt, st.RetireRotation = "", nil, ""
+	if e.putSourceState(ctx, st) != nil {
+		return
+	}
+	e.markRetired(ctx, rid, "by the staging of rotation "+rotationID)
+	// The old password of user is gone (the new staging replaced it): a retire as any other.
+	e.audit(AuditEvent{Action: "credential.retired", Source: src.Name, RotationID: rid, Detail: "user " + user + ", replaced by the staging of rotation " + rotationID})
+	e.emit(ctx, Event{Type: EventCredentialRetired, Source: src.Name, RotationID: rid,
+		Detail: fmt.Sprintf("the previous password of %s no longer logs in: rotation %s staged a new one on it", user, rotationID)})
 }
 
 // afterTargets applies the barrier once every target has an outcome: the retire clock starts
@@ -330,6 +351,17 @@ func (e *Engine) retireIfDue(ctx context.Context, src *Source) {
 		// A target holds it again (a later rotation did not complete): retiring it now would
 		// break that target. It stays until a rotation completes.
 		return
+	}
+	if st.Current != "" {
+		cur, err := e.store.GetRotationPage(ctx, st.Current, TargetPage{Limit: 1})
+		if err != nil {
+			return // tried again at the next tick
+		}
+		if !cur.Status.Finished() && cur.SourceRotation != nil && cur.SourceRotation.User == st.RetireUser {
+			// The rotation in progress is staging a new password on this user: that replaces the
+			// old one (and ends this retire); a random one set now could land after it.
+			return
+		}
 	}
 	if err := e.withSourceDB(ctx, src, func(db SourceDB) error { return db.Retire(ctx, st.RetireUser) }); err != nil {
 		e.log.Warn("retiring the previous user failed; tried again at the next tick", zap.String("source", src.Name),

@@ -47,6 +47,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build credsync:", err)
 		return 1
 	}
+	defer stopMariaDB() // started by the first test that needs it (source_test.go)
 	return pgtest.Main(m, &pg)
 }
 

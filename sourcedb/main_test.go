@@ -147,22 +147,22 @@ func setUpPostgres() (*fixture, error) {
 		return nil, err
 	}
 	defer conn.Close(ctx)
-	var hba, data string
-	if err := conn.QueryRow(ctx, "SELECT current_setting('hba_file'), current_setting('data_directory')").Scan(&hba, &data); err != nil {
+	var data string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&data); err != nil {
 		return nil, err
 	}
-	// pgtest trusts every login; these tests need passwords checked. The superuser keeps trust
-	// (pgtest's own DSN has no password); everyone else needs SCRAM-SHA-256. And every statement
-	// is logged, to show that no password reaches the log.
+	// pgtest trusts every login until RequirePasswords: these tests need passwords checked (the
+	// superuser, pgtest's own DSN, keeps trust; everyone else gives SCRAM-SHA-256). And every
+	// statement is logged, to show that no password reaches the log.
+	// RequirePasswords reloads the configuration, the ALTER SYSTEM too, and waits for it.
+	if err := pgExec(ctx, super, "ALTER SYSTEM SET log_statement = 'all'"); err != nil {
+		return nil, err
+	}
+	if err := pg.RequirePasswords(); err != nil {
+		return nil, err
+	}
 	adminPW := randomHex(16)
-	copyHBA := fmt.Sprintf(`COPY (SELECT unnest(ARRAY[
-		'local all postgres trust',
-		'host all postgres 127.0.0.1/32 trust',
-		'host all all 127.0.0.1/32 scram-sha-256'])) TO '%s'`, strings.ReplaceAll(hba, "'", "''"))
 	if err := pgExec(ctx, super,
-		copyHBA,
-		"ALTER SYSTEM SET log_statement = 'all'",
-		"SELECT pg_reload_conf()",
 		// the rotation admin: CREATEROLE, not a superuser
 		"CREATE ROLE credsync_admin LOGIN CREATEROLE PASSWORD '"+adminPW+"'",
 	); err != nil {
@@ -206,18 +206,6 @@ func setUpPostgres() (*fixture, error) {
 		require.NoError(t, err)
 		require.NoError(t, f.superExec(ctx, drop, create))
 		t.Cleanup(func() { require.NoError(t, f.superExec(context.Background(), drop)) })
-	}
-	// The reload is asynchronous: wait until a wrong password is refused.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f.rawLogin(ctx, "credsync_admin", "wrong")
-		if f.isAuthErr(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("pg_hba.conf reload did not take effect (last login: %v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if err := f.rawLogin(ctx, "credsync_admin", adminPW); err != nil {
 		return nil, fmt.Errorf("the admin cannot log in: %w", err)

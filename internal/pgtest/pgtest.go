@@ -11,6 +11,10 @@
 // signal: if the test binary dies without stopping it (a panic in a test), the server quits too,
 // and a later Start removes the directory it left once that is an hour old.
 //
+// The server trusts every login until RequirePasswords: then only the superuser (what DSN
+// connects as) is trusted, and every other role must log in with its password (SCRAM-SHA-256),
+// for tests of code that sets and checks passwords.
+//
 // For fault tests, Pause and Resume freeze and thaw a server (SIGSTOP and SIGCONT to the
 // postmaster and each of its processes), Halt and Restart stop it and start it again on the same
 // port and data. Use a server of the test's own (Start) for them, not the shared one.
@@ -45,6 +49,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // StartTimeout bounds how long Start waits for the server to accept connections.
@@ -395,6 +400,57 @@ func (s *Server) admin(stmt string) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, stmt)
 	return err
+}
+
+// hbaRequirePasswords is the pg_hba.conf of RequirePasswords: the superuser is trusted (DSN
+// has no password), every other role gives its password, checked by SCRAM-SHA-256.
+const hbaRequirePasswords = `# written by pgtest.RequirePasswords
+local all postgres trust
+host  all postgres 127.0.0.1/32 trust
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+`
+
+// RequirePasswords makes the server check passwords from now on: every role but the superuser
+// must log in with its password (SCRAM-SHA-256; PostgreSQL 15 stores new passwords as SCRAM
+// verifiers), while DSN and NewDatabase keep working without one. It rewrites pg_hba.conf,
+// reloads the configuration and returns once a wrong password is refused. It lasts for the
+// server's life (Restart too) and may be called again.
+func (s *Server) RequirePasswords() error {
+	hba := filepath.Join(s.dir, "data", "pg_hba.conf")
+	// Rewriting the existing file keeps its owner (the server's user) and mode.
+	if err := os.WriteFile(hba, []byte(hbaRequirePasswords), 0o600); err != nil {
+		return fmt.Errorf("pgtest: write %s: %w", hba, err)
+	}
+	if err := s.admin("SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("pgtest: reload the configuration: %w", err)
+	}
+	// The reload is asynchronous. A role that does not exist tells the two apart: trusted, it is
+	// refused as unknown (28000); with passwords, PostgreSQL runs a mock authentication and
+	// answers that the password is wrong (28P01).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cfg, err := pgx.ParseConfig(s.DSN("postgres"))
+		if err != nil {
+			cancel()
+			return err
+		}
+		cfg.User, cfg.Password = "pgtest_password_probe", "wrong"
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		cancel()
+		if conn != nil {
+			_ = conn.Close(context.Background())
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "28P01" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pgtest: pg_hba.conf reloaded, but passwords are still not checked after 20s (last login: %v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Pause freezes the server: SIGSTOP to the postmaster, then to every process it forked (each

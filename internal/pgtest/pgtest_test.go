@@ -126,3 +126,42 @@ func TestPauseAndHalt(t *testing.T) {
 	require.NoError(t, c3.QueryRow(ctx, `SELECT x FROM kept`).Scan(&x))
 	require.Equal(t, 7, x, "the data survived the restart")
 }
+
+func TestRequirePasswords(t *testing.T) {
+	s, err := pgtest.Start()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Stop() }) // after NewDatabase's cleanup
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	super, err := pgx.Connect(ctx, s.DSN("postgres"))
+	require.NoError(t, err)
+	defer func() { _ = super.Close(ctx) }()
+	_, err = super.Exec(ctx, `CREATE ROLE app LOGIN PASSWORD 'right-password'`)
+	require.NoError(t, err)
+	login := func(password string) error {
+		cfg, err := pgx.ParseConfig(s.DSN("postgres"))
+		require.NoError(t, err)
+		cfg.User, cfg.Password = "app", password
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			_ = conn.Close(ctx)
+		}
+		return err
+	}
+	require.NoError(t, login("wrong"), "before: every login is trusted")
+
+	require.NoError(t, s.RequirePasswords())
+	require.ErrorContains(t, login("wrong"), "SQLSTATE 28P01", "a wrong password is refused")
+	require.ErrorContains(t, login(""), "SQLSTATE 28P01")
+	require.NoError(t, login("right-password"))
+	db := s.NewDatabase(t) // the superuser still needs no password
+	conn, err := pgx.Connect(ctx, db)
+	require.NoError(t, err)
+	_ = conn.Close(ctx)
+	require.NoError(t, s.RequirePasswords(), "again: harmless")
+
+	require.NoError(t, s.Halt())
+	require.NoError(t, s.Restart())
+	require.ErrorContains(t, login("wrong"), "SQLSTATE 28P01", "it lasts across a restart")
+	require.NoError(t, login("right-password"))
+}
