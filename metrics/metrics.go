@@ -207,9 +207,9 @@ func (t *timedStore) ReleaseNamedLease(ctx context.Context, name, owner string) 
 	return t.Store.ReleaseNamedLease(ctx, name, owner)
 }
 
-func (t *timedStore) EnqueueEvent(ctx context.Context, ev core.Event) (err error) {
+func (t *timedStore) EnqueueEvent(ctx context.Context, ev core.Event, notifications []string) (err error) {
 	defer func(start time.Time) { t.observe("enqueue_event", start, err) }(time.Now())
-	return t.Store.EnqueueEvent(ctx, ev)
+	return t.Store.EnqueueEvent(ctx, ev, notifications)
 }
 
 func (t *timedStore) ListEvents(ctx context.Context, after string, limit int) (evs []core.Event, err error) {

@@ -50,7 +50,10 @@ func (f frozen) AcquireNamedLease(context.Context, string, string, time.Duration
 	return false, nil
 }
 func (f frozen) ReleaseNamedLease(context.Context, string, string) error { f.hang(); return nil }
-func (f frozen) EnqueueEvent(context.Context, core.Event) error          { f.hang(); return nil }
+func (f frozen) EnqueueEvent(context.Context, core.Event, []string) error {
+	f.hang()
+	return nil
+}
 func (f frozen) ListEvents(context.Context, string, int) ([]core.Event, error) {
 	f.hang()
 	return nil, nil

@@ -24,6 +24,8 @@ type Store struct {
 	last     map[string]lastOutcome // source\x00target → newest finished outcome
 	srcState map[string]core.SourceState
 	events   []core.Event
+	dlvs     map[deliveryKey]*delivery // deliveries.go
+	dlvState map[string]*notifState
 	named    map[string]namedLease
 	seqs     map[string]int64
 	idem     map[string]core.IdempotencyHit
@@ -502,7 +504,7 @@ type namedLease struct {
 }
 
 // EnqueueEvent implements core.Store.
-func (s *Store) EnqueueEvent(_ context.Context, ev core.Event) error {
+func (s *Store) EnqueueEvent(_ context.Context, ev core.Event, notifications []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.events {
@@ -510,8 +512,9 @@ func (s *Store) EnqueueEvent(_ context.Context, ev core.Event) error {
 			return nil
 		}
 	}
-	s.events = append(s.events, ev)
+	s.events = append(s.events, cloneEvent(ev))
 	sort.Slice(s.events, func(i, j int) bool { return s.events[i].ID < s.events[j].ID })
+	s.addDeliveries(ev, notifications)
 	return nil
 }
 

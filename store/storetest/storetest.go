@@ -82,6 +82,11 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"AuditWithRotation", testAuditWithRotation},
 		{"AuditDefaultLimit", testAuditDefaultLimit},
 		{"Ping", testPing},
+		{"DeliveriesEnqueue", testDeliveriesEnqueue},
+		{"DeliveriesLeases", testDeliveriesLeases},
+		{"DeliveriesFinish", testDeliveriesFinish},
+		{"DeliveriesConcurrent", testDeliveriesConcurrent},
+		{"PurgeEvents", testPurgeEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
