@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,9 @@ type Metrics struct {
 	storeLatency   *prometheus.HistogramVec
 	apiRequests    *prometheus.CounterVec
 	apiRateLimited *prometheus.CounterVec
+
+	notifyOnce sync.Once // notify.go
+	notifyM    *notifyMetrics
 }
 
 var _ core.Observer = (*Metrics)(nil)

@@ -187,6 +187,9 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("notify: notification %q is configured twice", n.Name)
 		}
 		seen[n.Name] = true
+		if n.Format == "" {
+			n.Format = FormatJSON
+		}
 		host, err := CheckURL(n.URL.Reveal())
 		if err != nil {
 			return nil, fmt.Errorf("notify: notification %s: %w", n.Name, err)
@@ -194,7 +197,7 @@ func New(cfg Config) (*Service, error) {
 		t := &target{n: n, host: host}
 		hook := newWebhook(n, host, cfg.Client, cfg.Now)
 		switch n.Format {
-		case FormatJSON, "":
+		case FormatJSON:
 			t.send = jsonIntegration{hook}
 		case FormatSlack:
 			if !n.Secret.IsZero() {
@@ -233,6 +236,8 @@ func CheckURL(raw string) (string, error) {
 func (s *Service) Start(context.Context) error {
 	s.startOnce.Do(func() {
 		for _, t := range s.targets {
+			s.log.Info("notification: delivering events", zap.String("notification", t.n.Name), zap.String("host", t.host),
+				zap.String("format", t.n.Format), zap.Bool("signed", t.n.Format != FormatSlack && !t.n.Secret.IsZero()), zap.Strings("events", t.n.Events))
 			s.wg.Add(1)
 			go s.loop(t)
 		}
