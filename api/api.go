@@ -138,6 +138,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	e.POST("/v1/rotations/:id/retry", s.retryRotation, s.authenticate)
 	e.GET("/v1/sources", s.listSources, s.authenticate)
 	e.GET("/v1/audit", s.listAudit, s.authenticate)
+	e.GET("/v1/notifications", s.listNotifications, s.authenticate)
 	if s.metricsHandler != nil {
 		e.GET("/metrics", echo.WrapHandler(s.metricsHandler))
 	}
@@ -700,4 +701,19 @@ func (s *Server) listSources(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, SourcesResponse{Sources: srcs})
+}
+
+// NotificationsResponse is the answer to GET /v1/notifications.
+type NotificationsResponse struct {
+	Notifications []core.NotificationView `json:"notifications"`
+}
+
+// listNotifications answers each configured notification's deliveries by status and its last
+// error: never its URL nor its secret, which the engine does not even know.
+func (s *Server) listNotifications(c echo.Context) error {
+	ns, err := s.eng.Notifications(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, NotificationsResponse{Notifications: ns})
 }

@@ -144,7 +144,7 @@ func newDocEnv(t *testing.T, opts ...Option) *docEnv {
 			{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: e.pw}, {Name: "b", Platform: "p", Vendor: "fake", Adapter: tok}}},
 			{Name: "flaky", Targets: []*core.Target{{Name: "x", Platform: "p", Vendor: "fake", Adapter: e.failing}}},
 		},
-		Store: e.store, Logger: zap.NewNop(),
+		Store: e.store, Logger: zap.NewNop(), Notifications: []core.Subscription{{Name: "ops", Events: core.DefaultEvents()}},
 	})
 	require.NoError(t, err)
 	m := metrics.New()
@@ -463,6 +463,9 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "audit of a rotation", method: "GET", path: "/v1/audit?rotation_id=" + failedID, status: 200})
 	do(docCall{name: "audit bad limit", method: "GET", path: "/v1/audit?limit=0", status: 400, reqInvalid: true})
 	do(docCall{name: "audit no token", method: "GET", path: "/v1/audit", noAuth: true, status: 401, reqInvalid: true})
+	_, b = do(docCall{name: "notifications", method: "GET", path: "/v1/notifications", status: 200})
+	require.Contains(t, string(b), `"name":"ops"`)
+	do(docCall{name: "notifications no token", method: "GET", path: "/v1/notifications", noAuth: true, status: 401, reqInvalid: true})
 
 	// The status page: bearer, ?token= → cookie → page, and the refusals.
 	do(docCall{name: "status bearer", method: "GET", path: "/", status: 200})
@@ -487,6 +490,7 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "retry store down", method: "POST", path: "/v1/rotations/" + failedID + "/retry", status: 500})
 	do(docCall{name: "sources store down", method: "GET", path: "/v1/sources", status: 500})
 	do(docCall{name: "audit store down", method: "GET", path: "/v1/audit", status: 500})
+	do(docCall{name: "notifications store down", method: "GET", path: "/v1/notifications", status: 500})
 	do(docCall{name: "status store down", method: "GET", path: "/", status: 500})
 	e.store.broken.Store(false)
 
@@ -501,6 +505,7 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 		{name: "retry store unavailable", method: "POST", path: "/v1/rotations/" + failedID + "/retry"},
 		{name: "sources store unavailable", method: "GET", path: "/v1/sources"},
 		{name: "audit store unavailable", method: "GET", path: "/v1/audit"},
+		{name: "notifications store unavailable", method: "GET", path: "/v1/notifications"},
 		{name: "status store unavailable", method: "GET", path: "/"},
 	} {
 		c.status = 503
@@ -521,6 +526,7 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 		{method: "POST", path: "/v1/rotations/rot_1/retry"},
 		{method: "GET", path: "/v1/sources"},
 		{method: "GET", path: "/v1/audit"},
+		{method: "GET", path: "/v1/notifications"},
 	} {
 		c.name, c.status = "rate limited "+c.method+" "+c.path, 429
 		resp, _ := k.do(limited.srv.URL, c)
