@@ -880,7 +880,8 @@ func (s *Store) EnqueueEvent(ctx context.Context, ev core.Event, notifications [
 				INSERT INTO events (id, type, created_at, payload) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (id) DO NOTHING RETURNING id)
 			INSERT INTO deliveries (event_id, notification, status, next_attempt_at)
-			SELECT ev.id, n, 'pending', $3 FROM ev, unnest($5::text[]) AS n`,
+			SELECT ev.id, n, 'pending', $3 FROM ev, unnest($5::text[]) AS n
+			ON CONFLICT (event_id, notification) DO NOTHING`,
 			ev.ID, ev.Type, micros(ev.Time), string(b), append([]string{}, notifications...))
 	} else {
 		err = s.b.inTx(ctx, func(q querier) error { return enqueueEvent(ctx, q, ev, string(b), notifications) })

@@ -65,7 +65,7 @@ func attempt(ev core.Event, notification string, at time.Time, msg string) core.
 func testDeliveriesEnqueue(t *testing.T, s core.Store) {
 	ev1, ev2, ev3 := event(1, core.EventRotationPartial), event(2, core.EventRotationFailed), event(3, core.EventRotationSucceeded)
 	ev2.Targets = nil
-	enqueue(t, s, ev1, "ops", "chat")
+	enqueue(t, s, ev1, "ops", "chat", "ops") // a name twice owes one delivery
 	enqueue(t, s, ev2, "ops")
 	enqueue(t, s, ev3)
 	enqueue(t, s, ev1, "ops", "chat", "late") // already stored: nothing changes
