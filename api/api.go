@@ -140,6 +140,7 @@ func New(eng *core.Engine, tokens []Token, log *zap.Logger, opts ...Option) *Ser
 	e.POST("/v1/rotations/:id/retry", s.retryRotation, s.authenticate)
 	e.GET("/v1/sources", s.listSources, s.authenticate)
 	e.GET("/v1/audit", s.listAudit, s.authenticate)
+	e.GET("/v1/notifications", s.listNotifications, s.authenticate)
 	if s.metricsHandler != nil {
 		e.GET("/metrics", echo.WrapHandler(s.metricsHandler))
 	}
@@ -772,4 +773,26 @@ func (s *Server) scopeListing(c echo.Context, source string, filter *[]string) e
 	}
 	*filter = s.visibleSources(c)
 	return nil
+}
+
+// NotificationsResponse is the answer to GET /v1/notifications.
+type NotificationsResponse struct {
+	Notifications []core.NotificationView `json:"notifications"`
+}
+
+// listNotifications answers each configured notification's deliveries by status and its last
+// error: never its URL nor its secret, which the engine does not even know.
+// Notifications carry every source's events, so reading them needs admin and no source scope.
+func (s *Server) listNotifications(c echo.Context) error {
+	if err := allow(c, ActionAdmin); err != nil {
+		return err
+	}
+	if !scopeOf(c).All() {
+		return forbidden(c, "read notifications (they carry every source's events)")
+	}
+	ns, err := s.eng.Notifications(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, NotificationsResponse{Notifications: ns})
 }

@@ -166,7 +166,7 @@ func newDocEnv(t *testing.T, opts ...Option) *docEnv {
 			{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: e.pw}, {Name: "b", Platform: "p", Vendor: "fake", Adapter: tok}}},
 			{Name: "flaky", Targets: []*core.Target{{Name: "x", Platform: "p", Vendor: "fake", Adapter: e.failing}}},
 		},
-		Store: e.store, Logger: zap.NewNop(),
+		Store: e.store, Logger: zap.NewNop(), Notifications: []core.Subscription{{Name: "ops", Events: core.DefaultEvents()}},
 	})
 	require.NoError(t, err)
 	m := metrics.New()
@@ -492,6 +492,9 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "audit of a rotation", method: "GET", path: "/v1/audit?rotation_id=" + failedID, status: 200})
 	do(docCall{name: "audit bad limit", method: "GET", path: "/v1/audit?limit=0", status: 400, reqInvalid: true})
 	do(docCall{name: "audit no token", method: "GET", path: "/v1/audit", noAuth: true, status: 401, reqInvalid: true})
+	_, b = do(docCall{name: "notifications", method: "GET", path: "/v1/notifications", status: 200})
+	require.Contains(t, string(b), `"name":"ops"`)
+	do(docCall{name: "notifications no token", method: "GET", path: "/v1/notifications", noAuth: true, status: 401, reqInvalid: true})
 
 	// A token whose scope does not cover the source or the action: 403 on every route.
 	for _, c := range []docCall{
@@ -504,6 +507,7 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 		{method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`},
 		{method: "GET", path: "/v1/pauses"},
 		{method: "DELETE", path: "/v1/pauses/pause_1"},
+		{method: "GET", path: "/v1/notifications"},
 		{method: "GET", path: "/"},
 	} {
 		c.name, c.token, c.status = "out of scope "+c.method+" "+c.path, docNarrow, 403
@@ -555,6 +559,7 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 	do(docCall{name: "retry store down", method: "POST", path: "/v1/rotations/" + failedID + "/retry", status: 500})
 	do(docCall{name: "sources store down", method: "GET", path: "/v1/sources", status: 500})
 	do(docCall{name: "audit store down", method: "GET", path: "/v1/audit", status: 500})
+	do(docCall{name: "notifications store down", method: "GET", path: "/v1/notifications", status: 500})
 	do(docCall{name: "status store down", method: "GET", path: "/", status: 500})
 	do(docCall{name: "pause store down", method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`, status: 500})
 	do(docCall{name: "pauses store down", method: "GET", path: "/v1/pauses", status: 500})
@@ -572,6 +577,7 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 		{name: "retry store unavailable", method: "POST", path: "/v1/rotations/" + failedID + "/retry"},
 		{name: "sources store unavailable", method: "GET", path: "/v1/sources"},
 		{name: "audit store unavailable", method: "GET", path: "/v1/audit"},
+		{name: "notifications store unavailable", method: "GET", path: "/v1/notifications"},
 		{name: "status store unavailable", method: "GET", path: "/"},
 		{name: "pause store unavailable", method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`},
 		{name: "pauses store unavailable", method: "GET", path: "/v1/pauses"},
@@ -598,6 +604,7 @@ func TestOpenAPIRealAnswersValidate(t *testing.T) {
 		{method: "POST", path: "/v1/pauses", body: `{"reason":"x"}`},
 		{method: "GET", path: "/v1/pauses"},
 		{method: "DELETE", path: "/v1/pauses/pause_1"},
+		{method: "GET", path: "/v1/notifications"},
 	} {
 		c.name, c.status = "rate limited "+c.method+" "+c.path, 429
 		resp, _ := k.do(limited.srv.URL, c)

@@ -22,6 +22,7 @@ import (
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/yamlx"
+	"github.com/credsync/credsync/notify"
 	"github.com/credsync/credsync/sourcedb"
 	"github.com/credsync/credsync/sourcedb/password"
 )
@@ -38,6 +39,8 @@ type File struct {
 	Store     Store               `yaml:"store"`
 	Platforms map[string]Platform `yaml:"platforms"`
 	Sources   map[string]Source   `yaml:"sources"`
+	// Notifications are the webhooks events are sent to (notifications.go).
+	Notifications []Notification `yaml:"notifications"`
 }
 
 // Server configures the gateway's own API.
@@ -175,6 +178,8 @@ type Config struct {
 	File      File
 	Platforms []core.Platform
 	Sources   []*core.Source
+	// Notifications are checked, their event filters defaulted.
+	Notifications []notify.Notification
 }
 
 // Load reads and validates the config file at path, expanding ${VAR} from the environment.
@@ -332,6 +337,11 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		}
 		cfg.Sources = append(cfg.Sources, src)
 	}
+	notifications, err := buildNotifications(root, f.Notifications)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Notifications = notifications
 	return cfg, nil
 }
 

@@ -78,6 +78,10 @@ type EngineConfig struct {
 	// outlive a canceled caller, audit events, claim renewals, Ping); 0: 10s. The gateway sets
 	// store.timeout.
 	StoreTimeout time.Duration
+	// Notifications are the configured notifications (name and event filter): each event is
+	// written with one delivery for each that wants its type (Store.EnqueueEvent); package notify
+	// sends them.
+	Notifications []Subscription
 }
 
 // Engine fans rotations out to targets: concurrently, bounded per platform, each call retried

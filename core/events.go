@@ -12,8 +12,9 @@ import (
 
 // Events are what credsync tells the outside world (DESIGN.md "Notifications"): each is
 // written to a durable outbox in the store (Store.EnqueueEvent) in the same place the engine
-// records what happened, and a delivery service (package notify) sends it to every configured
-// notification that wants it, at least once. An event never holds a secret.
+// records what happened, with one delivery for every configured notification that wants it
+// (delivery.go), and a delivery service (package notify) sends it, at least once. An event never
+// holds a secret.
 
 // Event types.
 const (
@@ -73,8 +74,11 @@ func newEventID(now time.Time) string {
 	return fmt.Sprintf("evt_%013x%s", now.UnixMilli(), hex.EncodeToString(b[:]))
 }
 
-// emit writes ev to the outbox. It never fails the caller: an event that cannot be written is
-// logged (the store is down; the audit trail has what happened).
+// emit writes ev to the outbox with one delivery for each notification that wants it (one
+// transaction: a committed event is delivered even if the process dies right after). It never
+// fails the caller and never waits for a receiver (package notify sends on its own goroutines):
+// an event that cannot be written is logged (the store is down; the audit trail has what
+// happened).
 func (e *Engine) emit(ctx context.Context, ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = e.now()
@@ -84,7 +88,7 @@ func (e *Engine) emit(ctx context.Context, ev Event) {
 	}
 	sctx, cancel := e.storeContext(ctx)
 	defer cancel()
-	if err := e.store.EnqueueEvent(sctx, ev); err != nil {
+	if err := e.store.EnqueueEvent(sctx, ev, e.subscribers(ev.Type)); err != nil {
 		e.log.Error("store: enqueue event", zap.String("type", ev.Type), zap.String("source", ev.Source), zap.Error(err))
 	}
 }

@@ -309,11 +309,34 @@ type Store interface {
 	ListPauses(ctx context.Context, active bool) ([]Pause, error)
 	EndPause(ctx context.Context, id, actor string, at time.Time) (Pause, error)
 
-	// EnqueueEvent writes an event to the outbox (package notify delivers it).
-	EnqueueEvent(ctx context.Context, ev Event) error
+	// EnqueueEvent writes an event to the outbox and, in the same transaction, one pending
+	// delivery of it for each notification named, due at once (at ev.Time): an event is never
+	// stored without the deliveries it owes. An event id already stored changes nothing.
+	EnqueueEvent(ctx context.Context, ev Event, notifications []string) error
 	// ListEvents returns outbox events in id order after the id given ("" from the first), at
 	// most limit.
 	ListEvents(ctx context.Context, after string, limit int) ([]Event, error)
+	// ClaimDeliveries leases to owner, for ttl, up to limit pending deliveries of notification
+	// that are due at now (next attempt at or before it) and not leased to another owner
+	// (unleased, an expired lease, or owner's own: a restarted replica takes its deliveries back
+	// at once), the longest due first, with their events. Lease expiry is the store's clock (the
+	// database's on PostgreSQL, like every lease); now, the caller's, says what is due. With
+	// PostgreSQL this is SELECT ... FOR UPDATE SKIP LOCKED: two replicas never hold one delivery.
+	ClaimDeliveries(ctx context.Context, owner, notification string, now time.Time, limit int, ttl time.Duration) ([]Delivery, error)
+	// FinishDelivery ends a delivery owner holds with status delivered or failed, counting the
+	// attempt (unless a.NotSent) and keeping a.Error, and records it in the notification's last
+	// error or last delivery. It returns false, writing nothing, when owner no longer holds the
+	// delivery (another replica took it over) or it is no longer pending.
+	FinishDelivery(ctx context.Context, owner string, a DeliveryAttempt, status DeliveryStatus) (bool, error)
+	// RescheduleDelivery records a failed attempt of a delivery owner holds: it stays pending,
+	// due again at next, the lease released; false as for FinishDelivery.
+	RescheduleDelivery(ctx context.Context, owner string, a DeliveryAttempt, next time.Time) (bool, error)
+	// DeliveryCounts counts every notification's deliveries by status (DeliveryCounts), with
+	// its last error and last delivery, sorted by notification name.
+	DeliveryCounts(ctx context.Context) ([]DeliveryCounts, error)
+	// PurgeEvents deletes up to limit events that occurred before t, oldest first, with their
+	// deliveries, whatever their status, and returns how many.
+	PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error)
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)

@@ -22,6 +22,7 @@ import (
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/keyring"
 	"github.com/credsync/credsync/metrics"
+	"github.com/credsync/credsync/notify"
 	"github.com/credsync/credsync/store/guard"
 	"github.com/credsync/credsync/store/memstore"
 	"github.com/credsync/credsync/store/sqlstore"
@@ -49,6 +50,7 @@ type Gateway struct {
 	API     *api.Server
 	Metrics *metrics.Metrics
 	store   core.Store
+	notify  *notify.Service
 	log     *zap.Logger
 	opts    Options
 	server  config.Server
@@ -123,11 +125,17 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		Deadline: cfg.File.Server.RotationDeadline, Sealer: sealer, DurableStore: durable, Owner: owner,
 		LeaseTTL: cfg.File.Store.LeaseTTL, Retention: cfg.File.Store.CredentialRetention, Observer: m,
 		HistoryRetention: cfg.File.Store.HistoryRetention, AuditRetention: cfg.File.Store.AuditRetention,
-		StoreTimeout: cfg.File.Store.Timeout,
+		StoreTimeout: cfg.File.Store.Timeout, Notifications: cfg.Subscriptions(),
 	})
 	if err != nil {
 		_ = store.Close()
 		return nil, fmt.Errorf("start engine: %w", err)
+	}
+	notifier, err := notify.New(notify.Config{Notifications: cfg.Notifications, Store: store, Owner: owner,
+		Logger: log.Named("notify"), Observer: m, StoreTimeout: cfg.File.Store.Timeout})
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("notifications: %w", err)
 	}
 	srv := cfg.File.Server
 	a := api.New(eng, p.tokens, log.Named("api"), api.WithMetrics(m.Handler(), m),
@@ -135,7 +143,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 	if len(p.statusTokens) > 0 {
 		a.SetStatusTokens(p.statusTokens)
 	}
-	return &Gateway{Engine: eng, API: a, Metrics: m, store: store, log: log, opts: opts, server: srv, tls: p.tls}, nil
+	return &Gateway{Engine: eng, API: a, Metrics: m, store: store, notify: notifier, log: log, opts: opts, server: srv, tls: p.tls}, nil
 }
 
 // apiTokens turns configured tokens (clear, or their SHA-256) into the API's.
@@ -223,6 +231,8 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		_ = l.Close()
 		return fmt.Errorf("resume unfinished rotations: %w", err)
 	}
+	// Deliveries run on goroutines of their own: a receiver never slows the engine.
+	_ = g.notify.Start(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	g.log.Info("gateway listening", zap.String("addr", l.Addr().String()), zap.Bool("tls", g.tls != nil),
@@ -238,12 +248,14 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	defer cancel()
 	herr := srv.Shutdown(sctx)
 	eerr := g.Engine.Shutdown(sctx)
+	// After the engine: events of the rotations that finished within the grace go out too.
+	nerr := g.notify.Stop(sctx)
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	// Running out of grace is not a failure: what is left is recorded and resumes at the next
 	// start (or on another replica).
-	for _, err := range []error{herr, eerr} {
+	for _, err := range []error{herr, eerr, nerr} {
 		if errors.Is(err, context.DeadlineExceeded) {
 			g.log.Warn("grace period over", zap.Error(err))
 		} else if err != nil {

@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,9 @@ type Metrics struct {
 	apiRequests    *prometheus.CounterVec
 	apiRateLimited *prometheus.CounterVec
 	pauses         prometheus.Gauge
+
+	notifyOnce sync.Once // notify.go
+	notifyM    *notifyMetrics
 }
 
 var _ core.Observer = (*Metrics)(nil)
@@ -229,9 +233,9 @@ func (t *timedStore) EndPause(ctx context.Context, id, actor string, at time.Tim
 	return t.Store.EndPause(ctx, id, actor, at)
 }
 
-func (t *timedStore) EnqueueEvent(ctx context.Context, ev core.Event) (err error) {
+func (t *timedStore) EnqueueEvent(ctx context.Context, ev core.Event, notifications []string) (err error) {
 	defer func(start time.Time) { t.observe("enqueue_event", start, err) }(time.Now())
-	return t.Store.EnqueueEvent(ctx, ev)
+	return t.Store.EnqueueEvent(ctx, ev, notifications)
 }
 
 func (t *timedStore) ListEvents(ctx context.Context, after string, limit int) (evs []core.Event, err error) {

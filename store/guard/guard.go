@@ -286,8 +286,8 @@ func (g *Store) EndPause(ctx context.Context, id, actor string, at time.Time) (c
 }
 
 // EnqueueEvent implements core.Store.
-func (g *Store) EnqueueEvent(ctx context.Context, ev core.Event) error {
-	return g.do(ctx, "enqueue event", func(ctx context.Context) error { return g.s.EnqueueEvent(ctx, ev) })
+func (g *Store) EnqueueEvent(ctx context.Context, ev core.Event, notifications []string) error {
+	return g.do(ctx, "enqueue event", func(ctx context.Context) error { return g.s.EnqueueEvent(ctx, ev, notifications) })
 }
 
 // ListEvents implements core.Store.

@@ -50,9 +50,12 @@ func (f frozen) AcquireNamedLease(context.Context, string, string, time.Duration
 	return false, nil
 }
 func (f frozen) ReleaseNamedLease(context.Context, string, string) error { f.hang(); return nil }
-func (f frozen) EnqueueEvent(context.Context, core.Event) error          { f.hang(); return nil }
-func (f frozen) CreatePause(context.Context, core.Pause) error           { f.hang(); return nil }
-func (f frozen) ListPauses(context.Context, bool) ([]core.Pause, error)  { f.hang(); return nil, nil }
+func (f frozen) EnqueueEvent(context.Context, core.Event, []string) error {
+	f.hang()
+	return nil
+}
+func (f frozen) CreatePause(context.Context, core.Pause) error          { f.hang(); return nil }
+func (f frozen) ListPauses(context.Context, bool) ([]core.Pause, error) { f.hang(); return nil, nil }
 func (f frozen) EndPause(context.Context, string, string, time.Time) (core.Pause, error) {
 	f.hang()
 	return core.Pause{}, nil

@@ -25,6 +25,8 @@ type Store struct {
 	srcState map[string]core.SourceState
 	events   []core.Event
 	pauses   []core.Pause
+	dlvs     map[deliveryKey]*delivery // deliveries.go
+	dlvState map[string]*notifState
 	named    map[string]namedLease
 	seqs     map[string]int64
 	idem     map[string]core.IdempotencyHit
@@ -538,7 +540,7 @@ func (s *Store) EndPause(_ context.Context, id, actor string, at time.Time) (cor
 }
 
 // EnqueueEvent implements core.Store.
-func (s *Store) EnqueueEvent(_ context.Context, ev core.Event) error {
+func (s *Store) EnqueueEvent(_ context.Context, ev core.Event, notifications []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.events {
@@ -546,8 +548,9 @@ func (s *Store) EnqueueEvent(_ context.Context, ev core.Event) error {
 			return nil
 		}
 	}
-	s.events = append(s.events, ev)
+	s.events = append(s.events, cloneEvent(ev))
 	sort.Slice(s.events, func(i, j int) bool { return s.events[i].ID < s.events[j].ID })
+	s.addDeliveries(ev, notifications)
 	return nil
 }
 

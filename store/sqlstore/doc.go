@@ -28,6 +28,12 @@
 //	audit_events      id (insertion order) PK, occurred_at, actor, action, source, rotation_id,
 //	                  target, status, detail
 //	readiness         id PK (always 1) → checked_at: the row Ping rewrites (readiness is a write)
+//	events            id PK → type, created_at, payload (JSON of one core.Event): the outbox
+//	deliveries        (event_id, notification) PK → status (pending|delivered|failed), attempts,
+//	                  next_attempt_at, last_error, last_attempt_at, delivered_at, owner and
+//	                  lease_until (the replica sending it); written with its event in one
+//	                  transaction (EnqueueEvent); ON DELETE CASCADE with the event (migration 0007)
+//	notification_state notification PK → last_error, last_error_at, last_delivered_at
 //
 // Every time is an integer count of microseconds since the Unix epoch (UTC) in both dialects;
 // GetRotation and ListAudit return times in UTC, truncated to the microsecond. The store never
@@ -48,6 +54,10 @@
 //   - ClaimOrphans is one UPDATE ... WHERE id IN (SELECT ... ORDER BY id LIMIT n FOR UPDATE
 //     SKIP LOCKED) RETURNING id on PostgreSQL: concurrent callers skip each other's rows and
 //     never return the same rotation.
+//   - ClaimDeliveries is ClaimOrphans' pattern on deliveries: UPDATE ... WHERE event_id IN
+//     (SELECT ... due, unleased ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING: each due delivery
+//     goes to one replica at a time; Finish/RescheduleDelivery change it only while the caller
+//     still holds its lease.
 //   - ClaimTarget is one upsert of the (source, target) claim row whose DO UPDATE ... WHERE
 //     changes an existing row only when granting is allowed (no higher seq granted or wanted,
 //     no live claim of another holder); the database serialises upserts of one row, so two

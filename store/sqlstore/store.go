@@ -942,14 +942,25 @@ func (s *Store) EndPause(ctx context.Context, id, actor string, at time.Time) (c
 	return p, nil
 }
 
-// EnqueueEvent implements core.Store.
-func (s *Store) EnqueueEvent(ctx context.Context, ev core.Event) error {
+// EnqueueEvent implements core.Store: the event and its deliveries in one transaction (on
+// PostgreSQL one statement, which joins the batch of queued writes).
+func (s *Store) EnqueueEvent(ctx context.Context, ev core.Event, notifications []string) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("sqlstore: encode event %s: %w", ev.ID, err)
 	}
-	if _, err := s.b.write(ctx, `INSERT INTO events (id, type, created_at, payload) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Type, micros(ev.Time), string(b)); err != nil {
+	if s.dialect == dialectPostgres {
+		_, err = s.b.write(ctx, `WITH ev AS (
+				INSERT INTO events (id, type, created_at, payload) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (id) DO NOTHING RETURNING id)
+			INSERT INTO deliveries (event_id, notification, status, next_attempt_at)
+			SELECT ev.id, n, 'pending', $3 FROM ev, unnest($5::text[]) AS n
+			ON CONFLICT (event_id, notification) DO NOTHING`,
+			ev.ID, ev.Type, micros(ev.Time), string(b), append([]string{}, notifications...))
+	} else {
+		err = s.b.inTx(ctx, func(q querier) error { return enqueueEvent(ctx, q, ev, string(b), notifications) })
+	}
+	if err != nil {
 		return fmt.Errorf("sqlstore: enqueue event %s: %w", ev.Type, err)
 	}
 	return nil

@@ -29,10 +29,12 @@ import (
 	"github.com/credsync/credsync/core"
 )
 
-// shortTTL is the lease/claim TTL of expiry tests; expiryWait outlasts it comfortably.
+// shortTTL is the lease/claim TTL of expiry tests: long enough that the checks made while it
+// holds finish within it on a loaded machine (50ms was not, with SQLite under the whole suite);
+// expiryWait outlasts it comfortably.
 const (
-	shortTTL   = 50 * time.Millisecond
-	expiryWait = 150 * time.Millisecond
+	shortTTL   = 300 * time.Millisecond
+	expiryWait = 700 * time.Millisecond
 	longTTL    = time.Minute
 )
 
@@ -83,6 +85,11 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"AuditWithRotation", testAuditWithRotation},
 		{"AuditDefaultLimit", testAuditDefaultLimit},
 		{"Ping", testPing},
+		{"DeliveriesEnqueue", testDeliveriesEnqueue},
+		{"DeliveriesLeases", testDeliveriesLeases},
+		{"DeliveriesFinish", testDeliveriesFinish},
+		{"DeliveriesConcurrent", testDeliveriesConcurrent},
+		{"PurgeEvents", testPurgeEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
