@@ -163,7 +163,7 @@ func newDocEnv(t *testing.T, opts ...Option) *docEnv {
 		Sealer:    kr,
 		Platforms: []core.Platform{{Name: "p", Vendor: "fake", MaxAttempts: 1}},
 		Sources: []*core.Source{
-			{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: e.pw}, {Name: "b", Platform: "p", Vendor: "fake", Adapter: tok}}},
+			{Name: "db", Targets: []*core.Target{{Name: "a", Platform: "p", Vendor: "fake", Adapter: e.pw, VerifyEvery: time.Hour}, {Name: "b", Platform: "p", Vendor: "fake", Adapter: tok}}},
 			{Name: "flaky", Targets: []*core.Target{{Name: "x", Platform: "p", Vendor: "fake", Adapter: e.failing}}},
 		},
 		Store: e.store, Logger: zap.NewNop(), Notifications: []core.Subscription{{Name: "ops", Events: core.DefaultEvents()}},

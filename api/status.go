@@ -287,6 +287,11 @@ func (p *statusPage) render(c echo.Context, viewer string) error {
 				}
 				d.Attention = append(d.Attention, a)
 			}
+			if h := t.Health; h != nil && h.Status == core.HealthUnhealthy {
+				at := h.CheckedAt
+				d.Attention = append(d.Attention, statusAttention{Source: src.Name, Target: t.Name, Platform: t.Platform,
+					Code: "unhealthy", Message: h.Message, When: &at})
+			}
 		}
 	}
 	d.Counts.Running = running

@@ -135,6 +135,9 @@ type Platform struct {
 	// up to Burst (default max(1, rate_limit)).
 	RateLimit float64 `yaml:"rate_limit" validate:"gte=0"`
 	Burst     int     `yaml:"burst" validate:"gte=0"`
+	// VerifyEvery runs every target's non-mutating check (credsync check) this often, and
+	// keeps its health (default: off); a target's own verify_every wins.
+	VerifyEvery time.Duration `yaml:"verify_every"`
 }
 
 // Source is one credential and the targets that hold a copy of it. Each target block is decoded
@@ -311,6 +314,9 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		if p.Token.IsZero() {
 			return nil, yamlx.Errorf(valueOr(pn, "token"), "platforms.%s.token is missing or empty (is its ${VAR} set to an empty value?)", name)
 		}
+		if err := checkVerifyEvery(pn, "platforms."+name, p.VerifyEvery); err != nil {
+			return nil, err
+		}
 		// One admission per platform, shared by its HTTP client (every call: sends, polls,
 		// checks) and the engine.
 		cp := core.Platform{Name: name, Vendor: p.Vendor, Timeout: p.Timeout,
@@ -383,9 +389,20 @@ func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Plat
 			return nil, yamlx.Errorf(tn, "%s: target name %q is already used by targets[%d]; give one of them another name", where, tname, j)
 		}
 		seen[tname] = i
-		block := yamlx.Without(tn, "platform", "name")
+		verifyEvery := p.VerifyEvery
+		if vn := yamlx.Lookup(tn, "verify_every"); vn != nil {
+			var d time.Duration
+			if err := vn.Decode(&d); err != nil {
+				return nil, yamlx.Errorf(vn, "%s.verify_every %q is not a duration (e.g. 6h)", where, vn.Value)
+			}
+			if err := checkVerifyEvery(tn, where, d); err != nil {
+				return nil, err
+			}
+			verifyEvery = d
+		}
+		block := yamlx.Without(tn, "platform", "name", "verify_every")
 		if v, _ := adapters.Lookup(p.Vendor); v.TargetKeepsName {
-			block = yamlx.Without(tn, "platform")
+			block = yamlx.Without(tn, "platform", "verify_every")
 		}
 		a, err := vendors[pn.Value].NewTarget(block)
 		if err != nil {
@@ -395,9 +412,21 @@ func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Plat
 			return nil, yamlx.Errorf(tn, "%s: source %s rotates a password at the source, but this %s target takes no password (it takes %s)",
 				where, name, p.Vendor, core.JoinTypes(a.Accepts()))
 		}
-		src.Targets = append(src.Targets, &core.Target{Name: tname, Platform: pn.Value, Vendor: p.Vendor, Adapter: a})
+		src.Targets = append(src.Targets, &core.Target{Name: tname, Platform: pn.Value, Vendor: p.Vendor, Adapter: a, VerifyEvery: verifyEvery})
 	}
 	return src, nil
+}
+
+// MinVerifyEvery is the shortest verify_every: a check is a vendor call (and, for RiverGen, a
+// login to the database).
+const MinVerifyEvery = time.Second
+
+// checkVerifyEvery refuses a verify_every that is negative or too short (0 is off).
+func checkVerifyEvery(n *yaml.Node, where string, d time.Duration) error {
+	if d != 0 && d < MinVerifyEvery {
+		return yamlx.Errorf(valueOr(n, "verify_every"), "%s.verify_every is %s: at least %s (hours are usual: every check is a vendor call), or 0 for none", where, d, MinVerifyEvery)
+	}
+	return nil
 }
 
 // buildRotation validates a source's rotation block and builds what the engine uses: a way

@@ -203,3 +203,30 @@ func TestTokenScopes(t *testing.T) {
 	require.ErrorContains(t, err, `server.status_tokens[0] (wall): a status token may only read`)
 	require.ErrorContains(t, err, `remove "rotate"`)
 }
+
+func TestVerifyEvery(t *testing.T) {
+	doc := strings.Replace(designExample, "    max_concurrency: 2\n", "    max_concurrency: 2\n    verify_every: 6h\n", 1)
+	doc = strings.Replace(doc, "      - platform: felt\n", "      - platform: felt\n        verify_every: 30m\n", 1)
+	cfg, err := config.Parse([]byte(doc), lookup)
+	require.NoError(t, err)
+	every := map[string]time.Duration{}
+	for _, tg := range cfg.Sources[0].Targets {
+		every[tg.Platform] = tg.VerifyEvery
+	}
+	require.Equal(t, map[string]time.Duration{"felt": 30 * time.Minute, "databrain": 0, "rivergen": 6 * time.Hour}, every,
+		"the platform's schedule, a target's own, none")
+
+	off := strings.Replace(doc, "      - platform: rivergen\n", "      - platform: rivergen\n        verify_every: 0s\n", 1)
+	cfg, err = config.Parse([]byte(off), lookup)
+	require.NoError(t, err)
+	require.Zero(t, cfg.Sources[0].Targets[2].VerifyEvery, "0 turns a platform's schedule off for that target")
+
+	for _, bad := range []struct{ doc, want string }{
+		{strings.Replace(doc, "verify_every: 30m", "verify_every: soon", 1), `line 29: sources.warehouse-pg.targets[0].verify_every "soon" is not a duration`},
+		{strings.Replace(doc, "verify_every: 30m", "verify_every: 10ms", 1), "sources.warehouse-pg.targets[0].verify_every is 10ms: at least 1s"},
+		{strings.Replace(doc, "verify_every: 6h", "verify_every: -1h", 1), "platforms.rivergen.verify_every is -1h0m0s: at least 1s"},
+	} {
+		_, err := config.Parse([]byte(bad.doc), lookup)
+		require.ErrorContains(t, err, bad.want)
+	}
+}

@@ -19,6 +19,10 @@ const (
 type CheckResult struct {
 	Status  CheckStatus `json:"status"`
 	Message string      `json:"message"`
+	// CredentialFails: the check saw the credential the platform holds fail (RiverGen's Test
+	// Connection refused by the database, Felt's last sync failed). The status stays ready
+	// (a rotation is what repairs it); the target's health is unhealthy.
+	CredentialFails bool `json:"credential_fails,omitempty"`
 }
 
 // Checker is implemented by adapters that can check their target without changing it.

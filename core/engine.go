@@ -70,6 +70,9 @@ type EngineConfig struct {
 	// SourceTick is how often retires and schedules of sources rotated at the source are
 	// looked at (0: DefaultSourceTick).
 	SourceTick time.Duration
+	// VerifyTick is how often the scheduled checks (verify_every) are looked at (0:
+	// DefaultVerifyTick).
+	VerifyTick time.Duration
 	// HistoryRetention is how long a finished rotation is kept (0: DefaultHistoryRetention);
 	// AuditRetention how long an audit event is (0: DefaultAuditRetention).
 	HistoryRetention time.Duration
@@ -135,6 +138,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.SourceTick <= 0 {
 		cfg.SourceTick = DefaultSourceTick
+	}
+	if cfg.VerifyTick <= 0 {
+		cfg.VerifyTick = DefaultVerifyTick
 	}
 	if cfg.HistoryRetention <= 0 {
 		cfg.HistoryRetention = DefaultHistoryRetention
@@ -211,11 +217,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.resumeAll(ctx); err != nil {
 		return err
 	}
-	e.bg.Add(4)
+	e.bg.Add(5)
 	go e.loop()
 	go e.pauseLoop()
 	go e.purgeLoop()
 	go e.sourceLoop()
+	go e.verifyLoop()
 	return nil
 }
 

@@ -81,6 +81,8 @@ type Target struct {
 	Platform string
 	Vendor   string
 	Adapter  Adapter
+	// VerifyEvery, when more than 0, runs the target's check on that schedule (health.go).
+	VerifyEvery time.Duration
 }
 
 // Source is one credential that lives in several platforms. It is not changed once an engine

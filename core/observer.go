@@ -17,6 +17,8 @@ type Observer interface {
 	Retry(vendor, platform string)
 	// Paused says how many pauses are active now.
 	Paused(active int)
+	// Health says how many of a platform's checked targets (verify_every) are in each health.
+	Health(platform string, counts map[HealthStatus]int)
 }
 
 // Call classes of VendorCall.
@@ -51,7 +53,8 @@ func CallClass(err error) string {
 
 type nopObserver struct{}
 
-func (nopObserver) Paused(int) {}
+func (nopObserver) Paused(int)                          {}
+func (nopObserver) Health(string, map[HealthStatus]int) {}
 
 func (nopObserver) RotationStarted()                                         {}
 func (nopObserver) RotationFinished(RotationStatus)                          {}

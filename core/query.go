@@ -128,6 +128,11 @@ type TargetView struct {
 	Last     *LastOutcome     `json:"last_rotation"`
 	// Paused is the pause that holds the target now, if any.
 	Paused *Pause `json:"paused,omitempty"`
+	// Health is the target's last check (verify_every) or verified rotation; absent for a
+	// target without verify_every.
+	Health *TargetHealth `json:"health,omitempty"`
+	// VerifyEvery is its check's schedule, e.g. "6h0m0s"; absent when it has none.
+	VerifyEvery string `json:"verify_every,omitempty"`
 }
 
 // LastOutcome is a target's part of the newest rotation that reached it.
@@ -154,6 +159,10 @@ func (e *Engine) Sources(ctx context.Context) ([]SourceView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the targets' last outcomes: %w", err)
 	}
+	healths, err := e.store.TargetHealths(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the targets' health: %w", err)
+	}
 	out := make([]SourceView, 0, len(e.order))
 	for _, name := range e.order {
 		src := e.sources[name]
@@ -168,6 +177,14 @@ func (e *Engine) Sources(ctx context.Context) ([]SourceView, error) {
 			}
 			if p, ok := e.pauses.covering(name, t); ok {
 				tv.Paused = &p
+			}
+			if t.VerifyEvery > 0 {
+				tv.VerifyEvery = t.VerifyEvery.String()
+				h, ok := healths[name][t.Name]
+				if !ok {
+					h = TargetHealth{Status: HealthUnknown, Message: "not checked yet"}
+				}
+				tv.Health = &h
 			}
 			v.Targets = append(v.Targets, tv)
 		}

@@ -268,6 +268,9 @@ func (e *Engine) finishTarget(ctx context.Context, tr *targetRun) {
 		return
 	}
 	e.cfg.Observer.TargetFinished(res.Vendor, res.Platform, res.Status)
+	if res.Status == TargetSucceeded && res.Verified {
+		e.verifiedByRotation(ctx, r.rot.Source, w.target, r.rot.ID)
+	}
 	fields := []zap.Field{zap.String("rotation_id", r.rot.ID), zap.String("target", res.Name),
 		zap.String("platform", res.Platform), zap.String("vendor", res.Vendor), zap.String("status", string(res.Status)),
 		zap.Int("attempts", res.Attempts), zap.Bool("verified", res.Verified)}

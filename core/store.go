@@ -303,6 +303,12 @@ type Store interface {
 	AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
 	ReleaseNamedLease(ctx context.Context, name, owner string) error
 
+	// PutTargetHealth replaces a target's health; GetTargetHealth reads one (false when none
+	// is kept), TargetHealths every one, by source then target.
+	PutTargetHealth(ctx context.Context, source, target string, h TargetHealth) error
+	GetTargetHealth(ctx context.Context, source, target string) (TargetHealth, bool, error)
+	TargetHealths(ctx context.Context) (map[string]map[string]TargetHealth, error)
+
 	// CreatePause records a pause; ListPauses returns them, newest first, only the active ones
 	// when active; EndPause ends one (ErrNotFound when unknown or already ended).
 	CreatePause(ctx context.Context, p Pause) error

@@ -29,6 +29,7 @@ type Metrics struct {
 	apiRequests    *prometheus.CounterVec
 	apiRateLimited *prometheus.CounterVec
 	pauses         prometheus.Gauge
+	health         *prometheus.GaugeVec
 
 	notifyOnce sync.Once // notify.go
 	notifyM    *notifyMetrics
@@ -69,9 +70,12 @@ func New() *Metrics {
 		pauses: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "credsync_pauses_active", Help: "Emergency pauses in force (no new vendor call starts where one holds).",
 		}),
+		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "credsync_targets_health", Help: "Targets with verify_every, by platform and health (healthy, unhealthy, unknown), as the last scheduled check saw them.",
+		}, []string{"platform", "health"}),
 	}
 	m.reg.MustRegister(m.rotations, m.inFlight, m.targets, m.vendorLatency, m.retries, m.storeLatency,
-		m.apiRequests, m.apiRateLimited, m.pauses, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.apiRequests, m.apiRateLimited, m.pauses, m.health, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -110,6 +114,13 @@ func (m *Metrics) Retry(vendor, platform string) { m.retries.WithLabelValues(ven
 
 // Paused implements core.Observer.
 func (m *Metrics) Paused(active int) { m.pauses.Set(float64(active)) }
+
+// Health implements core.Observer.
+func (m *Metrics) Health(platform string, counts map[core.HealthStatus]int) {
+	for st, n := range counts {
+		m.health.WithLabelValues(platform, string(st)).Set(float64(n))
+	}
+}
 
 // APIRequest counts one API request by its route pattern (never the raw path: ids stay out).
 func (m *Metrics) APIRequest(route string, code int) {
@@ -221,6 +232,21 @@ func (t *timedStore) ReleaseNamedLease(ctx context.Context, name, owner string) 
 func (t *timedStore) CreatePause(ctx context.Context, p core.Pause) (err error) {
 	defer func(start time.Time) { t.observe("create_pause", start, err) }(time.Now())
 	return t.Store.CreatePause(ctx, p)
+}
+
+func (t *timedStore) PutTargetHealth(ctx context.Context, source, target string, h core.TargetHealth) (err error) {
+	defer func(start time.Time) { t.observe("put_target_health", start, err) }(time.Now())
+	return t.Store.PutTargetHealth(ctx, source, target, h)
+}
+
+func (t *timedStore) GetTargetHealth(ctx context.Context, source, target string) (h core.TargetHealth, ok bool, err error) {
+	defer func(start time.Time) { t.observe("get_target_health", start, err) }(time.Now())
+	return t.Store.GetTargetHealth(ctx, source, target)
+}
+
+func (t *timedStore) TargetHealths(ctx context.Context) (hs map[string]map[string]core.TargetHealth, err error) {
+	defer func(start time.Time) { t.observe("target_healths", start, err) }(time.Now())
+	return t.Store.TargetHealths(ctx)
 }
 
 func (t *timedStore) ListPauses(ctx context.Context, active bool) (ps []core.Pause, err error) {

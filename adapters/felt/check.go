@@ -60,6 +60,9 @@ func (t *target) Check(ctx context.Context) core.CheckResult {
 	if src.SyncStatus != "" {
 		syncNote = ", sync_status " + src.SyncStatus
 	}
+	// Felt's last sync failed: the credential it holds may not work (the health says so; the
+	// check stays ready, a rotation is what repairs it).
+	failed := src.SyncStatus == "failed"
 	connType := ""
 	if src.Connection != nil {
 		connType = src.Connection.Type
@@ -70,10 +73,10 @@ func (t *target) Check(ctx context.Context) core.CheckResult {
 	}
 	if !t.credentialMode() {
 		if connType == "" {
-			return core.CheckResult{Status: core.CheckReady, Message: fmt.Sprintf(
+			return core.CheckResult{Status: core.CheckReady, CredentialFails: failed, Message: fmt.Sprintf(
 				"Felt source %q exists and the token is accepted%s; Felt showed no connection, so its type was not compared", t.sourceID, syncNote)}
 		}
-		return core.CheckResult{Status: core.CheckReady, Message: fmt.Sprintf(
+		return core.CheckResult{Status: core.CheckReady, CredentialFails: failed, Message: fmt.Sprintf(
 			"Felt source %q exists, %s connection%s", t.sourceID, connType, syncNote)}
 	}
 
@@ -96,7 +99,7 @@ func (t *target) Check(ctx context.Context) core.CheckResult {
 			return core.CheckResult{Status: core.CheckMismatch, Message: fmt.Sprintf(
 				"Felt source %q credential %q has type %s, the config says credential_type %s", t.sourceID, t.credentialID, orNone(c.Credential.Type), t.feltType)}
 		}
-		return core.CheckResult{Status: core.CheckReady, Message: fmt.Sprintf(
+		return core.CheckResult{Status: core.CheckReady, CredentialFails: failed, Message: fmt.Sprintf(
 			"Felt source %q exists%s; credential %q has type %s", t.sourceID, syncNote, t.credentialID, t.feltType)}
 	}
 	sort.Strings(ids)

@@ -128,6 +128,26 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// A source whose last sync failed is still ready (the token and the source are fine, a rotation
+// repairs the credential) but its credential fails: the target is unhealthy.
+func TestCheckSeesAFailedSync(t *testing.T) {
+	e := checkEnv(t, testToken)
+	const target = "source_id: src_pg\nconnection_type: postgresql"
+	got := e.target(t, target).Check(context.Background())
+	if got.Status != core.CheckReady || got.CredentialFails || core.HealthOf(got) != core.HealthHealthy {
+		t.Fatalf("completed sync: %+v", got)
+	}
+	e.fake.SetSyncOutcome("src_pg", "failed")
+	e.fake.SetSyncingPolls(0)
+	e.fake.StartSync("src_pg")
+	for i := 0; i < 5 && !got.CredentialFails; i++ { // the sync starts after the stale polls
+		got = e.target(t, target).Check(context.Background())
+	}
+	if got.Status != core.CheckReady || !got.CredentialFails || !strings.Contains(got.Message, "sync_status failed") || core.HealthOf(got) != core.HealthUnhealthy {
+		t.Fatalf("failed sync: %+v", got)
+	}
+}
+
 func TestCheckUnauthorized(t *testing.T) {
 	e := checkEnv(t, "not-the-felt-token")
 	for _, src := range []string{"source_id: src_pg\nconnection_type: postgresql", "source_id: src_sf\ncredential_id: cred_kp\ncredential_type: key_pair"} {

@@ -25,8 +25,9 @@ var _ core.Checker = (*adapter)(nil)
 //   - 404: the data source does not exist: not_found.
 //   - a network error, a timeout, 429 or 5xx: unreachable.
 //   - 200: the token is accepted and the data source exists: ready. Whether the database took
-//     the credentials RiverGen holds now (data.connection_successful) is said in the message but
-//     does not change the verdict: a failing connection is what a rotation repairs.
+//     the credentials RiverGen holds now (data.connection_successful) is said in the message and
+//     in CredentialFails (the target's health, verify_every) but does not change the verdict: a
+//     failing connection is what a rotation repairs.
 //
 // It cannot prove that the PATCH would be accepted (RiverGen has no dry run), nor which fields
 // (password, api_key, oauth_token) the data source actually uses.
@@ -77,7 +78,7 @@ func (a *adapter) Check(ctx context.Context) core.CheckResult {
 		}
 		why += env.Data.ErrorMessage
 	}
-	return core.CheckResult{Status: core.CheckReady, Message: fmt.Sprintf(
+	return core.CheckResult{Status: core.CheckReady, CredentialFails: true, Message: fmt.Sprintf(
 		"%s exists and the token is accepted, but Test Connection with the credentials RiverGen holds now failed (%s): a rotation replaces them",
 		a.what(), vendorhttp.Clip(orDefault(why, "no reason given"), maxMessage))}
 }

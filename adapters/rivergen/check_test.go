@@ -31,11 +31,20 @@ func requireCheck(t *testing.T, got core.CheckResult, want core.CheckStatus, msg
 
 func TestCheck(t *testing.T) {
 	e := newEnv(t, testToken)
-	requireCheck(t, check(t, e.target(t, "data_source_id: 1")), core.CheckReady, "Test Connection with the credentials RiverGen holds succeeded")
+	ok := check(t, e.target(t, "data_source_id: 1"))
+	requireCheck(t, ok, core.CheckReady, "Test Connection with the credentials RiverGen holds succeeded")
+	if ok.CredentialFails || core.HealthOf(ok) != core.HealthHealthy {
+		t.Fatalf("a passing Test Connection is healthy: %+v", ok)
+	}
 
-	// The database refuses the credentials RiverGen holds now: still ready (the rotation fixes it).
+	// The database refuses the credentials RiverGen holds now: still ready (the rotation fixes
+	// it), but the target is unhealthy (drift, with verify_every).
 	e.fake.SetConnectionOK(1, false, "AUTHENTICATION_FAILED", "password authentication failed")
-	requireCheck(t, check(t, e.target(t, "data_source_id: 1")), core.CheckReady, "failed (AUTHENTICATION_FAILED: password authentication failed)")
+	bad := check(t, e.target(t, "data_source_id: 1"))
+	requireCheck(t, bad, core.CheckReady, "failed (AUTHENTICATION_FAILED: password authentication failed)")
+	if !bad.CredentialFails || core.HealthOf(bad) != core.HealthUnhealthy {
+		t.Fatalf("a refused Test Connection says the credential fails: %+v", bad)
+	}
 
 	requireCheck(t, check(t, e.target(t, "data_source_id: 99")), core.CheckNotFound, "data source 99 not found")
 

@@ -43,6 +43,9 @@ type fakeSource struct {
 	creds Credentials
 	conn  ConnectionResult
 	tests int
+	// dbPassword, when set, is the password the database behind the data source takes: Test
+	// Connection then succeeds only when the stored password is that one.
+	dbPassword string
 }
 
 // Fake is an in-memory RiverGen serving the two endpoints credsync uses:
@@ -118,6 +121,16 @@ func (f *Fake) SetConnectionResult(id int, r ConnectionResult) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.source(id).conn = r
+}
+
+// SetDatabasePassword makes data source id's database take only pw (creating the data source
+// if needed): from then on Test Connection logs in with the password RiverGen stores and
+// answers AUTHENTICATION_FAILED when it is another one, as a real database would. "" goes
+// back to SetConnectionResult's answer.
+func (f *Fake) SetDatabasePassword(id int, pw string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.source(id).dbPassword = pw
 }
 
 // TestCount returns how many Test Connection calls data source id answered.
@@ -336,6 +349,12 @@ func (f *Fake) testConnection(w http.ResponseWriter, r *http.Request, id int, bo
 	s := f.source(id)
 	s.tests++
 	res := s.conn
+	if s.dbPassword != "" {
+		res = ConnectionResult{OK: true}
+		if s.creds.Password != s.dbPassword {
+			res = ConnectionResult{ErrorCode: "AUTHENTICATION_FAILED", ErrorMessage: "password authentication failed for user \"" + s.creds.Username + "\""}
+		}
+	}
 	f.mu.Unlock()
 
 	data := map[string]any{

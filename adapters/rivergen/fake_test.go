@@ -146,6 +146,17 @@ func TestFakeAccepts(t *testing.T) {
 	assert.Equal(t, "TIMEOUT", data["error_code"])
 	assert.Equal(t, "connection timed out", data["error_message"])
 	assert.Equal(t, 4, e.fake.TestCount(1))
+
+	// A database password: Test Connection logs in with the stored one.
+	e.fake.SetDatabasePassword(1, "newpassword")
+	got = call(t, e, "POST", "/api/v1/data-sources/1/test", testToken, "", ``)
+	data, _ = got.body["data"].(map[string]any)
+	assert.Equal(t, true, data["connection_successful"], "the stored password is the database's")
+	e.fake.SetDatabasePassword(1, "changed-at-the-database")
+	got = call(t, e, "POST", "/api/v1/data-sources/1/test", testToken, "", ``)
+	data, _ = got.body["data"].(map[string]any)
+	assert.Equal(t, false, data["connection_successful"])
+	assert.Equal(t, "AUTHENTICATION_FAILED", data["error_code"])
 }
 
 func TestFakeUnknownSourceHasNoCredentials(t *testing.T) {

@@ -239,7 +239,7 @@ func (cc *clientCmd) sources(args []string) int {
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(cc.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tTARGET\tPLATFORM\tVENDOR\tACCEPTS\tLAST ROTATION\tLAST STATUS\tFINISHED\tERROR")
+	fmt.Fprintln(tw, "SOURCE\tTARGET\tPLATFORM\tVENDOR\tACCEPTS\tLAST ROTATION\tLAST STATUS\tFINISHED\tHEALTH\tERROR")
 	for _, src := range s.Sources {
 		for _, t := range src.Targets {
 			accepts := make([]string, len(t.Accepts))
@@ -255,7 +255,17 @@ func (cc *clientCmd) sources(args []string) int {
 				finished = formatTime(t.Last.FinishedAt)
 				errText = targetError(t.Last.Error, "")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", src.Name, t.Name, t.Platform, t.Vendor, strings.Join(accepts, ","), last, status, finished, errText)
+			health := "-"
+			if t.Health != nil {
+				health = string(t.Health.Status)
+				if t.Health.Status == core.HealthUnhealthy && errText == "" {
+					errText = "check: " + t.Health.Message
+				}
+			}
+			if t.Paused != nil {
+				status += " (paused: " + t.Paused.Scope() + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", src.Name, t.Name, t.Platform, t.Vendor, strings.Join(accepts, ","), last, status, finished, health, errText)
 		}
 	}
 	_ = tw.Flush()

@@ -145,6 +145,7 @@ platforms:
     base_url: %s
     token: ${FELT_API_TOKEN}
     timeout: 10s
+    verify_every: 6h              # check what each target holds every 6h (health; target.drift)
   databrain:
     vendor: databrain
     base_url: %s
@@ -154,6 +155,7 @@ platforms:
     base_url: %s
     token: ${RIVERGEN_ACCESS_TOKEN}
     max_concurrency: 4
+    verify_every: 6h
 sources:
   warehouse-pg:                   # a password: Felt connection mode, Databrain PUT, RiverGen PATCH
     targets:

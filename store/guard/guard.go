@@ -260,6 +260,34 @@ func (g *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error
 	return g.do(ctx, "release lease", func(ctx context.Context) error { return g.s.ReleaseNamedLease(ctx, name, owner) })
 }
 
+// PutTargetHealth implements core.Store.
+func (g *Store) PutTargetHealth(ctx context.Context, source, target string, h core.TargetHealth) error {
+	return g.do(ctx, "put target health", func(ctx context.Context) error { return g.s.PutTargetHealth(ctx, source, target, h) })
+}
+
+// GetTargetHealth implements core.Store.
+func (g *Store) GetTargetHealth(ctx context.Context, source, target string) (core.TargetHealth, bool, error) {
+	var (
+		h  core.TargetHealth
+		ok bool
+	)
+	err := g.do(ctx, "get target health", func(ctx context.Context) (err error) {
+		h, ok, err = g.s.GetTargetHealth(ctx, source, target)
+		return err
+	})
+	return h, ok, err
+}
+
+// TargetHealths implements core.Store.
+func (g *Store) TargetHealths(ctx context.Context) (map[string]map[string]core.TargetHealth, error) {
+	var out map[string]map[string]core.TargetHealth
+	err := g.do(ctx, "target health", func(ctx context.Context) (err error) {
+		out, err = g.s.TargetHealths(ctx)
+		return err
+	})
+	return out, err
+}
+
 // CreatePause implements core.Store.
 func (g *Store) CreatePause(ctx context.Context, p core.Pause) error {
 	return g.do(ctx, "create pause", func(ctx context.Context) error { return g.s.CreatePause(ctx, p) })

@@ -54,6 +54,18 @@ func (f frozen) EnqueueEvent(context.Context, core.Event, []string) error {
 	f.hang()
 	return nil
 }
+func (f frozen) PutTargetHealth(context.Context, string, string, core.TargetHealth) error {
+	f.hang()
+	return nil
+}
+func (f frozen) GetTargetHealth(context.Context, string, string) (core.TargetHealth, bool, error) {
+	f.hang()
+	return core.TargetHealth{}, false, nil
+}
+func (f frozen) TargetHealths(context.Context) (map[string]map[string]core.TargetHealth, error) {
+	f.hang()
+	return nil, nil
+}
 func (f frozen) CreatePause(context.Context, core.Pause) error          { f.hang(); return nil }
 func (f frozen) ListPauses(context.Context, bool) ([]core.Pause, error) { f.hang(); return nil, nil }
 func (f frozen) EndPause(context.Context, string, string, time.Time) (core.Pause, error) {

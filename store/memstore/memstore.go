@@ -25,6 +25,7 @@ type Store struct {
 	srcState map[string]core.SourceState
 	events   []core.Event
 	pauses   []core.Pause
+	health   map[string]map[string]core.TargetHealth
 	dlvs     map[deliveryKey]*delivery // deliveries.go
 	dlvState map[string]*notifState
 	named    map[string]namedLease
@@ -51,7 +52,7 @@ type claim struct {
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{now: time.Now, rots: map[string]*entry{}, last: map[string]lastOutcome{}, srcState: map[string]core.SourceState{}, named: map[string]namedLease{}, seqs: map[string]int64{},
+	return &Store{now: time.Now, rots: map[string]*entry{}, last: map[string]lastOutcome{}, srcState: map[string]core.SourceState{}, health: map[string]map[string]core.TargetHealth{}, named: map[string]namedLease{}, seqs: map[string]int64{},
 		idem: map[string]core.IdempotencyHit{}, claims: map[string]*claim{}}
 }
 
@@ -442,6 +443,40 @@ func (s *Store) ReleaseTarget(_ context.Context, c core.TargetClaim, hold time.D
 		cl.until = s.now().Add(hold)
 	}
 	return nil
+}
+
+// PutTargetHealth implements core.Store.
+func (s *Store) PutTargetHealth(_ context.Context, source, target string, h core.TargetHealth) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.health[source] == nil {
+		s.health[source] = map[string]core.TargetHealth{}
+	}
+	h.CheckedAt = h.CheckedAt.UTC().Truncate(time.Microsecond)
+	s.health[source][target] = h
+	return nil
+}
+
+// GetTargetHealth implements core.Store.
+func (s *Store) GetTargetHealth(_ context.Context, source, target string) (core.TargetHealth, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.health[source][target]
+	return h, ok, nil
+}
+
+// TargetHealths implements core.Store.
+func (s *Store) TargetHealths(context.Context) (map[string]map[string]core.TargetHealth, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]map[string]core.TargetHealth, len(s.health))
+	for src, ts := range s.health {
+		out[src] = make(map[string]core.TargetHealth, len(ts))
+		for t, h := range ts {
+			out[src][t] = h
+		}
+	}
+	return out, nil
 }
 
 // GetSourceState implements core.Store.

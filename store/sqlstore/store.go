@@ -871,6 +871,68 @@ func (s *Store) ReleaseNamedLease(ctx context.Context, name, owner string) error
 	return nil
 }
 
+// PutTargetHealth implements core.Store: an upsert.
+func (s *Store) PutTargetHealth(ctx context.Context, source, target string, h core.TargetHealth) error {
+	if _, err := s.b.write(ctx, `INSERT INTO target_health (source, target, status, state, checked_at, message) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (source, target) DO UPDATE SET status = excluded.status, state = excluded.state, checked_at = excluded.checked_at, message = excluded.message`,
+		source, target, string(h.Status), string(h.State), micros(h.CheckedAt), h.Message); err != nil {
+		return fmt.Errorf("sqlstore: put health of %s/%s: %w", source, target, err)
+	}
+	return nil
+}
+
+// GetTargetHealth implements core.Store.
+func (s *Store) GetTargetHealth(ctx context.Context, source, target string) (core.TargetHealth, bool, error) {
+	rs, err := s.b.query(ctx, `SELECT status, state, checked_at, message FROM target_health WHERE source = $1 AND target = $2`, source, target)
+	if err != nil {
+		return core.TargetHealth{}, false, fmt.Errorf("sqlstore: health of %s/%s: %w", source, target, err)
+	}
+	defer rs.Close()
+	if !rs.Next() {
+		return core.TargetHealth{}, false, rs.Err()
+	}
+	h, err := scanHealth(rs)
+	if err != nil {
+		return core.TargetHealth{}, false, fmt.Errorf("sqlstore: health of %s/%s: %w", source, target, err)
+	}
+	return h, true, nil
+}
+
+func scanHealth(r interface{ Scan(...any) error }, extra ...any) (core.TargetHealth, error) {
+	var (
+		h             core.TargetHealth
+		status, state string
+		checked       int64
+	)
+	if err := r.Scan(append(extra, &status, &state, &checked, &h.Message)...); err != nil {
+		return h, err
+	}
+	h.Status, h.State, h.CheckedAt = core.HealthStatus(status), core.HealthStatus(state), fromMicros(checked)
+	return h, nil
+}
+
+// TargetHealths implements core.Store.
+func (s *Store) TargetHealths(ctx context.Context) (map[string]map[string]core.TargetHealth, error) {
+	rs, err := s.b.query(ctx, `SELECT source, target, status, state, checked_at, message FROM target_health`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: target health: %w", err)
+	}
+	defer rs.Close()
+	out := map[string]map[string]core.TargetHealth{}
+	for rs.Next() {
+		var source, target string
+		h, err := scanHealth(rs, &source, &target)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: target health: %w", err)
+		}
+		if out[source] == nil {
+			out[source] = map[string]core.TargetHealth{}
+		}
+		out[source][target] = h
+	}
+	return out, rs.Err()
+}
+
 // CreatePause implements core.Store.
 func (s *Store) CreatePause(ctx context.Context, p core.Pause) error {
 	if _, err := s.b.write(ctx, `INSERT INTO pauses (id, platform, source, reason, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,

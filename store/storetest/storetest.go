@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"SourceState", testSourceState},
 		{"NamedLeases", testNamedLeases},
 		{"Pauses", testPauses},
+		{"TargetHealth", testTargetHealth},
 		{"PurgeHistory", testPurgeHistory},
 		{"ClaimTargetHold", testClaimTargetHold},
 		{"Audit", testAudit},
@@ -1377,4 +1378,37 @@ func testPauses(t *testing.T, s core.Store) {
 	ps, err = s.ListPauses(ctx, false)
 	require.NoError(t, err)
 	require.Len(t, ps, 2, "ended pauses are kept")
+}
+
+func testTargetHealth(t *testing.T, s core.Store) {
+	ctx := ctxT(t)
+	all, err := s.TargetHealths(ctx)
+	require.NoError(t, err)
+	require.Empty(t, all)
+	_, ok, err := s.GetTargetHealth(ctx, "a", "felt/0")
+	require.NoError(t, err)
+	require.False(t, ok, "none kept yet")
+
+	h := core.TargetHealth{Status: core.HealthUnhealthy, State: core.HealthUnhealthy, CheckedAt: base, Message: "Test Connection failed"}
+	require.NoError(t, s.PutTargetHealth(ctx, "a", "felt/0", h))
+	require.NoError(t, s.PutTargetHealth(ctx, "a", "rivergen/1", core.TargetHealth{Status: core.HealthUnknown, CheckedAt: base, Message: "no answer"}))
+	require.NoError(t, s.PutTargetHealth(ctx, "b", "felt/0", core.TargetHealth{Status: core.HealthHealthy, State: core.HealthHealthy, CheckedAt: base}))
+	got, ok, err := s.GetTargetHealth(ctx, "a", "felt/0")
+	require.NoError(t, err)
+	require.True(t, ok)
+	got.CheckedAt = got.CheckedAt.UTC()
+	require.Equal(t, h, got, "every field kept")
+
+	// A new result replaces the old one: status, state, time and message.
+	h2 := core.TargetHealth{Status: core.HealthUnknown, State: core.HealthUnhealthy, CheckedAt: base.Add(time.Hour), Message: "HTTP 503"}
+	require.NoError(t, s.PutTargetHealth(ctx, "a", "felt/0", h2))
+	all, err = s.TargetHealths(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Len(t, all["a"], 2)
+	got = all["a"]["felt/0"]
+	got.CheckedAt = got.CheckedAt.UTC()
+	require.Equal(t, h2, got)
+	require.Equal(t, core.HealthHealthy, all["b"]["felt/0"].Status)
+	require.Equal(t, "", all["a"]["rivergen/1"].State.String(), "no definite state yet")
 }

@@ -1,4 +1,4 @@
--- credsync schema version 9: emergency pauses (DESIGN.md "Emergency pause"). A pause covers
+-- credsync schema version 8: emergency pauses (DESIGN.md "Emergency pause"). A pause covers
 -- everything, one platform or one source; while one covers a target no new vendor call to it
 -- starts. Ended pauses are kept (ended_at) for the audit of an incident.
 CREATE TABLE pauses (
