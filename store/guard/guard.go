@@ -52,7 +52,8 @@ func New(s core.Store, timeout time.Duration, where string, log *zap.Logger) *St
 // Timeout is the bound of every call.
 func (g *Store) Timeout() time.Duration { return g.timeout }
 
-type outcome struct {
+type outcome[T any] struct {
+	val      T
 	err      error
 	panicked bool
 	panicVal any
@@ -60,22 +61,32 @@ type outcome struct {
 
 // do runs f under the timeout and classifies a call cut off by it.
 func (g *Store) do(ctx context.Context, op string, f func(context.Context) error) error {
+	_, err := call(g, ctx, op, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
+	return err
+}
+
+// call runs f under the timeout and classifies a call cut off by it. f's value travels back
+// through the channel, never through a captured variable: a call whose caller gave up still
+// writes its late result, and it must write it where nobody reads.
+func call[T any](g *Store, ctx context.Context, op string, f func(context.Context) (T, error)) (T, error) {
+	var zero T
 	limit := g.timeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < limit {
 		limit = max(time.Until(d), 0)
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	done := make(chan outcome, 1)
+	done := make(chan outcome[T], 1)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- outcome{panicked: true, panicVal: r}
+				done <- outcome[T]{panicked: true, panicVal: r}
 			}
 		}()
-		done <- outcome{err: f(cctx)}
+		v, err := f(cctx)
+		done <- outcome[T]{val: v, err: err}
 	}()
-	var out outcome
+	var out outcome[T]
 	select {
 	case out = <-done:
 	case <-cctx.Done():
@@ -83,23 +94,26 @@ func (g *Store) do(ctx context.Context, op string, f func(context.Context) error
 		case out = <-done: // answered just in time
 		default:
 			if errors.Is(ctx.Err(), context.Canceled) {
-				return fmt.Errorf("store %s: %w", op, ctx.Err())
+				return zero, fmt.Errorf("store %s: %w", op, ctx.Err())
 			}
-			go g.late(op, done)
-			return g.timedOut(op, limit, cctx.Err())
+			go late(g, op, done)
+			return zero, g.timedOut(op, limit, cctx.Err())
 		}
 	}
 	if out.panicked {
 		panic(out.panicVal)
 	}
 	err := out.err
-	if err == nil || errors.Is(err, core.ErrStoreUnavailable) || errors.Is(ctx.Err(), context.Canceled) {
-		return err
+	if err == nil {
+		return out.val, nil
+	}
+	if errors.Is(err, core.ErrStoreUnavailable) || errors.Is(ctx.Err(), context.Canceled) {
+		return zero, err
 	}
 	if cctx.Err() != nil { // the store gave up on the timeout's context before we did
-		return fmt.Errorf("%w: %w", g.timedOut(op, limit, cctx.Err()), err)
+		return zero, fmt.Errorf("%w: %w", g.timedOut(op, limit, cctx.Err()), err)
 	}
-	return err
+	return zero, err
 }
 
 func (g *Store) timedOut(op string, limit time.Duration, cause error) error {
@@ -112,7 +126,7 @@ func (g *Store) timedOut(op string, limit time.Duration, cause error) error {
 }
 
 // late waits for the result of a call whose caller gave up, to log a panic.
-func (g *Store) late(op string, done <-chan outcome) {
+func late[T any](g *Store, op string, done <-chan outcome[T]) {
 	if out := <-done; out.panicked {
 		g.log.Error("store call panicked after its caller gave up", zap.String("op", op), zap.Any("panic", out.panicVal))
 	}
@@ -120,15 +134,7 @@ func (g *Store) late(op string, done <-chan outcome) {
 
 // CreateRotation implements core.Store.
 func (g *Store) CreateRotation(ctx context.Context, n core.NewRotation) (*core.IdempotencyHit, error) {
-	var hit *core.IdempotencyHit
-	err := g.do(ctx, "create rotation", func(ctx context.Context) (err error) {
-		hit, err = g.s.CreateRotation(ctx, n)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return hit, nil
+	return call(g, ctx, "create rotation", func(ctx context.Context) (*core.IdempotencyHit, error) { return g.s.CreateRotation(ctx, n) })
 }
 
 // UpdateRotation implements core.Store.
@@ -155,84 +161,39 @@ func (g *Store) FinishTarget(ctx context.Context, rotationID string, idx int, t 
 
 // GetRotation implements core.Store.
 func (g *Store) GetRotation(ctx context.Context, id string) (*core.Rotation, error) {
-	var r *core.Rotation
-	err := g.do(ctx, "get rotation", func(ctx context.Context) (err error) {
-		r, err = g.s.GetRotation(ctx, id)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return call(g, ctx, "get rotation", func(ctx context.Context) (*core.Rotation, error) { return g.s.GetRotation(ctx, id) })
 }
 
 // ListRotations implements core.Store.
 func (g *Store) ListRotations(ctx context.Context, f core.ListFilter) ([]*core.Rotation, error) {
-	var rs []*core.Rotation
-	err := g.do(ctx, "list rotations", func(ctx context.Context) (err error) {
-		rs, err = g.s.ListRotations(ctx, f)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rs, nil
+	return call(g, ctx, "list rotations", func(ctx context.Context) ([]*core.Rotation, error) { return g.s.ListRotations(ctx, f) })
 }
 
 // GetRotationPage implements core.Store.
 func (g *Store) GetRotationPage(ctx context.Context, id string, p core.TargetPage) (*core.Rotation, error) {
-	var r *core.Rotation
-	err := g.do(ctx, "get rotation page", func(ctx context.Context) (err error) {
-		r, err = g.s.GetRotationPage(ctx, id, p)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return call(g, ctx, "get rotation page", func(ctx context.Context) (*core.Rotation, error) { return g.s.GetRotationPage(ctx, id, p) })
 }
 
 // LastOutcomes implements core.Store.
 func (g *Store) LastOutcomes(ctx context.Context) (map[string]map[string]core.LastOutcome, error) {
-	var out map[string]map[string]core.LastOutcome
-	err := g.do(ctx, "last outcomes", func(ctx context.Context) (err error) {
-		out, err = g.s.LastOutcomes(ctx)
-		return err
+	return call(g, ctx, "last outcomes", func(ctx context.Context) (map[string]map[string]core.LastOutcome, error) {
+		return g.s.LastOutcomes(ctx)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // PurgeHistory implements core.Store.
 func (g *Store) PurgeHistory(ctx context.Context, finishedBefore time.Time, limit int) (int, error) {
-	var n int
-	err := g.do(ctx, "purge history", func(ctx context.Context) (err error) {
-		n, err = g.s.PurgeHistory(ctx, finishedBefore, limit)
-		return err
-	})
-	return n, err
+	return call(g, ctx, "purge history", func(ctx context.Context) (int, error) { return g.s.PurgeHistory(ctx, finishedBefore, limit) })
 }
 
 // PurgeAudit implements core.Store.
 func (g *Store) PurgeAudit(ctx context.Context, before time.Time, limit int) (int, error) {
-	var n int
-	err := g.do(ctx, "purge audit", func(ctx context.Context) (err error) {
-		n, err = g.s.PurgeAudit(ctx, before, limit)
-		return err
-	})
-	return n, err
+	return call(g, ctx, "purge audit", func(ctx context.Context) (int, error) { return g.s.PurgeAudit(ctx, before, limit) })
 }
 
 // GetSourceState implements core.Store.
 func (g *Store) GetSourceState(ctx context.Context, source string) (core.SourceState, error) {
-	var st core.SourceState
-	err := g.do(ctx, "get source state", func(ctx context.Context) (err error) {
-		st, err = g.s.GetSourceState(ctx, source)
-		return err
-	})
-	return st, err
+	return call(g, ctx, "get source state", func(ctx context.Context) (core.SourceState, error) { return g.s.GetSourceState(ctx, source) })
 }
 
 // PutSourceState implements core.Store.
@@ -247,12 +208,7 @@ func (g *Store) SetSourceRotation(ctx context.Context, id string, st core.Source
 
 // AcquireNamedLease implements core.Store.
 func (g *Store) AcquireNamedLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
-	var ok bool
-	err := g.do(ctx, "acquire lease", func(ctx context.Context) (err error) {
-		ok, err = g.s.AcquireNamedLease(ctx, name, owner, ttl)
-		return err
-	})
-	return ok, err
+	return call(g, ctx, "acquire lease", func(ctx context.Context) (bool, error) { return g.s.AcquireNamedLease(ctx, name, owner, ttl) })
 }
 
 // ReleaseNamedLease implements core.Store.
@@ -267,25 +223,22 @@ func (g *Store) PutTargetHealth(ctx context.Context, source, target string, h co
 
 // GetTargetHealth implements core.Store.
 func (g *Store) GetTargetHealth(ctx context.Context, source, target string) (core.TargetHealth, bool, error) {
-	var (
+	type found struct {
 		h  core.TargetHealth
 		ok bool
-	)
-	err := g.do(ctx, "get target health", func(ctx context.Context) (err error) {
-		h, ok, err = g.s.GetTargetHealth(ctx, source, target)
-		return err
+	}
+	f, err := call(g, ctx, "get target health", func(ctx context.Context) (found, error) {
+		h, ok, err := g.s.GetTargetHealth(ctx, source, target)
+		return found{h, ok}, err
 	})
-	return h, ok, err
+	return f.h, f.ok, err
 }
 
 // TargetHealths implements core.Store.
 func (g *Store) TargetHealths(ctx context.Context) (map[string]map[string]core.TargetHealth, error) {
-	var out map[string]map[string]core.TargetHealth
-	err := g.do(ctx, "target health", func(ctx context.Context) (err error) {
-		out, err = g.s.TargetHealths(ctx)
-		return err
+	return call(g, ctx, "target health", func(ctx context.Context) (map[string]map[string]core.TargetHealth, error) {
+		return g.s.TargetHealths(ctx)
 	})
-	return out, err
 }
 
 // CreatePause implements core.Store.
@@ -295,22 +248,12 @@ func (g *Store) CreatePause(ctx context.Context, p core.Pause) error {
 
 // ListPauses implements core.Store.
 func (g *Store) ListPauses(ctx context.Context, active bool) ([]core.Pause, error) {
-	var out []core.Pause
-	err := g.do(ctx, "list pauses", func(ctx context.Context) (err error) {
-		out, err = g.s.ListPauses(ctx, active)
-		return err
-	})
-	return out, err
+	return call(g, ctx, "list pauses", func(ctx context.Context) ([]core.Pause, error) { return g.s.ListPauses(ctx, active) })
 }
 
 // EndPause implements core.Store.
 func (g *Store) EndPause(ctx context.Context, id, actor string, at time.Time) (core.Pause, error) {
-	var p core.Pause
-	err := g.do(ctx, "end pause", func(ctx context.Context) (err error) {
-		p, err = g.s.EndPause(ctx, id, actor, at)
-		return err
-	})
-	return p, err
+	return call(g, ctx, "end pause", func(ctx context.Context) (core.Pause, error) { return g.s.EndPause(ctx, id, actor, at) })
 }
 
 // EnqueueEvent implements core.Store.
@@ -320,38 +263,19 @@ func (g *Store) EnqueueEvent(ctx context.Context, ev core.Event, notifications [
 
 // ListEvents implements core.Store.
 func (g *Store) ListEvents(ctx context.Context, after string, limit int) ([]core.Event, error) {
-	var out []core.Event
-	err := g.do(ctx, "list events", func(ctx context.Context) (err error) {
-		out, err = g.s.ListEvents(ctx, after, limit)
-		return err
-	})
-	return out, err
+	return call(g, ctx, "list events", func(ctx context.Context) ([]core.Event, error) { return g.s.ListEvents(ctx, after, limit) })
 }
 
 // FindIdempotencyKey implements core.Store.
 func (g *Store) FindIdempotencyKey(ctx context.Context, actor, key string) (*core.IdempotencyHit, error) {
-	var hit *core.IdempotencyHit
-	err := g.do(ctx, "find idempotency key", func(ctx context.Context) (err error) {
-		hit, err = g.s.FindIdempotencyKey(ctx, actor, key)
-		return err
+	return call(g, ctx, "find idempotency key", func(ctx context.Context) (*core.IdempotencyHit, error) {
+		return g.s.FindIdempotencyKey(ctx, actor, key)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return hit, nil
 }
 
 // SealedCredential implements core.Store.
 func (g *Store) SealedCredential(ctx context.Context, rotationID string) ([]byte, error) {
-	var b []byte
-	err := g.do(ctx, "read sealed credential", func(ctx context.Context) (err error) {
-		b, err = g.s.SealedCredential(ctx, rotationID)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
+	return call(g, ctx, "read sealed credential", func(ctx context.Context) ([]byte, error) { return g.s.SealedCredential(ctx, rotationID) })
 }
 
 // DeleteCredential implements core.Store.
@@ -361,41 +285,17 @@ func (g *Store) DeleteCredential(ctx context.Context, rotationID string) error {
 
 // PurgeCredentials implements core.Store.
 func (g *Store) PurgeCredentials(ctx context.Context, finishedBefore time.Time) (int, error) {
-	var n int
-	err := g.do(ctx, "purge credentials", func(ctx context.Context) (err error) {
-		n, err = g.s.PurgeCredentials(ctx, finishedBefore)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	return call(g, ctx, "purge credentials", func(ctx context.Context) (int, error) { return g.s.PurgeCredentials(ctx, finishedBefore) })
 }
 
 // AcquireLease implements core.Store.
 func (g *Store) AcquireLease(ctx context.Context, rotationID, owner string, ttl time.Duration) (bool, error) {
-	var ok bool
-	err := g.do(ctx, "acquire lease", func(ctx context.Context) (err error) {
-		ok, err = g.s.AcquireLease(ctx, rotationID, owner, ttl)
-		return err
-	})
-	if err != nil {
-		return false, err
-	}
-	return ok, nil
+	return call(g, ctx, "acquire lease", func(ctx context.Context) (bool, error) { return g.s.AcquireLease(ctx, rotationID, owner, ttl) })
 }
 
 // RenewLease implements core.Store.
 func (g *Store) RenewLease(ctx context.Context, rotationID, owner string, ttl time.Duration) (bool, error) {
-	var ok bool
-	err := g.do(ctx, "renew lease", func(ctx context.Context) (err error) {
-		ok, err = g.s.RenewLease(ctx, rotationID, owner, ttl)
-		return err
-	})
-	if err != nil {
-		return false, err
-	}
-	return ok, nil
+	return call(g, ctx, "renew lease", func(ctx context.Context) (bool, error) { return g.s.RenewLease(ctx, rotationID, owner, ttl) })
 }
 
 // ReleaseLease implements core.Store.
@@ -405,41 +305,17 @@ func (g *Store) ReleaseLease(ctx context.Context, rotationID, owner string) erro
 
 // ClaimOrphans implements core.Store.
 func (g *Store) ClaimOrphans(ctx context.Context, owner string, ttl time.Duration, limit int) ([]string, error) {
-	var ids []string
-	err := g.do(ctx, "claim orphans", func(ctx context.Context) (err error) {
-		ids, err = g.s.ClaimOrphans(ctx, owner, ttl, limit)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ids, nil
+	return call(g, ctx, "claim orphans", func(ctx context.Context) ([]string, error) { return g.s.ClaimOrphans(ctx, owner, ttl, limit) })
 }
 
 // ClaimTarget implements core.Store.
 func (g *Store) ClaimTarget(ctx context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
-	var res core.ClaimResult
-	err := g.do(ctx, "claim target", func(ctx context.Context) (err error) {
-		res, err = g.s.ClaimTarget(ctx, c, ttl)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return res, nil
+	return call(g, ctx, "claim target", func(ctx context.Context) (core.ClaimResult, error) { return g.s.ClaimTarget(ctx, c, ttl) })
 }
 
 // RenewTargetClaim implements core.Store.
 func (g *Store) RenewTargetClaim(ctx context.Context, c core.TargetClaim, ttl time.Duration) (core.ClaimResult, error) {
-	var res core.ClaimResult
-	err := g.do(ctx, "renew target claim", func(ctx context.Context) (err error) {
-		res, err = g.s.RenewTargetClaim(ctx, c, ttl)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return res, nil
+	return call(g, ctx, "renew target claim", func(ctx context.Context) (core.ClaimResult, error) { return g.s.RenewTargetClaim(ctx, c, ttl) })
 }
 
 // ReleaseTarget implements core.Store.
@@ -454,15 +330,7 @@ func (g *Store) AppendAudit(ctx context.Context, e core.AuditEvent) error {
 
 // ListAudit implements core.Store.
 func (g *Store) ListAudit(ctx context.Context, f core.AuditFilter) ([]core.AuditEvent, error) {
-	var evs []core.AuditEvent
-	err := g.do(ctx, "list audit events", func(ctx context.Context) (err error) {
-		evs, err = g.s.ListAudit(ctx, f)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return evs, nil
+	return call(g, ctx, "list audit events", func(ctx context.Context) ([]core.AuditEvent, error) { return g.s.ListAudit(ctx, f) })
 }
 
 // Ping implements core.Store: the store's write round trip, within the timeout.
