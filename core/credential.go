@@ -330,6 +330,13 @@ func serviceAccountDoc(raw json.RawMessage) (string, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		raw = json.RawMessage(s)
+		// The body's own check did not look inside the string: the document it holds is sealed
+		// and sent as an object, so it must pass that check too (a key given twice would be
+		// accepted here and refused when the sealed form is read back). The message names no
+		// key: everything in this document is the secret.
+		if json.Valid(raw) && jsonx.Check(raw) != nil {
+			return "", fmt.Errorf("the service account JSON in the string must give each key once, in valid UTF-8 without lone surrogates")
+		}
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(raw, &obj); err != nil || len(obj) == 0 {
