@@ -31,7 +31,7 @@ test: ## run go vet and every test with the race detector (what CI runs; install
 demo: ## fake vendors + gateway + one real rotation of each credential type; prints the table and exits
 	$(GO) run ./cmd/credsync demo --once --listen 127.0.0.1:0
 
-demo-serve: ## the demo, then keep the gateway running on 127.0.0.1:8080 for curl
+demo-serve: ## the demo, then keep the gateway on 127.0.0.1:8080; prints the export lines for the CLI and curl
 	$(GO) run ./cmd/credsync demo
 
 lint: ## gofmt, go vet, staticcheck and go mod tidy -diff must be clean

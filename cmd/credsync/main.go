@@ -53,12 +53,13 @@ Usage:
         and is writable, an existing database file is writable, a PostgreSQL DSN parses; nothing is
         created, nothing is connected to). Print every problem found, or a summary of sources and
         targets; exit 0 when valid, 3 when not.
-  credsync demo     [--listen 127.0.0.1:8080] [--once]
+  credsync demo     [--listen 127.0.0.1:8080] [--once] [--keep] [--log-file F]
         Start fake Felt, Databrain and RiverGen servers on loopback and a gateway (on an embedded
         SQLite store in a temporary directory) in front of them,
         rotate one credential of each supported type through all three, print a per-target table,
-        then keep serving and print a curl line to try. --once exits after the table: 0 when every
-        target succeeded, 1 otherwise.
+        then keep serving and print the export lines that point the CLI at it. --once exits after
+        the table: 0 when every target succeeded, 1 otherwise. The temp directory (config, store,
+        log) is removed on exit unless --keep.
 %s
   credsync healthcheck [--addr URL] [--ready] [--timeout 5s] [--insecure]
         GET /healthz (--ready: /readyz) of a running gateway at --addr (or CREDSYNC_ADDR; default
@@ -284,12 +285,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address (127.0.0.1:0 picks a free port)")
 	once := fs.Bool("once", false, "exit after the table: 0 when every target succeeded, 1 otherwise")
 	logFile := fs.String("log-file", "", "write the gateway's JSON log here (default: a file in the temp directory)")
+	keep := fs.Bool("keep", false, "keep the temp directory (config, SQLite store, log) after exit; by default it is removed")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	ok, err := demo.Run(ctx, demo.Options{Listen: *listen, Once: *once, LogFile: *logFile, Out: stdout})
+	ok, err := demo.Run(ctx, demo.Options{Listen: *listen, Once: *once, LogFile: *logFile, Keep: *keep, Out: stdout})
 	if err != nil {
 		fmt.Fprintln(stderr, "credsync demo:", err)
 		return exitFailure

@@ -38,6 +38,7 @@ type Options struct {
 	Listen  string // gateway address; 127.0.0.1:0 picks a free port
 	Once    bool   // stop after the table
 	LogFile string // gateway log; "" writes one in the temp directory
+	Keep    bool   // keep the temp directory (config, store, log) after exit; by default it is removed
 	Out     io.Writer
 }
 
@@ -293,6 +294,13 @@ func Run(ctx context.Context, o Options) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("temp dir: %w", err)
 	}
+	defer func() { // last: after the gateway closed its store and the log is closed
+		if o.Keep {
+			fmt.Fprintf(o.Out, "Kept %s (config, store, log).\n", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
 	if o.LogFile == "" {
 		o.LogFile = filepath.Join(dir, "gateway.log")
 	}
@@ -335,7 +343,11 @@ func Run(ctx context.Context, o Options) (bool, error) {
 
 	base := "http://" + l.Addr().String()
 	fmt.Fprintf(o.Out, "credsync demo: fake Felt %s, Databrain %s, RiverGen %s\n", fakes.URLs[felt.Vendor], fakes.URLs[databrain.Vendor], fakes.URLs[rivergen.Vendor])
-	fmt.Fprintf(o.Out, "gateway %s (config %s, store %s, log %s)\n\n", base, cfgPath, cfg.File.Store.DSN, o.LogFile)
+	kept := "removed on exit; --keep keeps it"
+	if o.Keep {
+		kept = "kept on exit"
+	}
+	fmt.Fprintf(o.Out, "gateway %s (config %s, store %s, log %s; %s: %s)\n\n", base, cfgPath, cfg.File.Store.DSN, o.LogFile, dir, kept)
 
 	client := &http.Client{Timeout: 3 * time.Minute}
 	var results []*core.Rotation
@@ -361,7 +373,11 @@ func Run(ctx context.Context, o Options) (bool, error) {
 		}
 		return allOK, nil
 	}
-	fmt.Fprintf(o.Out, "\nThe gateway keeps serving; try:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/sources\n", apiToken, base)
+	fmt.Fprintf(o.Out, "\nThe gateway keeps serving. Use the CLI against it (the token is this demo's, made up at start):\n")
+	fmt.Fprintf(o.Out, "  export CREDSYNC_ADDR=%s\n  export CREDSYNC_TOKEN=%s\n", base, apiToken)
+	fmt.Fprintf(o.Out, "  credsync sources\n  printf '%%s' 'n3w-pw' | credsync rotate --source warehouse-pg --password-stdin\n")
+	fmt.Fprintf(o.Out, "  credsync pause --platform felt --reason test; credsync pauses\n")
+	fmt.Fprintf(o.Out, "The status page: %s/?token=%s\nOr curl:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/sources\n", base, apiToken, apiToken, base)
 	fmt.Fprintf(o.Out, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n    -d '{\"source\":\"warehouse-pg\",\"credential\":{\"type\":\"password\",\"password\":\"n3w-pw\"}}' '%s/v1/rotations?wait=30s'\n", apiToken, base)
 	fmt.Fprintln(o.Out, "Press Ctrl-C to stop.")
 	if err := <-served; err != nil {

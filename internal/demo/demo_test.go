@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -163,4 +165,60 @@ func TestRefusedRotationReachesNoVendor(t *testing.T) {
 	require.Empty(t, s.fakes.Felt.Requests())
 	require.Empty(t, s.fakes.Databrain.Requests())
 	require.Empty(t, s.fakes.RiverGen.Requests())
+}
+
+// tempDirOf is the demo's temp directory, as its output names it.
+func tempDirOf(t *testing.T, out string) string {
+	t.Helper()
+	m := regexp.MustCompile(`; (\S+credsync-demo-\S+): `).FindStringSubmatch(out)
+	require.NotNil(t, m, "the demo names its temp directory:\n%s", out)
+	return m[1]
+}
+
+func TestDemoCleansUpUnlessKept(t *testing.T) {
+	var out bytes.Buffer
+	ok, err := demo.Run(context.Background(), demo.Options{Listen: "127.0.0.1:0", Once: true, Out: &out})
+	require.NoError(t, err)
+	require.True(t, ok)
+	dir := tempDirOf(t, out.String())
+	_, err = os.Stat(dir)
+	require.True(t, os.IsNotExist(err), "the temp directory is removed on exit: %v", err)
+
+	out.Reset()
+	ok, err = demo.Run(context.Background(), demo.Options{Listen: "127.0.0.1:0", Once: true, Keep: true, Out: &out})
+	require.NoError(t, err)
+	require.True(t, ok)
+	dir = tempDirOf(t, out.String())
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	for _, f := range []string{"credsync.yaml", "credsync.db", "gateway.log"} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err, "--keep keeps %s", f)
+	}
+	require.Contains(t, out.String(), "Kept "+dir)
+}
+
+func TestDemoServingPrintsTheExportLines(t *testing.T) {
+	out := &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := demo.Run(ctx, demo.Options{Listen: "127.0.0.1:0", Out: out}); done <- err }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Press Ctrl-C") }, time.Minute, 20*time.Millisecond)
+	text := out.String()
+	addr := regexp.MustCompile(`export CREDSYNC_ADDR=(http://127\.0\.0\.1:\d+)\n`).FindStringSubmatch(text)
+	tok := regexp.MustCompile(`export CREDSYNC_TOKEN=(demo-[0-9a-f]+)\n`).FindStringSubmatch(text)
+	require.NotNil(t, addr, text)
+	require.NotNil(t, tok, text)
+	// The lines work: the gateway they name takes the token they name.
+	req, err := http.NewRequest(http.MethodGet, addr[1]+"/v1/sources", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok[1])
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	cancel()
+	require.NoError(t, <-done)
+	_, err = os.Stat(tempDirOf(t, text))
+	require.True(t, os.IsNotExist(err), "removed on Ctrl-C too")
 }
