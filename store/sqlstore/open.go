@@ -87,7 +87,8 @@ func OpenSQLite(ctx context.Context, filePath string) (*Store, error) {
 	db := sql.OpenDB(checkedConnector{Connector: conn, file: file})
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	s := &Store{b: classifying{backend: newSQLiteBackend(db, file), classify: file.classify}, dialect: dialectSQLite, where: "the SQLite file " + file.abs}
+	sb := newSQLiteBackend(db, file)
+	s := &Store{b: classifying{backend: sb, classify: file.classify}, dialect: dialectSQLite, where: "the SQLite file " + file.abs}
 	if err := s.b.ping(ctx); err != nil {
 		_ = s.b.close()
 		return nil, fmt.Errorf("sqlstore: open sqlite %s: %w", p, err)
@@ -96,6 +97,7 @@ func OpenSQLite(ctx context.Context, filePath string) (*Store, error) {
 		_ = s.b.close()
 		return nil, fmt.Errorf("sqlstore: sqlite %s: %w", p, err)
 	}
+	sb.enableStmts()
 	if err := file.record(); err != nil {
 		_ = s.b.close()
 		return nil, fmt.Errorf("sqlstore: sqlite %s: %w", p, err)
