@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			st := store{Driver: s}
 			var stopPG func()
 			if s == "postgres" {
-				if st, stopPG, err = startPostgres(); err != nil {
+				if st, stopPG, err = startPostgres(o.PGDurable); err != nil {
 					rep.Throughput = append(rep.Throughput, &ThroughputResult{Store: s, Err: err.Error(), Command: throughputCommand(&o, s)})
 					continue
 				}
@@ -212,8 +212,21 @@ func (t *ThroughputResult) progressLine() string {
 	if t.Err != "" {
 		return fmt.Sprintf("throughput on %s: ERROR %s", t.Store, firstLine(t.Err))
 	}
+	if t.Wait {
+		return fmt.Sprintf("throughput on %s, callers waiting: %d of %d completed succeeded in %s (%.0f/s), p50 %s p99 %s max %s, %d vendor calls",
+			t.storeLabel(), t.Completed, t.Count, t.Submit.Round(time.Millisecond), t.CompletedPerSecond(), t.P50.Round(time.Microsecond),
+			t.P99.Round(time.Microsecond), t.Max.Round(time.Microsecond), t.Calls.Total())
+	}
 	return fmt.Sprintf("throughput on %s: %d accepted in %s (%.0f/s), p50 %s p99 %s, all finished after %s",
-		t.Store, t.Accepted, t.Submit.Round(time.Millisecond), t.PerSecond(), t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond), t.Drain.Round(time.Millisecond))
+		t.storeLabel(), t.Accepted, t.Submit.Round(time.Millisecond), t.PerSecond(), t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond), t.Drain.Round(time.Millisecond))
+}
+
+// storeLabel names the store, saying whether PostgreSQL ran with fsync on.
+func (t *ThroughputResult) storeLabel() string {
+	if t.Store == "postgres" && t.Durable {
+		return storeName(t.Store) + " (fsync on)"
+	}
+	return storeName(t.Store)
 }
 
 func firstLine(s string) string {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,6 +87,58 @@ func TestSmoke(t *testing.T) {
 		assert.Contains(t, md, want)
 	}
 	assert.NotContains(t, md, "run failed")
+}
+
+// TestSmokeWaitingCallers runs the throughput in its waiting mode (-tp-wait -pg-fsync), tiny:
+// every rotation is real work, so each one ends succeeded, none is superseded and the fakes see
+// every target's PATCH and Test Connection.
+func TestSmokeWaitingCallers(t *testing.T) {
+	o := Defaults()
+	o.Ns = nil
+	o.Throughput, o.TPWait, o.PGDurable = true, true, true
+	o.ApplyQuick()
+	require.NoError(t, o.Validate())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	require.NoError(t, err)
+	require.Len(t, rep.Throughput, 2)
+	for _, tp := range rep.Throughput {
+		require.Empty(t, tp.Err, tp.Store)
+		assert.True(t, tp.Wait, tp.Store)
+		assert.Equal(t, tp.Store == "postgres", tp.Durable, tp.Store)
+		assert.Equal(t, o.Count, tp.Accepted, "%s: every answer came with the rotation finished", tp.Store)
+		assert.Equal(t, o.Count, tp.Completed, "%s: every rotation succeeded", tp.Store)
+		assert.Equal(t, map[string]int{"succeeded": o.Count}, tp.Outcomes, "%s: nothing superseded", tp.Store)
+		assert.Equal(t, o.Count*o.PerSource, tp.Calls[callRiverGenPatch], tp.Store)
+		assert.Equal(t, o.Count*o.PerSource, tp.Calls[callRiverGenTest], tp.Store)
+		assert.Positive(t, tp.CompletedPerSecond(), tp.Store)
+	}
+	md := rep.Markdown()
+	assert.Contains(t, md, "*waiting*")
+	assert.Contains(t, md, "PostgreSQL (fsync on)")
+}
+
+// TestCallerBodiesWaiting: with -tp-wait each caller posts to sources no other caller posts to.
+func TestCallerBodiesWaiting(t *testing.T) {
+	o := Defaults()
+	o.Count, o.Callers, o.Sources, o.TPWait = 50, 4, 6, true
+	sources := throughputSources(&o)
+	owner := map[string]int{}
+	total := 0
+	for c, bodies := range callerBodies(&o, sources) {
+		for _, b := range bodies {
+			var v struct{ Source string }
+			require.NoError(t, json.Unmarshal(b, &v))
+			if prev, ok := owner[v.Source]; ok {
+				require.Equal(t, prev, c, "source %s is posted by two callers", v.Source)
+			}
+			owner[v.Source] = c
+			total++
+		}
+	}
+	assert.Equal(t, 50, total)
+	assert.Len(t, owner, 6, "every source is used")
 }
 
 func TestWriteReportKeepsTextAroundTheMarkers(t *testing.T) {

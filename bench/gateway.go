@@ -49,6 +49,8 @@ func BuildGateway(ctx context.Context, dir string) (string, error) {
 type store struct {
 	Driver string // sqlite | postgres
 	DSN    string // "" for sqlite: a file in the run's temp dir
+	// Durable: a PostgreSQL with fsync on.
+	Durable bool
 }
 
 // configSpec is what a generated gateway config holds.

@@ -48,6 +48,11 @@ type Options struct {
 	Sources    int      // sources in the throughput config
 	PerSource  int      // RiverGen targets per source
 	TPConc     int      // RiverGen max_concurrency in the throughput config
+	// TPWait makes each caller wait for its own rotation (?wait) on sources of its own, so
+	// nothing is superseded and every rotation is real work: completed/s, not accepted/s.
+	TPWait bool
+	// PGDurable runs the throughput PostgreSQL with fsync and synchronous commit on.
+	PGDurable bool
 
 	// Sequential runs the generated curl script beside each single-rotation run, for N up to
 	// SeqMaxSlow at a latency > 0 and up to SeqMaxFast at latency 0.
@@ -158,6 +163,9 @@ func (o *Options) Validate() error {
 	if o.Throughput {
 		if o.Count < 1 || o.Callers < 1 || o.Sources < 1 || o.PerSource < 1 || o.TPConc < 1 {
 			return fmt.Errorf("-count, -callers, -sources, -per-source and -tp-concurrency must be positive")
+		}
+		if o.TPWait && o.Sources < o.Callers {
+			return fmt.Errorf("-tp-wait: each caller needs sources of its own: give -sources (%d) at least -callers (%d)", o.Sources, o.Callers)
 		}
 		for _, s := range o.Stores {
 			if s != "sqlite" && s != "postgres" {

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -263,27 +264,38 @@ func (rep *Report) Markdown() string {
 			"are both empty; the slowest rotation is its finished_at − created_at. A newer rotation of a source supersedes the older one's unsent targets, so under this "+
 			"load many rotations end `partial` with superseded targets: that is the designed outcome, not a failure. "+
 			"The platform timeout is %s here (a claim on a target lasts one timeout + 1 s). "+
-			"PostgreSQL is a throwaway server from internal/pgtest (fsync off).\n\n",
+			"PostgreSQL is a throwaway server from internal/pgtest (fsync off unless the row says fsync on).\n\n",
 			o.Sources, o.PerSource, o.TPConc, o.Count, o.Callers, throughputTimeout)
-		w("| store | accepted | refused | accepted/s | p50 | p99 | max | all finished after | slowest rotation | outcomes | vendor calls | gateway CPU / call | peak RSS | command |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n")
+		if slices.ContainsFunc(rep.Throughput, func(t *ThroughputResult) bool { return t.Wait }) {
+			w("Rows marked *waiting* are the other mode (`-tp-wait`): caller c owns sources c, c + %d, ... and posts "+
+				"each rotation with `?wait` after the previous one answered, so no two rotations of one source overlap and "+
+				"nothing is superseded: every rotation is real work. There, *answered* counts 200 answers (the rotation "+
+				"had finished), *completed/s* the rotations that ended `succeeded` on every target per second, and the "+
+				"latency is from the POST until the finished rotation came back.\n\n", o.Callers)
+		}
+		w("| store | mode | answered | refused | answered/s | completed/s | p50 | p99 | max | all finished after | slowest rotation | outcomes | vendor calls | gateway CPU / call | peak RSS | command |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n")
 		var cpuRows []string
 		for _, t := range rep.Throughput {
+			mode, completed := "202, no wait", "—"
+			if t.Wait {
+				mode, completed = "*waiting*", fmt.Sprintf("%.0f", t.CompletedPerSecond())
+			}
 			if t.Err != "" && t.Accepted == 0 {
-				w("| %s | — | — | — | — | — | — | — | — | run failed: %s | — | — | — | `%s` |\n", storeName(t.Store), mdEscape(firstLine(t.Err)), t.Command)
+				w("| %s | %s | — | — | — | — | — | — | — | — | — | run failed: %s | — | — | — | `%s` |\n", t.storeLabel(), mode, mdEscape(firstLine(t.Err)), t.Command)
 				continue
 			}
 			finished := fmtDur(t.Drain)
 			if t.Err != "" {
 				finished = "not all: " + mdEscape(firstLine(t.Err))
 			}
-			w("| %s | %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %s | %.1f MiB | `%s` |\n", storeName(t.Store), t.Accepted, fmtCodes(t.Refused),
-				t.PerSecond(), fmtDur(t.P50), fmtDur(t.P99), fmtDur(t.Max), finished, fmtDur(t.Slowest), fmtOther(t.Outcomes), t.Calls.Total(),
+			w("| %s | %s | %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d | %s | %.1f MiB | `%s` |\n", t.storeLabel(), mode, t.Accepted, fmtCodes(t.Refused),
+				t.PerSecond(), completed, fmtDur(t.P50), fmtDur(t.P99), fmtDur(t.Max), finished, fmtDur(t.Slowest), fmtOther(t.Outcomes), t.Calls.Total(),
 				fmtDur(t.CPUPerCall()), mib(t.RSSPeak), t.Command)
 			db := "(inside the gateway)"
 			if t.Store == "postgres" {
 				db = fmtDur(t.DBCPU)
 			}
-			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %s | %s | %s | %s | %.0f %% |\n", storeName(t.Store), fmtDur(t.Drain), fmtDur(t.CPU), db,
+			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %s | %s | %s | %s | %.0f %% |\n", t.storeLabel(), fmtDur(t.Drain), fmtDur(t.CPU), db,
 				fmtDur(t.HarnessCPU), 100*t.CPUBusy(rep.Machine.CPUs)))
 		}
 		w("\n")

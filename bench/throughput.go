@@ -20,11 +20,18 @@ type ThroughputResult struct {
 	Count, Callers, Sources, PerSource int
 	Concurrency                        int // RiverGen max_concurrency
 
-	Accepted int         // 202 answers
-	Refused  map[int]int // other answers by status (0: transport error)
-	Submit   time.Duration
-	P50, P99 time.Duration
-	Max      time.Duration
+	// Wait: each caller waited for its own rotation on sources of its own (Options.TPWait).
+	Wait bool
+	// Durable: PostgreSQL ran with fsync on (Options.PGDurable).
+	Durable bool
+
+	Accepted int // 202 answers (with Wait: 200 answers, the rotation finished)
+	// Completed are the answers (with Wait) whose rotation ended succeeded on every target.
+	Completed int
+	Refused   map[int]int // other answers by status (0: transport error)
+	Submit    time.Duration
+	P50, P99  time.Duration
+	Max       time.Duration
 	// Drain is from the first POST until no rotation is pending or running.
 	Drain    time.Duration
 	Outcomes map[string]int // rotations by final status
@@ -39,6 +46,15 @@ type ThroughputResult struct {
 	Err        string
 	Profile    *Profile
 	Command    string
+}
+
+// CompletedPerSecond is rotations that ended succeeded, per second of the submit phase (with
+// Wait, every caller's answer came when its rotation had finished).
+func (t *ThroughputResult) CompletedPerSecond() float64 {
+	if t.Submit <= 0 {
+		return 0
+	}
+	return float64(t.Completed) / t.Submit.Seconds()
 }
 
 // PerSecond is rotations accepted per second of the submit phase.
@@ -81,14 +97,39 @@ func throughputSources(o *Options) []src {
 }
 
 func throughputCommand(o *Options, store string) string {
-	return fmt.Sprintf("go run ./bench/cmd/credsync-bench -n none -throughput -stores %s -count %d -callers %d -sources %d -per-source %d",
+	c := fmt.Sprintf("go run ./bench/cmd/credsync-bench -n none -throughput -stores %s -count %d -callers %d -sources %d -per-source %d",
 		store, o.Count, o.Callers, o.Sources, o.PerSource)
+	if o.TPWait {
+		c += " -tp-wait"
+	}
+	if o.PGDurable && store == "postgres" {
+		c += " -pg-fsync"
+	}
+	return c
+}
+
+// callerBodies are the bodies caller c sends, in order. Without wait, rotations take the
+// sources in turn, whoever sends them. With wait, caller c owns the sources c, c+callers, ...
+// and sends one after another, so no two rotations of one source ever run together.
+func callerBodies(o *Options, sources []src) [][][]byte {
+	out := make([][][]byte, o.Callers)
+	for i := 0; i < o.Count; i++ {
+		c := i % o.Callers
+		name := sources[i%len(sources)].Name
+		if o.TPWait {
+			k := i / o.Callers // the caller's k-th rotation
+			owned := (len(sources) - c + o.Callers - 1) / o.Callers
+			name = sources[c+(k%max(owned, 1))*o.Callers].Name
+		}
+		out[c] = append(out[c], rotationBody(name))
+	}
+	return out
 }
 
 // measureThroughput runs one throughput measurement on st (a postgres DSN is made by the caller).
 func (rr *rotationRun) measureThroughput(ctx context.Context, st store, profile bool) *ThroughputResult {
 	o := rr.o
-	res := &ThroughputResult{Store: st.Driver, Count: o.Count, Callers: o.Callers, Sources: o.Sources, PerSource: o.PerSource,
+	res := &ThroughputResult{Store: st.Driver, Wait: o.TPWait, Durable: st.Durable, Count: o.Count, Callers: o.Callers, Sources: o.Sources, PerSource: o.PerSource,
 		Concurrency: o.TPConc, Refused: map[int]int{}, Outcomes: map[string]int{}, Command: throughputCommand(o, st.Driver)}
 	rr.vendors.seedRiverGen(o.Sources * o.PerSource)
 	rr.vendors.setLatency(0)
@@ -121,43 +162,60 @@ func (rr *rotationRun) measureThroughput(ctx context.Context, st store, profile 
 	calls0 := rr.vendors.snapshot()
 
 	// Bodies are made before the clock starts: the callers only send.
-	bodies := make([][]byte, o.Count)
-	for i := range bodies {
-		bodies[i] = rotationBody(sources[i%len(sources)].Name)
+	bodies := callerBodies(o, sources)
+	path := "/v1/rotations"
+	if o.TPWait {
+		path += "?wait=" + o.RunTimeout.String()
 	}
-	lat := make([]time.Duration, o.Count)
-	codes := make([]int, o.Count)
-	next := make(chan int)
+	var (
+		mu    sync.Mutex
+		lat   []time.Duration
+		codes = map[int]int{}
+		done  int
+	)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := 0; c < o.Callers; c++ {
 		wg.Add(1)
-		go func() {
+		go func(mine [][]byte) {
 			defer wg.Done()
-			for i := range next {
+			var my []time.Duration
+			myCodes, myDone := map[int]int{}, 0
+			for _, body := range mine {
 				t0 := time.Now()
-				st, _, err := g.call(ctx, http.MethodPost, "/v1/rotations", bodies[i])
-				lat[i] = time.Since(t0)
+				st, answer, err := g.call(ctx, http.MethodPost, path, body)
+				my = append(my, time.Since(t0))
 				if err != nil {
 					st = 0
 				}
-				codes[i] = st
+				myCodes[st]++
+				if o.TPWait && st == http.StatusOK && finishedSucceeded(answer) {
+					myDone++
+				}
 			}
-		}()
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, my...)
+			for k, v := range myCodes {
+				codes[k] += v
+			}
+			done += myDone
+		}(bodies[c])
 	}
-	for i := 0; i < o.Count; i++ {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
 	res.Submit = time.Since(start)
-	for _, c := range codes {
-		if c == http.StatusAccepted {
-			res.Accepted++
+	ok := http.StatusAccepted
+	if o.TPWait {
+		ok = http.StatusOK
+	}
+	for c, n := range codes {
+		if c == ok {
+			res.Accepted += n
 		} else {
-			res.Refused[c]++
+			res.Refused[c] += n
 		}
 	}
+	res.Completed = done
 	s := slices.Clone(lat)
 	slices.Sort(s)
 	res.P50, res.P99, res.Max = percentile(s, 0.50), percentile(s, 0.99), s[len(s)-1]
@@ -186,6 +244,14 @@ func (rr *rotationRun) measureThroughput(ctx context.Context, st store, profile 
 		res.Err = err.Error()
 	}
 	return res
+}
+
+// finishedSucceeded says whether a rotation answer is a rotation that ended succeeded.
+func finishedSucceeded(answer []byte) bool {
+	var v struct {
+		Status string `json:"status"`
+	}
+	return json.Unmarshal(answer, &v) == nil && v.Status == "succeeded"
 }
 
 // percentile of sorted durations (nearest rank).
@@ -280,10 +346,10 @@ func (g *gatewayProc) outcomes(ctx context.Context) (map[string]int, time.Durati
 }
 
 // startPostgres starts a throwaway PostgreSQL (internal/pgtest) and returns a store on it.
-func startPostgres() (store, func(), error) {
-	pg, err := pgtest.Start()
+func startPostgres(durable bool) (store, func(), error) {
+	pg, err := pgtest.StartWith(pgtest.Options{Durable: durable})
 	if err != nil {
 		return store{}, nil, fmt.Errorf("start postgres: %w", err)
 	}
-	return store{Driver: "postgres", DSN: pg.DSN("postgres")}, func() { _ = pg.Stop() }, nil
+	return store{Driver: "postgres", DSN: pg.DSN("postgres"), Durable: durable}, func() { _ = pg.Stop() }, nil
 }

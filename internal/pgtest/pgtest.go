@@ -6,7 +6,7 @@
 //
 // initdb and postgres refuse to run as root, so when the tests run as root (as in CI) both run
 // as the "postgres" user when it exists, else as "nobody", in a temporary directory owned by
-// that user. The server is started with trust authentication, fsync off and a socket directory
+// that user. The server is started with trust authentication, fsync off (unless Options.Durable) and a socket directory
 // inside the temporary directory, so it touches nothing outside it. It gets the parent-death
 // signal: if the test binary dies without stopping it (a panic in a test), the server quits too,
 // and a later Start removes the directory it left once that is an hour old.
@@ -64,6 +64,7 @@ type Server struct {
 	binDir  string
 	port    int
 	cred    *syscall.Credential // the user postgres runs as; nil: ourselves
+	durable bool                // fsync and synchronous commit on
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the postgres process has exited
 	waitErr error         // set before exited is closed
@@ -161,7 +162,17 @@ func reachable(dir string) bool {
 }
 
 // Start initializes and starts a server. Call Stop when done (Main does).
-func Start() (*Server, error) {
+func Start() (*Server, error) { return StartWith(Options{}) }
+
+// Options change how a server runs.
+type Options struct {
+	// Durable keeps fsync, synchronous_commit and full_page_writes on, as in production (for
+	// benchmarks of writes); by default they are off, which is faster and enough for tests.
+	Durable bool
+}
+
+// StartWith is Start with options.
+func StartWith(o Options) (*Server, error) {
 	binDir, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -182,7 +193,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
 	}
-	s := &Server{dir: dir, binDir: binDir}
+	s := &Server{dir: dir, binDir: binDir, durable: o.Durable}
 	if err := s.start(cred, userName); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -256,9 +267,13 @@ func (s *Server) launch(data, sock, logPath string, cred *syscall.Credential) er
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	defer logFile.Close()
+	sync := "off"
+	if s.durable {
+		sync = "on"
+	}
 	cmd := exec.Command(filepath.Join(s.binDir, "postgres"), "-D", data, "-p", strconv.Itoa(s.port), "-k", sock,
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "fsync="+sync, "-c", "synchronous_commit="+sync, "-c", "full_page_writes="+sync,
 		"-c", "max_connections=200", "-c", "shared_buffers=32MB",
 		"-c", "max_parallel_workers_per_gather=0", "-c", "dynamic_shared_memory_type=mmap",
 		"-c", "logging_collector=off", "-c", "log_min_messages=warning")

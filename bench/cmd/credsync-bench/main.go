@@ -48,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sources    = fs.Int("sources", d.Sources, "sources in the throughput config")
 		perSource  = fs.Int("per-source", d.PerSource, "RiverGen targets per source in the throughput config")
 		tpConc     = fs.Int("tp-concurrency", d.TPConc, "RiverGen max_concurrency of the throughput runs")
+		tpWait     = fs.Bool("tp-wait", false, "throughput: each caller waits (?wait) for its own rotation on sources of its own; nothing is superseded")
+		pgFsync    = fs.Bool("pg-fsync", false, "throughput: run PostgreSQL with fsync and synchronous commit on")
 		sequential = fs.Bool("sequential", false, "also time the generated sequential curl script for the same targets")
 		seqSlow    = fs.Int("seq-max-slow", d.SeqMaxSlow, "largest N the script runs at a latency > 0 (beyond: extrapolated)")
 		seqFast    = fs.Int("seq-max-fast", d.SeqMaxFast, "largest N the script runs at latency 0 (beyond: extrapolated)")
@@ -82,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	o.Concurrency, o.Repeat, o.RepeatUpTo, o.PollInterval = *conc, *repeat, *repeatUpTo, *poll
 	o.Throughput, o.Stores, o.Count, o.Callers, o.Sources, o.PerSource, o.TPConc = *throughput, bench.ParseStores(*stores), *count, *callers, *sources, *perSource, *tpConc
+	o.TPWait, o.PGDurable = *tpWait, *pgFsync
 	o.Sequential, o.SeqMaxSlow, o.SeqMaxFast = *sequential, *seqSlow, *seqFast
 	o.Profile, o.RunTimeout, o.Binary, o.InProc, o.LogDir = *profile, *timeout, *bin, *inproc, *logs
 	o.Command = "go run ./bench/cmd/credsync-bench " + strings.Join(args, " ")
