@@ -1,9 +1,11 @@
 // Package adapters is the list of vendors credsync can drive: one line per vendor. Adding a
 // vendor is a package under adapters/ (its config, mapping, client, fake and tests) and a line
-// in vendors below; config, the API and the CLI take every vendor from here.
+// in builtin below; config, the API and the CLI take every vendor from here (a Registry).
 package adapters
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 
 	"gopkg.in/yaml.v3"
@@ -32,10 +34,13 @@ type Vendor struct {
 	TargetKeepsName bool
 }
 
-var vendors = []Vendor{
-	{Name: felt.Vendor, NewPlatform: func(p vendorhttp.Platform) (Platform, error) { return wrap(felt.NewPlatform(p)) }},
-	{Name: databrain.Vendor, NewPlatform: func(p vendorhttp.Platform) (Platform, error) { return wrap(databrain.NewPlatform(p)) }, TargetKeepsName: true},
-	{Name: rivergen.Vendor, NewPlatform: func(p vendorhttp.Platform) (Platform, error) { return wrap(rivergen.NewPlatform(p)) }},
+// builtin is credsync's vendors: one line each.
+func builtin() []Vendor {
+	return []Vendor{
+		{Name: felt.Vendor, NewPlatform: func(p vendorhttp.Platform) (Platform, error) { return wrap(felt.NewPlatform(p)) }},
+		{Name: databrain.Vendor, NewPlatform: func(p vendorhttp.Platform) (Platform, error) { return wrap(databrain.NewPlatform(p)) }, TargetKeepsName: true},
+		{Name: rivergen.Vendor, NewPlatform: func(p vendorhttp.Platform) (Platform, error) { return wrap(rivergen.NewPlatform(p)) }},
+	}
 }
 
 // wrap turns a vendor's concrete platform into a Platform, keeping a nil one nil.
@@ -46,9 +51,30 @@ func wrap[P Platform](p P, err error) (Platform, error) {
 	return p, nil
 }
 
+// Registry is a set of vendors, the one place config validation (and its messages) learns which
+// vendors exist and how to build their platforms. Default holds credsync's own; With adds one
+// (a test's toy vendor, or a build of credsync with a vendor of its own). A Registry is never
+// changed once made, so one may be shared.
+type Registry struct{ vendors []Vendor }
+
+// Default is the registry of credsync's vendors.
+func Default() *Registry { return &Registry{vendors: builtin()} }
+
+// With returns a registry holding r's vendors and v. v needs a name no other vendor has and a
+// NewPlatform.
+func (r *Registry) With(v Vendor) (*Registry, error) {
+	if v.Name == "" || v.NewPlatform == nil {
+		return nil, fmt.Errorf("vendor %q: a vendor needs a name and a NewPlatform", v.Name)
+	}
+	if _, ok := r.Lookup(v.Name); ok {
+		return nil, fmt.Errorf("vendor %q is already registered", v.Name)
+	}
+	return &Registry{vendors: append(slices.Clone(r.vendors), v)}, nil
+}
+
 // Lookup returns the vendor of that name.
-func Lookup(name string) (Vendor, bool) {
-	for _, v := range vendors {
+func (r *Registry) Lookup(name string) (Vendor, bool) {
+	for _, v := range r.vendors {
 		if v.Name == name {
 			return v, true
 		}
@@ -57,11 +83,17 @@ func Lookup(name string) (Vendor, bool) {
 }
 
 // Names lists the vendors, sorted.
-func Names() []string {
-	out := make([]string, len(vendors))
-	for i, v := range vendors {
+func (r *Registry) Names() []string {
+	out := make([]string, len(r.vendors))
+	for i, v := range r.vendors {
 		out[i] = v.Name
 	}
 	sort.Strings(out)
 	return out
 }
+
+// Lookup returns the credsync vendor of that name (Default().Lookup).
+func Lookup(name string) (Vendor, bool) { return Default().Lookup(name) }
+
+// Names lists credsync's vendors, sorted (Default().Names).
+func Names() []string { return Default().Names() }

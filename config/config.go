@@ -198,8 +198,14 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// Parse validates a config document; lookup resolves ${VAR}.
+// Parse validates a config document; lookup resolves ${VAR}. Its vendors are credsync's own
+// (adapters.Default).
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return ParseWith(data, lookup, adapters.Default())
+}
+
+// ParseWith is Parse with the vendors of reg.
+func ParseWith(data []byte, lookup func(string) (string, bool), reg *adapters.Registry) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
@@ -218,7 +224,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if err := yamlx.DecodeStrict(root, &f); err != nil {
 		return nil, err
 	}
-	v := newValidator()
+	v := newValidator(reg)
 
 	serverNode := yamlx.Lookup(root, "server")
 	if serverNode == nil {
@@ -322,7 +328,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		cp := core.Platform{Name: name, Vendor: p.Vendor, Timeout: p.Timeout,
 			MaxAttempts: p.MaxAttempts, MaxConcurrency: p.MaxConcurrency, RateLimit: p.RateLimit, Burst: p.Burst}.WithDefaults()
 		cp.Admission = core.NewAdmission(cp, nil)
-		vendor, _ := adapters.Lookup(p.Vendor) // the validator checked it exists
+		vendor, _ := reg.Lookup(p.Vendor) // the validator checked it exists
 		vp, err := vendor.NewPlatform(vendorhttp.Platform{Name: name, BaseURL: p.BaseURL, Token: p.Token, Timeout: cp.Timeout, Admission: cp.Admission})
 		if err != nil {
 			return nil, yamlx.Errorf(pn, "platforms.%s: %v", name, err)
@@ -337,7 +343,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	}
 	for _, name := range sortedKeys(f.Sources) {
 		sn := yamlx.Lookup(sourcesNode, name)
-		src, err := buildSource(name, sn, f.Sources[name], f.Platforms, vendors)
+		src, err := buildSource(v, name, sn, f.Sources[name], f.Platforms, vendors)
 		if err != nil {
 			return nil, err
 		}
@@ -351,13 +357,13 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return cfg, nil
 }
 
-func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Platform, vendors map[string]adapters.Platform) (*core.Source, error) {
+func buildSource(v *validation, name string, sn *yaml.Node, s Source, platforms map[string]Platform, vendors map[string]adapters.Platform) (*core.Source, error) {
 	if len(s.Targets) == 0 {
 		return nil, yamlx.Errorf(sn, "sources.%s has no targets", name)
 	}
 	src := &core.Source{Name: name}
 	if s.Rotation != nil {
-		sr, err := buildRotation(name, yamlx.Lookup(sn, "rotation"), *s.Rotation)
+		sr, err := buildRotation(v, name, yamlx.Lookup(sn, "rotation"), *s.Rotation)
 		if err != nil {
 			return nil, err
 		}
@@ -401,7 +407,7 @@ func buildSource(name string, sn *yaml.Node, s Source, platforms map[string]Plat
 			verifyEvery = d
 		}
 		block := yamlx.Without(tn, "platform", "name", "verify_every")
-		if v, _ := adapters.Lookup(p.Vendor); v.TargetKeepsName {
+		if vendor, _ := v.vendors.Lookup(p.Vendor); vendor.TargetKeepsName {
 			block = yamlx.Without(tn, "platform", "verify_every")
 		}
 		a, err := vendors[pn.Value].NewTarget(block)
@@ -431,9 +437,9 @@ func checkVerifyEvery(n *yaml.Node, where string, d time.Duration) error {
 
 // buildRotation validates a source's rotation block and builds what the engine uses: a way
 // to reach the source database (opened for each step) and the password generator.
-func buildRotation(source string, node *yaml.Node, r Rotation) (*core.SourceRotation, error) {
+func buildRotation(v *validation, source string, node *yaml.Node, r Rotation) (*core.SourceRotation, error) {
 	where := "sources." + source + ".rotation"
-	if err := check(newValidator(), node, where, r); err != nil {
+	if err := check(v, node, where, r); err != nil {
 		return nil, err
 	}
 	if r.AdminDSN.IsZero() {
@@ -463,22 +469,28 @@ func buildRotation(source string, node *yaml.Node, r Rotation) (*core.SourceRota
 	}, nil
 }
 
-func newValidator() *validator.Validate {
+// validation validates config blocks; vendors is what the "vendor" tag accepts.
+type validation struct {
+	*validator.Validate
+	vendors *adapters.Registry
+}
+
+func newValidator(reg *adapters.Registry) *validation {
 	v := validator.New(validator.WithRequiredStructEnabled())
-	// vendor: a name in the vendor list (adapters.Names).
+	// vendor: a name in the vendor registry.
 	_ = v.RegisterValidation("vendor", func(fl validator.FieldLevel) bool {
-		_, ok := adapters.Lookup(fl.Field().String())
+		_, ok := reg.Lookup(fl.Field().String())
 		return ok
 	})
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		return name
 	})
-	return v
+	return &validation{Validate: v, vendors: reg}
 }
 
 // check validates one decoded block and reports the first problem at its key's line.
-func check(v *validator.Validate, node *yaml.Node, where string, block any) error {
+func check(v *validation, node *yaml.Node, where string, block any) error {
 	err := v.Struct(block)
 	if err == nil {
 		return nil
@@ -494,12 +506,12 @@ func check(v *validator.Validate, node *yaml.Node, where string, block any) erro
 		if i == 0 {
 			line = valueOr(node, key)
 		}
-		msgs = append(msgs, fmt.Sprintf("%s.%s %s", where, key, describe(fe)))
+		msgs = append(msgs, fmt.Sprintf("%s.%s %s", where, key, describe(fe, v.vendors)))
 	}
 	return yamlx.Errorf(line, "%s", strings.Join(msgs, "; "))
 }
 
-func describe(fe validator.FieldError) string {
+func describe(fe validator.FieldError, vendors *adapters.Registry) string {
 	switch fe.Tag() {
 	case "required":
 		return "is required"
@@ -508,7 +520,7 @@ func describe(fe validator.FieldError) string {
 	case "oneof":
 		return fmt.Sprintf("is %q: must be one of %s", fmt.Sprint(fe.Value()), strings.ReplaceAll(fe.Param(), " ", ", "))
 	case "vendor":
-		return fmt.Sprintf("is %q: must be one of %s", fmt.Sprint(fe.Value()), strings.Join(adapters.Names(), ", "))
+		return fmt.Sprintf("is %q: must be one of %s", fmt.Sprint(fe.Value()), strings.Join(vendors.Names(), ", "))
 	case "http_url":
 		return fmt.Sprintf("is %q: must be an absolute http(s) URL", fmt.Sprint(fe.Value()))
 	case "hostname_port":
