@@ -143,6 +143,8 @@ type Platform struct {
 // Source is one credential and the targets that hold a copy of it. Each target block is decoded
 // by its vendor's package.
 type Source struct {
+	// Targets are the target blocks as written; Parse builds each into Config.Sources and then
+	// drops them (nil in a parsed Config).
 	Targets []yaml.Node `yaml:"targets"`
 	// Rotation makes credsync rotate the credential at the source itself (see Rotation).
 	Rotation *Rotation `yaml:"rotation"`
@@ -348,6 +350,12 @@ func ParseWith(data []byte, lookup func(string) (string, bool), reg *adapters.Re
 			return nil, err
 		}
 		cfg.Sources = append(cfg.Sources, src)
+	}
+	// Each target block is now its adapter: its YAML nodes (about 0.9 KiB a target, more than
+	// everything else a target keeps) are dropped rather than kept for the life of the process.
+	for name, s := range f.Sources {
+		s.Targets = nil
+		f.Sources[name] = s
 	}
 	notifications, err := buildNotifications(root, f.Notifications)
 	if err != nil {
