@@ -112,10 +112,11 @@ func (g *hangGate) stats() (patches, maxInflight int) {
 
 // gateway is one credsync serve process.
 type gateway struct {
-	cmd  *exec.Cmd
-	base string
-	logs *bytes.Buffer
-	mu   *sync.Mutex
+	cmd     *exec.Cmd
+	base    string
+	logs    *bytes.Buffer
+	mu      *sync.Mutex
+	cfgPath string // the config file it was started with (a reload reads it again)
 }
 
 type setup struct {
@@ -174,7 +175,7 @@ func (s *setup) startWith(t *testing.T, replica, addr string, flags ...string) *
 	w := &lockedWriter{mu: mu, b: logs}
 	cmd.Stdout, cmd.Stderr = w, w
 	require.NoError(t, cmd.Start())
-	g := &gateway{cmd: cmd, base: "http://" + addr, logs: logs, mu: mu}
+	g := &gateway{cmd: cmd, base: "http://" + addr, logs: logs, mu: mu, cfgPath: path}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()

@@ -607,7 +607,7 @@ func TestSystemdUnit(t *testing.T) {
 	stop, err := time.ParseDuration(u.one(t, "TimeoutStopSec"))
 	require.NoError(t, err)
 	require.Greater(t, stop, stopBudget(t, start), "systemd waits longer than drain + shutdown grace before SIGKILL")
-	require.Empty(t, u["Service"]["ExecReload"], "there is no reload: systemctl reload must not pretend")
+	require.Equal(t, "/bin/kill -HUP $MAINPID", u.one(t, "ExecReload"), "systemctl reload sends SIGHUP, which reloads the config")
 
 	// The environment: Environment= (plain) + EnvironmentFile= (secrets).
 	d := deployment{name: "systemd", env: map[string]string{}}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ type Options struct {
 	DrainDelay time.Duration
 	// EndDrain, when closed, ends the drain delay early (serve closes it on a second signal).
 	EndDrain <-chan struct{}
+	// Generation, when > 0, tells this gateway from the earlier ones of the same process (a
+	// config reload): it is appended to the replica's name ("host:8080#2"), so that leases the
+	// gateway still finishing holds are never taken for this one's own.
+	Generation int
 }
 
 // Gateway is credsync serving its API.
@@ -100,6 +105,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 	if owner == "" {
 		host, _ := os.Hostname()
 		owner = host + ":" + cfg.File.Server.Listen
+	}
+	if opts.Generation > 0 {
+		owner += "#" + strconv.Itoa(opts.Generation)
 	}
 	for _, s := range cfg.Sources {
 		if s.Rotation != nil && len(s.Rotation.Users) == 1 {

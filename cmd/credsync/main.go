@@ -45,7 +45,9 @@ Usage:
         JSON object a line (--log-format console: for people). On SIGTERM or SIGINT, /readyz
         answers 503 for --drain-delay while everything still serves (a second signal ends the
         wait), then the listener closes and running rotations get --shutdown-grace to finish.
-        SIGHUP does not reload: the config is read at start only (it is logged; restart to apply).
+        SIGHUP reloads FILE: checked as at start; if accepted, the new config serves on the same
+        socket and the old one finishes its requests and rotations (--shutdown-grace); if refused
+        (or it changes server.listen or the store), the running config stays and the log says why.
   credsync validate --config FILE [--allow-no-encryption-key]
         Load and validate FILE (env expansion, strict keys, every target's vendor rules), then check
         what serve checks before it starts: the listen address, the encryption key (from the same
@@ -194,16 +196,15 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
-	ctx, endDrain, stop := serveSignals(log, *cfgPath)
+	ctx, endDrain, reload, stop := serveSignals(log)
 	defer stop()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "credsync serve: invalid config:", err)
 		return exitConfig
 	}
-	opts := gatewayOptions(cfg, *noKey)
-	opts.ShutdownGrace, opts.DrainDelay, opts.EndDrain = *grace, *drainDelay, endDrain
-	gw, err := gateway.New(ctx, cfg, log, opts)
+	sv := &server{path: *cfgPath, noKey: *noKey, grace: *grace, drainDelay: *drainDelay, endDrain: endDrain, log: log}
+	gw, ed, err := sv.build(ctx, cfg)
 	if err != nil {
 		if printProblems(stderr, "credsync serve: invalid config:", *cfgPath, err) {
 			return exitConfig
@@ -216,7 +217,7 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "credsync serve: listen on %s: %v (change server.listen)\n", cfg.File.Server.Listen, err)
 		return exitFailure
 	}
-	if err := gw.Serve(ctx, l); err != nil {
+	if err := sv.run(ctx, l, cfg, gw, ed, reload); err != nil {
 		log.Error("gateway stopped with an error", zap.Error(err))
 		return exitFailure
 	}

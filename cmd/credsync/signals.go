@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,13 +11,12 @@ import (
 
 // serveSignals is how serve reacts to signals. ctx ends at the first SIGTERM or SIGINT (the
 // gateway drains, then shuts down gracefully); endDrain closes at the second (the drain delay
-// ends at once). SIGHUP does not stop the gateway: there is no reload (the config, tokens and
-// targets are read once at start and held by the running engine), so it is logged, saying
-// whether the file changed since start, and otherwise ignored. stop undoes all of this.
-func serveSignals(log *zap.Logger, cfgPath string) (ctx context.Context, endDrain <-chan struct{}, stop func()) {
-	startSum := fileSum(cfgPath)
+// ends at once). Each SIGHUP sends on reload (one pending at most: signals that arrive while a
+// reload is being made are one more reload). stop undoes all of this.
+func serveSignals(log *zap.Logger) (ctx context.Context, endDrain <-chan struct{}, reload <-chan struct{}, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	end := make(chan struct{})
+	hup := make(chan struct{}, 1)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -33,8 +31,10 @@ func serveSignals(log *zap.Logger, cfgPath string) (ctx context.Context, endDrai
 			}
 			switch {
 			case s == syscall.SIGHUP:
-				log.Warn("SIGHUP received: reload is not supported, the config is read at start only; restart credsync to apply a change (still running on the config read at start)",
-					zap.String("config", cfgPath), zap.Bool("config_changed_since_start", fileSum(cfgPath) != startSum))
+				select {
+				case hup <- struct{}{}:
+				default: // a reload is already pending: it reads the file as it is then
+				}
 			case !stopping:
 				stopping = true
 				log.Info("stop signal received", zap.String("signal", s.String()))
@@ -46,19 +46,9 @@ func serveSignals(log *zap.Logger, cfgPath string) (ctx context.Context, endDrai
 			}
 		}
 	}()
-	return ctx, end, func() {
+	return ctx, end, hup, func() {
 		signal.Stop(sigs)
 		close(done)
 		cancel()
 	}
-}
-
-// fileSum is the SHA-256 of a file's content, or "" when it cannot be read.
-func fileSum(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return string(sum[:])
 }
