@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,5 +169,6 @@ func (sv *server) reload(ctx context.Context, in *config.Config) (*running, *sig
 		sv.generation--
 		return nil, nil, err
 	}
+	debug.FreeOSMemory() // the parse's garbage, as at start
 	return &running{gw: gw, cfg: cfg}, ed, nil
 }
