@@ -26,6 +26,7 @@ import (
 
 	"github.com/credsync/credsync/adapters/databrain"
 	"github.com/credsync/credsync/adapters/felt"
+	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/rivergen"
 	"github.com/credsync/credsync/config"
 	"github.com/credsync/credsync/core"
@@ -44,7 +45,7 @@ type Options struct {
 
 // Fakes are the three fake vendors the demo starts.
 type Fakes struct {
-	Felt      *felt.Fake
+	Felt      *feltfake.Server
 	Databrain *databrain.Fake
 	RiverGen  *rivergen.Fake
 	URLs      map[string]string // vendor → base URL
@@ -62,7 +63,7 @@ func StartFakesWith(wrap func(vendor string, h http.Handler) http.Handler) (*Fak
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
 		f.Tokens[v] = "tok-" + randHex(16) // random: a token's 8-character pieces are scrubbed from every message
 	}
-	f.Felt = felt.NewFake(f.Tokens[felt.Vendor])
+	f.Felt = feltfake.New(f.Tokens[felt.Vendor])
 	f.Databrain = databrain.NewFake(f.Tokens[databrain.Vendor])
 	f.RiverGen = rivergen.NewFake(f.Tokens[rivergen.Vendor])
 	for v, h := range map[string]http.Handler{felt.Vendor: f.Felt, databrain.Vendor: f.Databrain, rivergen.Vendor: f.RiverGen} {
