@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/credsync/credsync/adapters/databrain"
+	"github.com/credsync/credsync/adapters/databrain/databrainfake"
 	"github.com/credsync/credsync/adapters/felt"
 	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/rivergen"
@@ -199,7 +200,7 @@ type chaosSetup struct {
 	t      *testing.T
 	sim    *vendorSim
 	felt   *feltfake.Server
-	db     *databrain.Fake
+	db     *databrainfake.Server
 	rg     *rivergen.Fake
 	env    []string
 	cfg    string
@@ -219,7 +220,7 @@ func newChaos(t *testing.T, seed uint64, driver, dsn string, replicas int) *chao
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
 		tokens[v] = "tok-" + demo.NewKey()[:20] // random: no word of a message is a piece of it
 	}
-	c.felt, c.db, c.rg = feltfake.New(tokens[felt.Vendor]), databrain.NewFake(tokens[databrain.Vendor]), rivergen.NewFake(tokens[rivergen.Vendor])
+	c.felt, c.db, c.rg = feltfake.New(tokens[felt.Vendor]), databrainfake.New(tokens[databrain.Vendor]), rivergen.NewFake(tokens[rivergen.Vendor])
 	urls := map[string]string{}
 	for v, h := range map[string]http.Handler{felt.Vendor: c.felt, databrain.Vendor: c.db, rivergen.Vendor: c.rg} {
 		srv := httptest.NewServer(c.sim.wrap(v, h))

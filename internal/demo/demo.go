@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/credsync/credsync/adapters/databrain"
+	"github.com/credsync/credsync/adapters/databrain/databrainfake"
 	"github.com/credsync/credsync/adapters/felt"
 	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/rivergen"
@@ -46,7 +47,7 @@ type Options struct {
 // Fakes are the three fake vendors the demo starts.
 type Fakes struct {
 	Felt      *feltfake.Server
-	Databrain *databrain.Fake
+	Databrain *databrainfake.Server
 	RiverGen  *rivergen.Fake
 	URLs      map[string]string // vendor → base URL
 	Tokens    map[string]string // vendor → platform token
@@ -64,7 +65,7 @@ func StartFakesWith(wrap func(vendor string, h http.Handler) http.Handler) (*Fak
 		f.Tokens[v] = "tok-" + randHex(16) // random: a token's 8-character pieces are scrubbed from every message
 	}
 	f.Felt = feltfake.New(f.Tokens[felt.Vendor])
-	f.Databrain = databrain.NewFake(f.Tokens[databrain.Vendor])
+	f.Databrain = databrainfake.New(f.Tokens[databrain.Vendor])
 	f.RiverGen = rivergen.NewFake(f.Tokens[rivergen.Vendor])
 	for v, h := range map[string]http.Handler{felt.Vendor: f.Felt, databrain.Vendor: f.Databrain, rivergen.Vendor: f.RiverGen} {
 		if wrap != nil {
