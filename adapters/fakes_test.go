@@ -19,7 +19,7 @@ func TestFakesImportNoAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"databrain/databrainfake", "felt/feltfake"}
+	want := []string{"databrain/databrainfake", "felt/feltfake", "rivergen/rivergenfake"}
 	var found []string
 	for _, d := range dirs {
 		found = append(found, filepath.ToSlash(d))

@@ -26,6 +26,7 @@ import (
 	"github.com/credsync/credsync/adapters/felt"
 	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/demo"
 )
@@ -201,7 +202,7 @@ type chaosSetup struct {
 	sim    *vendorSim
 	felt   *feltfake.Server
 	db     *databrainfake.Server
-	rg     *rivergen.Fake
+	rg     *rivergenfake.Server
 	env    []string
 	cfg    string
 	addrs  []string
@@ -220,7 +221,7 @@ func newChaos(t *testing.T, seed uint64, driver, dsn string, replicas int) *chao
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
 		tokens[v] = "tok-" + demo.NewKey()[:20] // random: no word of a message is a piece of it
 	}
-	c.felt, c.db, c.rg = feltfake.New(tokens[felt.Vendor]), databrainfake.New(tokens[databrain.Vendor]), rivergen.NewFake(tokens[rivergen.Vendor])
+	c.felt, c.db, c.rg = feltfake.New(tokens[felt.Vendor]), databrainfake.New(tokens[databrain.Vendor]), rivergenfake.New(tokens[rivergen.Vendor])
 	urls := map[string]string{}
 	for v, h := range map[string]http.Handler{felt.Vendor: c.felt, databrain.Vendor: c.db, rivergen.Vendor: c.rg} {
 		srv := httptest.NewServer(c.sim.wrap(v, h))

@@ -29,6 +29,7 @@ import (
 	"github.com/credsync/credsync/adapters/felt"
 	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/config"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/gateway"
@@ -48,7 +49,7 @@ type Options struct {
 type Fakes struct {
 	Felt      *feltfake.Server
 	Databrain *databrainfake.Server
-	RiverGen  *rivergen.Fake
+	RiverGen  *rivergenfake.Server
 	URLs      map[string]string // vendor → base URL
 	Tokens    map[string]string // vendor → platform token
 	servers   []*http.Server
@@ -66,7 +67,7 @@ func StartFakesWith(wrap func(vendor string, h http.Handler) http.Handler) (*Fak
 	}
 	f.Felt = feltfake.New(f.Tokens[felt.Vendor])
 	f.Databrain = databrainfake.New(f.Tokens[databrain.Vendor])
-	f.RiverGen = rivergen.NewFake(f.Tokens[rivergen.Vendor])
+	f.RiverGen = rivergenfake.New(f.Tokens[rivergen.Vendor])
 	for v, h := range map[string]http.Handler{felt.Vendor: f.Felt, databrain.Vendor: f.Databrain, rivergen.Vendor: f.RiverGen} {
 		if wrap != nil {
 			h = wrap(v, h)
