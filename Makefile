@@ -34,8 +34,9 @@ demo: ## fake vendors + gateway + one real rotation of each credential type; pri
 demo-serve: ## the demo, then keep the gateway on 127.0.0.1:8080; prints the export lines for the CLI and curl
 	$(GO) run ./cmd/credsync demo
 
-lint: ## gofmt, go vet, staticcheck and go mod tidy -diff must be clean
+lint: ## gofmt, go vet, staticcheck and go mod tidy -diff must be clean; the binary must link no testing package
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@if $(GO) list -deps ./cmd/credsync | grep -qx testing; then echo "the shipped binary links package testing (go list -deps ./cmd/credsync): a package it imports, such as a vendor fake the demo runs, imports testing"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 	$(GO) mod tidy -diff

@@ -22,8 +22,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/credsync/credsync/adapters/databrain"
+	"github.com/credsync/credsync/adapters/databrain/databrainfake"
 	"github.com/credsync/credsync/adapters/felt"
+	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/demo"
 )
@@ -197,9 +200,9 @@ func (v *vendorSim) wrap(vendor string, h http.Handler) http.Handler {
 type chaosSetup struct {
 	t      *testing.T
 	sim    *vendorSim
-	felt   *felt.Fake
-	db     *databrain.Fake
-	rg     *rivergen.Fake
+	felt   *feltfake.Server
+	db     *databrainfake.Server
+	rg     *rivergenfake.Server
 	env    []string
 	cfg    string
 	addrs  []string
@@ -218,7 +221,7 @@ func newChaos(t *testing.T, seed uint64, driver, dsn string, replicas int) *chao
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
 		tokens[v] = "tok-" + demo.NewKey()[:20] // random: no word of a message is a piece of it
 	}
-	c.felt, c.db, c.rg = felt.NewFake(tokens[felt.Vendor]), databrain.NewFake(tokens[databrain.Vendor]), rivergen.NewFake(tokens[rivergen.Vendor])
+	c.felt, c.db, c.rg = feltfake.New(tokens[felt.Vendor]), databrainfake.New(tokens[databrain.Vendor]), rivergenfake.New(tokens[rivergen.Vendor])
 	urls := map[string]string{}
 	for v, h := range map[string]http.Handler{felt.Vendor: c.felt, databrain.Vendor: c.db, rivergen.Vendor: c.rg} {
 		srv := httptest.NewServer(c.sim.wrap(v, h))

@@ -23,6 +23,7 @@ import (
 	"github.com/credsync/credsync/adapters/fakeutil"
 	"github.com/credsync/credsync/adapters/felt"
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/api"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/demo"
@@ -190,7 +191,7 @@ func TestNoSecretEscapes(t *testing.T) {
 			s.fakes.Felt.SetSyncOutcome("src_pg", "failed")
 			s.fakes.Databrain.SetFault(fakeutil.Status(http.StatusBadRequest, "",
 				`{"error":{"code":"CREDENTIAL_TEST_FAILED","message":"could not connect with password `+sec.jsonInner()+`"}}`, 0))
-			s.fakes.RiverGen.SetConnectionResult(1, rivergen.ConnectionResult{ErrorCode: "AUTHENTICATION_FAILED",
+			s.fakes.RiverGen.SetConnectionResult(1, rivergenfake.ConnectionResult{ErrorCode: "AUTHENTICATION_FAILED",
 				ErrorMessage: "password authentication failed for password " + sec.value})
 		}, code: core.CodeVerificationFailed},
 		// Last: the retry below resends it, and only the newest rotation of a source may be resent.

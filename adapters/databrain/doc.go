@@ -12,8 +12,8 @@
 // into them, then validates the complete structure for T (required fields, port 1-65535, value
 // types, Snowflake's password vs privateKey, the SSH fields when sshTunnel is "enable",
 // Elasticsearch/OpenSearch server_type rules) before anything is sent. The same per-type table
-// (schema.go) drives config-load validation of the non-secret part. The fake server does not use
-// it: it checks bodies with its own reading of seed 002 (fake_schema.go).
+// (schema.go) drives config-load validation of the non-secret part. The fake server (package
+// databrainfake) does not use it: it checks bodies with its own reading of seed 002.
 //
 // # Target config
 //
@@ -106,10 +106,11 @@
 //
 // # Fake
 //
-// NewFake serves the same endpoint from memory. It validates with its own table, written from
-// seed 002 independently of the adapter's (fake_schema.go shares no identifier with schema.go,
-// config.go or adapter.go, and a test keeps it so): a wrong entry in the adapter's table then
-// makes the fake refuse the adapter's request instead of passing both. An unknown
+// Package databrainfake (databrainfake.New) serves the same endpoint from memory. It validates
+// with its own table, written from seed 002 independently of the adapter's, and imports nothing
+// of this package (a test in package adapters keeps it so): a wrong entry in the adapter's table
+// then makes the fake refuse the adapter's request instead of passing both (readings_test.go
+// checks both ways). An unknown
 // datasource name answers 404 DATASOURCE_NOT_FOUND: the doc lists both that and
 // DATASOURCE_NAME_ERROR (400, "Datasource not found"); the 404 one is the one whose status says
 // "not found", and the adapter treats both alike. A datasourceType different from the stored

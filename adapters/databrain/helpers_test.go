@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/credsync/credsync/adapters/databrain/databrainfake"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 	_ "github.com/credsync/credsync/internal/golden" // defines -update
@@ -65,7 +66,7 @@ var (
 
 // env is a fake Databrain behind an httptest server and a platform pointing at it.
 type env struct {
-	fake     *Fake
+	fake     *databrainfake.Server
 	srv      *httptest.Server
 	platform *Platform
 }
@@ -78,7 +79,7 @@ func newEnv(t *testing.T) *env {
 // newEnvToken builds an env whose platform uses clientToken while the fake accepts testToken.
 func newEnvToken(t *testing.T, clientToken string) *env {
 	t.Helper()
-	fake := NewFake(testToken)
+	fake := databrainfake.New(testToken)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	p, err := NewPlatform(vendorhttp.Platform{Name: "databrain", BaseURL: srv.URL, Token: core.NewSecret(clientToken), Timeout: 2 * time.Second})

@@ -13,8 +13,9 @@ import (
 // "credentials" for each datasourceType (seed 002, the field groups mapped to types as doc.go
 // explains). The adapter validates the merged body against it before sending, and the config
 // loader validates the non-secret part against it at load time. The fake server does not use it:
-// it has its own reading of seed 002 (fake_schema.go), so that a wrong entry here makes the fake
-// refuse the adapter's request (TestFakeRefusesAWrongAdapterTable) instead of passing both.
+// it has its own reading of seed 002 (package databrainfake), so that a wrong entry here makes
+// the fake refuse the adapter's request (TestFakeRefusesAWrongAdapterTable) instead of passing
+// both.
 
 // valueKind is the JSON type a credentials field must have.
 type valueKind int

@@ -1,6 +1,9 @@
-// Package fakeutil is what the fake vendor servers share: bearer-token checking, a record of
-// every request received (for golden files and "nothing was sent" assertions), and a fault hook
-// that lets a test make the vendor misbehave.
+// Package fakeutil is what the fake vendor servers (adapters/felt/feltfake,
+// adapters/databrain/databrainfake, adapters/rivergen/rivergenfake) share: bearer-token
+// checking, a record of every request received (for golden files and "nothing was sent"
+// assertions), and a fault hook that lets a test make the vendor misbehave. It holds nothing
+// vendor-specific and imports no adapter, so that each fake stays its own reading of its vendor's
+// document; like the fakes it links no testing code (the demo runs them in the shipped binary).
 package fakeutil
 
 import (

@@ -2,7 +2,6 @@ package felt
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -11,51 +10,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 )
 
-// withCredentialList serves the fake with Show Source listing each source's credentials in its
-// connection (SourceConnection-*.credentials), as Felt does. Once fake.go's showSource adds
-// listedCredentials itself, this wrapper passes answers through unchanged.
-func withCredentialList(f *Fake) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := httptest.NewRecorder()
-		f.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		id, _ := strings.CutPrefix(r.URL.Path, "/api/v2/sources/")
-		if r.Method == http.MethodGet && rec.Code == http.StatusOK && id != "" && !strings.Contains(id, "/") {
-			var doc map[string]any
-			if json.Unmarshal(body, &doc) == nil {
-				if conn, ok := doc["connection"].(map[string]any); ok && conn["credentials"] == nil {
-					if list, ok := f.credentialListing(id); ok && list != nil {
-						conn["credentials"] = list
-						body, _ = json.Marshal(doc)
-					}
-				}
-			}
-		}
-		for k, vs := range rec.Header() {
-			w.Header()[k] = vs
-		}
-		w.Header().Del("Content-Length")
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(body)
-	})
-}
-
-// checkEnv is a fake Felt (credential lists on) seeded with a few sources, and a platform using
+// checkEnv is a fake Felt seeded with a few sources, and a platform using
 // token against it.
 func checkEnv(t *testing.T, token string) *env {
 	t.Helper()
-	fake := NewFake(testToken)
+	fake := feltfake.New(testToken)
 	fake.AddSource("src_pg", "postgresql")
 	fake.AddSource("src_sf", "snowflake")
 	fake.AddCredential("src_sf", "cred_kp", "key_pair")
 	fake.AddCredential("src_sf", "cred_pat", "snowflake_pat")
 	fake.AddSource("src_fs", "feature_server")
 	fake.AddCredential("src_fs", "cred_hdr", "custom_headers")
-	srv := httptest.NewServer(withCredentialList(fake))
+	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	p, err := NewPlatform(vendorhttp.Platform{Name: "felt", BaseURL: srv.URL, Token: core.NewSecret(token), Timeout: 2 * time.Second})
 	if err != nil {
@@ -159,7 +130,7 @@ func TestCheckUnauthorized(t *testing.T) {
 			t.Fatalf("the token shows in %q", got.Message)
 		}
 	}
-	e.fake.SetFault(ErrorFault(http.StatusForbidden, "", 1))
+	e.fake.SetFault(feltfake.ErrorFault(http.StatusForbidden, "", 1))
 	if got := e.target(t, "source_id: src_pg\nconnection_type: postgresql").Check(context.Background()); got.Status != core.CheckUnauthorized {
 		t.Fatalf("403: Check = %s %q, want unauthorized", got.Status, got.Message)
 	}
@@ -170,7 +141,7 @@ func TestCheckUnreachable(t *testing.T) {
 	e := checkEnv(t, testToken)
 	tg := e.target(t, "source_id: src_pg\nconnection_type: postgresql")
 	for _, status := range []int{http.StatusInternalServerError, http.StatusTooManyRequests} {
-		e.fake.SetFault(ErrorFault(status, "", 1))
+		e.fake.SetFault(feltfake.ErrorFault(status, "", 1))
 		if got := tg.Check(context.Background()); got.Status != core.CheckUnreachable {
 			t.Fatalf("%d: Check = %s %q, want unreachable", status, got.Status, got.Message)
 		}

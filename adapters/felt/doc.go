@@ -1,7 +1,8 @@
 // Package felt drives Felt (felt.com) sources for credsync: it maps a neutral credential to one
 // of Felt's two update calls, sends it with the platform's API token, reads Felt's error bodies,
 // and verifies the new credential by polling the source's sync status for a sync that finished
-// after the update. It also holds a fake Felt server (Fake) for tests and the demo.
+// after the update. The fake Felt server the tests, the demo and the benchmarks use is package
+// feltfake, a reading of Felt's OpenAPI document that shares nothing with this package.
 //
 // # Target modes
 //

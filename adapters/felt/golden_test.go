@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/adaptertest"
 	"github.com/credsync/credsync/internal/golden"
@@ -23,7 +24,7 @@ type goldenCase struct {
 	feltType   string // credential mode: the seeded credential's type
 	credential string
 	// check asserts what the fake now holds.
-	check func(t *testing.T, f *Fake)
+	check func(t *testing.T, f *feltfake.Server)
 }
 
 func credentialCase(feltType, connection, credential string, check func(t *testing.T, fields map[string]any)) goldenCase {
@@ -31,7 +32,7 @@ func credentialCase(feltType, connection, credential string, check func(t *testi
 		name:       "credential_" + feltType,
 		config:     "source_id: src_1\ncredential_id: cred_1\ncredential_type: " + feltType + "\n",
 		connection: connection, feltType: feltType, credential: credential,
-		check: func(t *testing.T, f *Fake) {
+		check: func(t *testing.T, f *feltfake.Server) {
 			t.Helper()
 			c, ok := f.Credential("src_1", "cred_1")
 			if !ok || c.Type != feltType {
@@ -47,7 +48,7 @@ func connectionCase(name, connection, credential string, check func(t *testing.T
 		name:       name,
 		config:     "source_id: src_1\nconnection_type: " + connection + "\n",
 		connection: connection, credential: credential,
-		check: func(t *testing.T, f *Fake) {
+		check: func(t *testing.T, f *feltfake.Server) {
 			t.Helper()
 			conn, ok := f.Connection("src_1")
 			if !ok || conn["type"] != connection {

@@ -1,12 +1,14 @@
 package felt
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 )
@@ -15,7 +17,7 @@ const testToken = "felt-test-token-1"
 
 // env is a fake Felt behind an HTTP server and a platform pointed at it.
 type env struct {
-	fake     *Fake
+	fake     *feltfake.Server
 	server   *httptest.Server
 	platform *Platform
 }
@@ -28,7 +30,7 @@ func newEnv(t *testing.T) *env {
 // newEnvToken is newEnv with the platform using token (the fake accepts only testToken).
 func newEnvToken(t *testing.T, token string) *env {
 	t.Helper()
-	fake := NewFake(testToken)
+	fake := feltfake.New(testToken)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	p, err := NewPlatform(vendorhttp.Platform{Name: "felt", BaseURL: srv.URL, Token: core.NewSecret(token), Timeout: 2 * time.Second})
@@ -36,6 +38,22 @@ func newEnvToken(t *testing.T, token string) *env {
 		t.Fatalf("NewPlatform: %v", err)
 	}
 	return &env{fake: fake, server: srv, platform: p}
+}
+
+// get sends an authorized GET of path to the fake, for a test that needs Show Source answered
+// (it moves a sync on) without the adapter.
+func (e *env) get(t *testing.T, path string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.server.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
 }
 
 // parseNode parses a YAML target block into its mapping node.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/adapters/fakeutil"
+	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/adaptertest"
 )
@@ -190,7 +191,7 @@ func TestSendReadsBaselineFirst(t *testing.T) {
 func TestSendBaselineFailureSendsNothing(t *testing.T) {
 	for _, status := range []int{http.StatusInternalServerError, http.StatusTooManyRequests, http.StatusNotFound} {
 		e := seeded(t)
-		e.fake.SetFault(fakeutil.When(fakeutil.Method(http.MethodGet), ErrorFault(status, "", 0)))
+		e.fake.SetFault(fakeutil.When(fakeutil.Method(http.MethodGet), feltfake.ErrorFault(status, "", 0)))
 		tg := e.target(t, pgTarget)
 		retry, err := send(t, tg, mustBuild(t, tg, credPassword))
 		ce := wantError(t, retry, err, map[int]string{500: core.CodeVendorError, 429: core.CodeRateLimited, 404: core.CodeNotFound}[status],
@@ -228,7 +229,7 @@ func TestSendUnauthorized(t *testing.T) {
 
 func TestSendForbidden(t *testing.T) {
 	e := seeded(t)
-	e.fake.SetFault(onPOST(ErrorFault(http.StatusForbidden, "", 0)))
+	e.fake.SetFault(onPOST(feltfake.ErrorFault(http.StatusForbidden, "", 0)))
 	tg := e.target(t, pgTarget)
 	retry, err := send(t, tg, mustBuild(t, tg, credPassword))
 	wantError(t, retry, err, core.CodeForbidden, false, "HTTP 403", "Forbidden: header authorization: Access denied")
@@ -282,7 +283,7 @@ func TestSendValidationError(t *testing.T) {
 
 func TestSendRateLimited(t *testing.T) {
 	e := seeded(t)
-	e.fake.SetFault(onPOST(ErrorFault(http.StatusTooManyRequests, "7", 1)))
+	e.fake.SetFault(onPOST(feltfake.ErrorFault(http.StatusTooManyRequests, "7", 1)))
 	tg := e.target(t, pgTarget)
 	req := mustBuild(t, tg, credPassword)
 	retry, err := send(t, tg, req)
@@ -302,7 +303,7 @@ func TestSendRateLimited(t *testing.T) {
 
 func TestSendServerError(t *testing.T) {
 	e := seeded(t)
-	e.fake.SetFault(onPOST(ErrorFault(http.StatusInternalServerError, "", 0)))
+	e.fake.SetFault(onPOST(feltfake.ErrorFault(http.StatusInternalServerError, "", 0)))
 	tg := e.target(t, pgTarget)
 	retry, err := send(t, tg, mustBuild(t, tg, credPassword))
 	ce := wantError(t, retry, err, core.CodeVendorError, true, "HTTP 500", "Internal Server Error: Something went wrong")
@@ -361,7 +362,8 @@ func echoFault(status, pad int, secret string) fakeutil.Fault {
 			_, _ = w.Write([]byte(strings.Repeat("d", pad) + "password " + secret + " rejected"))
 			return true
 		}
-		fakeutil.WriteJSON(w, status, errorsBody(http.StatusText(status), strings.Repeat("d", pad)+"password "+secret+" rejected", map[string]any{"pointer": "/connection/password"}))
+		fakeutil.WriteJSON(w, status, map[string]any{"errors": []any{map[string]any{"title": http.StatusText(status),
+			"detail": strings.Repeat("d", pad) + "password " + secret + " rejected", "source": map[string]any{"pointer": "/connection/password"}}}})
 		return true
 	}
 }
@@ -536,7 +538,7 @@ func TestVerifyRetriesFailingPolls(t *testing.T) {
 		if err != nil || retry {
 			t.Fatal(err)
 		}
-		e.fake.SetFault(ErrorFault(status, "", 2))
+		e.fake.SetFault(feltfake.ErrorFault(status, "", 2))
 		v, polls, _, err := adaptertest.Verify(context.Background(), tg, res)
 		if err != nil || !v.Verified {
 			t.Fatalf("status %d: Verify = %+v, %v", status, v, err)
@@ -558,7 +560,7 @@ func TestVerifyWaitsRetryAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.fake.SetFault(ErrorFault(http.StatusTooManyRequests, "1", 1))
+	e.fake.SetFault(feltfake.ErrorFault(http.StatusTooManyRequests, "1", 1))
 	v, retry, err := tg.Verify(context.Background(), core.VerifyRequest{Receipt: res.Receipt})
 	if err != nil || retry || v.Verified || v.Warning != "" || v.Again != time.Second {
 		t.Fatalf("Verify = %+v, %v, %v; want Again 1s (Retry-After)", v, retry, err)
@@ -572,7 +574,7 @@ func TestVerifyFailingPollsUntilTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.fake.SetFault(ErrorFault(http.StatusServiceUnavailable, "", 0))
+	e.fake.SetFault(feltfake.ErrorFault(http.StatusServiceUnavailable, "", 0))
 	v, _, retry, err := adaptertest.Verify(context.Background(), tg, res)
 	if err != nil || retry || v.Verified || !strings.Contains(v.Warning, "HTTP 503") {
 		t.Fatalf("Verify = %+v, %v, %v", v, retry, err)
@@ -588,7 +590,7 @@ func TestVerifySyncRequestRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.fake.SetFault(onPOST(ErrorFault(http.StatusServiceUnavailable, "", 1)))
+	e.fake.SetFault(onPOST(feltfake.ErrorFault(http.StatusServiceUnavailable, "", 1)))
 	v, _, _, err := adaptertest.Verify(context.Background(), tg, res)
 	if err != nil || !v.Verified {
 		t.Fatalf("Verify = %+v, %v", v, err)
@@ -731,7 +733,7 @@ func TestVerifySteps(t *testing.T) {
 		e.fake.SetSyncingPolls(0)
 		e.fake.SetSyncOutcome("src_pg", "failed")
 		e.fake.StartSync("src_pg")
-		call(t, e, "GET", "/api/v2/sources/src_pg", testToken, "", "") // it runs and fails
+		e.get(t, "/api/v2/sources/src_pg") // it runs and fails
 		if st := e.fake.SyncStatus("src_pg"); st != "failed" {
 			t.Fatalf("setup: sync_status %s, want failed", st)
 		}

@@ -64,6 +64,7 @@
 //
 // # Fake
 //
-// Fake (NewFake) is an in-memory RiverGen for tests and the demo; see its documentation for the
-// seeding methods.
+// Package rivergenfake (rivergenfake.New) is the in-memory RiverGen the tests, the demo and the
+// benchmarks use: a reading of seed 001 of its own, sharing nothing with this package; see its
+// documentation for the seeding methods.
 package rivergen

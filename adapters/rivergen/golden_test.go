@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/golden"
 )
@@ -22,57 +22,57 @@ func TestGoldenUpdate(t *testing.T) {
 		name  string
 		block string
 		cred  core.Credential
-		want  rivergen.Credentials // what the fake stores afterwards (Updates etc. checked apart)
+		want  rivergenfake.Credentials // what the fake stores afterwards (Updates etc. checked apart)
 	}{
 		{
 			name:  "password",
 			block: "data_source_id: 1",
 			cred:  password(pw1),
-			want:  rivergen.Credentials{Username: "olduser", Password: pw1, APIKey: "old-key"},
+			want:  rivergenfake.Credentials{Username: "olduser", Password: pw1, APIKey: "old-key"},
 		},
 		{
 			name:  "password_with_username",
 			block: "data_source_id: 1",
 			cred:  core.Credential{Type: core.TypePassword, Username: "newuser", Password: core.NewSecret(pw1)},
-			want:  rivergen.Credentials{Username: "newuser", Password: pw1, APIKey: "old-key"},
+			want:  rivergenfake.Credentials{Username: "newuser", Password: pw1, APIKey: "old-key"},
 		},
 		{
 			name:  "token_api_key",
 			block: "data_source_id: 1\ntoken_field: api_key",
 			cred:  token(tok1),
-			want:  rivergen.Credentials{Username: "olduser", Password: "old-pw", APIKey: tok1},
+			want:  rivergenfake.Credentials{Username: "olduser", Password: "old-pw", APIKey: tok1},
 		},
 		{
 			name:  "token_oauth_token",
 			block: "data_source_id: 1\ntoken_field: oauth_token",
 			cred:  token(tok1),
-			want:  rivergen.Credentials{Username: "olduser", Password: "old-pw", APIKey: "old-key", OAuthToken: tok1},
+			want:  rivergenfake.Credentials{Username: "olduser", Password: "old-pw", APIKey: "old-key", OAuthToken: tok1},
 		},
 		{
 			name:  "password_ssh_tunnel",
 			block: "data_source_id: 1",
 			cred: core.Credential{Type: core.TypePassword, Password: core.NewSecret(pw1),
 				SSHTunnel: &core.SSHTunnel{PrivateKey: core.NewSecret(sshKey1), Passphrase: core.NewSecret(sshPass1)}},
-			want: rivergen.Credentials{Username: "olduser", Password: pw1, APIKey: "old-key", SSHPrivateKey: sshKey1, SSHPassphrase: sshPass1},
+			want: rivergenfake.Credentials{Username: "olduser", Password: pw1, APIKey: "old-key", SSHPrivateKey: sshKey1, SSHPassphrase: sshPass1},
 		},
 		{
 			name:  "token_api_key_ssh_tunnel",
 			block: "data_source_id: 1\ntoken_field: api_key",
 			cred: core.Credential{Type: core.TypeToken, Token: core.NewSecret(tok1),
 				SSHTunnel: &core.SSHTunnel{PrivateKey: core.NewSecret(sshKey1)}},
-			want: rivergen.Credentials{Username: "olduser", Password: "old-pw", APIKey: tok1, SSHPrivateKey: sshKey1},
+			want: rivergenfake.Credentials{Username: "olduser", Password: "old-pw", APIKey: tok1, SSHPrivateKey: sshKey1},
 		},
 		{
 			name:  "rotate_credentials",
 			block: "data_source_id: 1\nrotate_credentials: true",
 			cred:  core.Credential{Type: core.TypePassword, Username: "newuser", Password: core.NewSecret(pw1)},
-			want:  rivergen.Credentials{Username: "newuser", Password: pw1, APIKey: "old-key", Rotations: 1},
+			want:  rivergenfake.Credentials{Username: "newuser", Password: pw1, APIKey: "old-key", Rotations: 1},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, testToken)
-			e.fake.SetCredentials(1, rivergen.Credentials{Username: "olduser", Password: "old-pw", APIKey: "old-key"})
+			e.fake.SetCredentials(1, rivergenfake.Credentials{Username: "olduser", Password: "old-pw", APIKey: "old-key"})
 			a := e.target(t, tc.block)
 
 			req, err := a.Build(tc.cred)

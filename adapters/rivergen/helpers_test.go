@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/golden"
@@ -26,7 +27,7 @@ const (
 
 // env is a fake RiverGen behind an httptest server and a platform pointing at it.
 type env struct {
-	fake     *rivergen.Fake
+	fake     *rivergenfake.Server
 	srv      *httptest.Server
 	platform *rivergen.Platform
 }
@@ -34,7 +35,7 @@ type env struct {
 // newEnv starts a fake holding data source 1 and returns a platform using token.
 func newEnv(t *testing.T, token string) *env {
 	t.Helper()
-	fake := rivergen.NewFake(testToken)
+	fake := rivergenfake.New(testToken)
 	fake.AddDataSource(1)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/adapters/vendorhttp"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/internal/adaptertest"
@@ -64,7 +65,7 @@ func sendReq(t *testing.T, a core.Adapter, req core.Request) (bool, error) {
 
 func TestSendSuccessIsPartialUpdate(t *testing.T) {
 	e := newEnv(t, testToken)
-	before := rivergen.Credentials{Username: "olduser", Password: "old-pw", APIKey: "old-key", OAuthToken: "old-oauth", SSHPrivateKey: "old-ssh", SSHPassphrase: "old-pass"}
+	before := rivergenfake.Credentials{Username: "olduser", Password: "old-pw", APIKey: "old-key", OAuthToken: "old-oauth", SSHPrivateKey: "old-ssh", SSHPassphrase: "old-pass"}
 	e.fake.SetCredentials(1, before)
 	a := e.target(t, "data_source_id: 1\ntoken_field: oauth_token")
 
@@ -377,22 +378,22 @@ func TestVerifyErrors(t *testing.T) {
 	cases := []struct {
 		name   string
 		block  string
-		setup  func(*rivergen.Fake)
+		setup  func(*rivergenfake.Server)
 		code   string
 		retry  bool
 		status int
 		want   string
 	}{
 		{"not found", "data_source_id: 5", nil, core.CodeNotFound, false, 404, "data source 5 not found"},
-		{"forbidden", "data_source_id: 1", func(f *rivergen.Fake) { f.SetOrganizationMember(false) }, core.CodeForbidden, false, 403, "not a member of any RiverGen organization"},
-		{"rate limited", "data_source_id: 1", func(f *rivergen.Fake) { f.SetFault(fault(429, ``, "Retry-After", "2")) }, core.CodeRateLimited, true, 429, "HTTP 429"},
-		{"server error", "data_source_id: 1", func(f *rivergen.Fake) { f.SetFault(fault(503, `{"detail":"maintenance"}`)) }, core.CodeVendorError, true, 503, "maintenance"},
-		{"unreadable 200", "data_source_id: 1", func(f *rivergen.Fake) { f.SetFault(fault(200, `<html>ok</html>`)) }, core.CodeBadResponse, false, 200, "gave no data.connection_successful: <html>ok</html>"},
-		{"200 without verdict", "data_source_id: 1", func(f *rivergen.Fake) { f.SetFault(fault(200, `{"success":true,"data":{}}`)) }, core.CodeBadResponse, false, 200, "no data.connection_successful"},
-		{"200 success false", "data_source_id: 1", func(f *rivergen.Fake) {
+		{"forbidden", "data_source_id: 1", func(f *rivergenfake.Server) { f.SetOrganizationMember(false) }, core.CodeForbidden, false, 403, "not a member of any RiverGen organization"},
+		{"rate limited", "data_source_id: 1", func(f *rivergenfake.Server) { f.SetFault(fault(429, ``, "Retry-After", "2")) }, core.CodeRateLimited, true, 429, "HTTP 429"},
+		{"server error", "data_source_id: 1", func(f *rivergenfake.Server) { f.SetFault(fault(503, `{"detail":"maintenance"}`)) }, core.CodeVendorError, true, 503, "maintenance"},
+		{"unreadable 200", "data_source_id: 1", func(f *rivergenfake.Server) { f.SetFault(fault(200, `<html>ok</html>`)) }, core.CodeBadResponse, false, 200, "gave no data.connection_successful: <html>ok</html>"},
+		{"200 without verdict", "data_source_id: 1", func(f *rivergenfake.Server) { f.SetFault(fault(200, `{"success":true,"data":{}}`)) }, core.CodeBadResponse, false, 200, "no data.connection_successful"},
+		{"200 success false", "data_source_id: 1", func(f *rivergenfake.Server) {
 			f.SetFault(fault(200, `{"success":false,"error":{"code":"TEST_FAILED","message":"driver missing"}}`))
 		}, core.CodeVerificationFailed, false, 200, "TEST_FAILED: driver missing"},
-		{"validation", "data_source_id: 1\ntest_timeout_seconds: 2", func(f *rivergen.Fake) {
+		{"validation", "data_source_id: 1\ntest_timeout_seconds: 2", func(f *rivergenfake.Server) {
 			f.SetFault(fault(422, `{"success":false,"error":{"code":"VALIDATION_ERROR","message":"Invalid request body","details":[{"field":"timeout_seconds","message":"must be at least 5"}]}}`))
 		}, core.CodeRejected, false, 422, "VALIDATION_ERROR: Invalid request body (timeout_seconds: must be at least 5)"},
 	}
@@ -421,7 +422,7 @@ func TestVerifyErrors(t *testing.T) {
 // stored; a credential without one sends no SSH field and leaves the stored key as it was.
 func TestSSHTunnelRule(t *testing.T) {
 	e := newEnv(t, testToken)
-	e.fake.SetCredentials(1, rivergen.Credentials{Username: "olduser", Password: "old-pw", SSHPrivateKey: "old-ssh", SSHPassphrase: "old-pass"})
+	e.fake.SetCredentials(1, rivergenfake.Credentials{Username: "olduser", Password: "old-pw", SSHPrivateKey: "old-ssh", SSHPassphrase: "old-pass"})
 	a := e.target(t, "data_source_id: 1")
 
 	withTunnel := password(pw1)

@@ -25,8 +25,11 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/credsync/credsync/adapters/databrain"
+	"github.com/credsync/credsync/adapters/databrain/databrainfake"
 	"github.com/credsync/credsync/adapters/felt"
+	"github.com/credsync/credsync/adapters/felt/feltfake"
 	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 	"github.com/credsync/credsync/config"
 	"github.com/credsync/credsync/core"
 	"github.com/credsync/credsync/gateway"
@@ -44,9 +47,9 @@ type Options struct {
 
 // Fakes are the three fake vendors the demo starts.
 type Fakes struct {
-	Felt      *felt.Fake
-	Databrain *databrain.Fake
-	RiverGen  *rivergen.Fake
+	Felt      *feltfake.Server
+	Databrain *databrainfake.Server
+	RiverGen  *rivergenfake.Server
 	URLs      map[string]string // vendor → base URL
 	Tokens    map[string]string // vendor → platform token
 	servers   []*http.Server
@@ -62,9 +65,9 @@ func StartFakesWith(wrap func(vendor string, h http.Handler) http.Handler) (*Fak
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
 		f.Tokens[v] = "tok-" + randHex(16) // random: a token's 8-character pieces are scrubbed from every message
 	}
-	f.Felt = felt.NewFake(f.Tokens[felt.Vendor])
-	f.Databrain = databrain.NewFake(f.Tokens[databrain.Vendor])
-	f.RiverGen = rivergen.NewFake(f.Tokens[rivergen.Vendor])
+	f.Felt = feltfake.New(f.Tokens[felt.Vendor])
+	f.Databrain = databrainfake.New(f.Tokens[databrain.Vendor])
+	f.RiverGen = rivergenfake.New(f.Tokens[rivergen.Vendor])
 	for v, h := range map[string]http.Handler{felt.Vendor: f.Felt, databrain.Vendor: f.Databrain, rivergen.Vendor: f.RiverGen} {
 		if wrap != nil {
 			h = wrap(v, h)

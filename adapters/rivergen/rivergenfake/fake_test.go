@@ -1,4 +1,4 @@
-package rivergen_test
+package rivergenfake_test
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credsync/credsync/adapters/rivergen"
+	"github.com/credsync/credsync/adapters/rivergen/rivergenfake"
 )
 
 type fakeAnswer struct {
@@ -86,8 +86,8 @@ func TestFakeRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, testToken)
-			e.fake.SetCredentials(1, rivergen.Credentials{Password: "old-pw"})
+			e := newEnv(t)
+			e.fake.SetCredentials(1, rivergenfake.Credentials{Password: "old-pw"})
 			got := call(t, e, tc.method, tc.path, tc.token, tc.ctype, tc.body)
 			assert.Equal(t, tc.status, got.status)
 			assert.Equal(t, false, got.body["success"])
@@ -98,14 +98,14 @@ func TestFakeRejects(t *testing.T) {
 				assert.Contains(t, string(details), `"field":"`+tc.detail+`"`)
 			}
 			c, _ := e.fake.Credentials(1)
-			assert.Equal(t, rivergen.Credentials{Password: "old-pw"}, c, "a refused request changes nothing")
+			assert.Equal(t, rivergenfake.Credentials{Password: "old-pw"}, c, "a refused request changes nothing")
 			assert.Equal(t, 0, e.fake.TestCount(1))
 		})
 	}
 }
 
 func TestFakeAccepts(t *testing.T) {
-	e := newEnv(t, testToken)
+	e := newEnv(t)
 	got := call(t, e, "PATCH", "/api/v1/data-sources/1/credentials", testToken, "application/json; charset=utf-8",
 		`{"username":"newuser","password":"newpassword","rotate_credentials":false}`)
 	assert.Equal(t, 200, got.status)
@@ -160,11 +160,11 @@ func TestFakeAccepts(t *testing.T) {
 }
 
 func TestFakeUnknownSourceHasNoCredentials(t *testing.T) {
-	f := rivergen.NewFake("t")
+	f := rivergenfake.New("t")
 	_, ok := f.Credentials(9)
 	assert.False(t, ok)
 	f.AddDataSource(9)
 	c, ok := f.Credentials(9)
 	assert.True(t, ok)
-	assert.Equal(t, rivergen.Credentials{}, c)
+	assert.Equal(t, rivergenfake.Credentials{}, c)
 }

@@ -1,4 +1,4 @@
-package databrain
+package databrainfake
 
 import (
 	"bytes"
@@ -13,18 +13,19 @@ import (
 	"github.com/credsync/credsync/adapters/fakeutil"
 )
 
-// Fake is an in-memory Databrain serving PUT /api/v2/datasource as seed 002 describes it, as
+// Server is an in-memory Databrain serving PUT /api/v2/datasource as seed 002 describes it, as
 // strictly as the real one: the bearer service token, Content-Type application/json, the full
 // credentials structure of the datasource's type, tenancySettings, and a connection test. It
-// checks bodies with its own reading of seed 002 (fake_schema.go), never with the adapter's
-// table: it is a second, independent reading of the vendor document, so a wrong entry in the
-// adapter's table makes the fake refuse the adapter's request instead of passing both. It keeps what each datasource now holds. Errors use
-// the body credsync assumes for Databrain: {"error": {"code": "...", "message": "..."}}.
+// checks bodies with its own reading of seed 002 (schema.go), never with the adapter's table: it
+// is a second, independent reading of the vendor document, so a wrong entry in the adapter's
+// table makes the fake refuse the adapter's request instead of passing both. It keeps what each
+// datasource now holds. Errors use the body credsync assumes for Databrain:
+// {"error": {"code": "...", "message": "..."}}.
 //
 // Seed it with AddDatasource; steer it with SetCredentialTestFails and FailUpdates; read it with
 // Credentials, TenancySettings and Updates. Faults (429, hangs...) go through SetFault. It is safe
 // for concurrent use.
-type Fake struct {
+type Server struct {
 	*fakeutil.Base
 
 	mu  sync.Mutex
@@ -40,14 +41,14 @@ type fakeDatasource struct {
 	updates   int
 }
 
-// NewFake returns a fake Databrain accepting the service token token.
-func NewFake(token string) *Fake {
-	return &Fake{Base: fakeutil.NewBase(token), dss: map[string]*fakeDatasource{}}
+// New returns a fake Databrain accepting the service token token.
+func New(token string) *Server {
+	return &Server{Base: fakeutil.NewBase(token), dss: map[string]*fakeDatasource{}}
 }
 
 // AddDatasource creates (or replaces) the datasource name of type datasourceType, as if it had
 // been created in Databrain before. It panics on a datasourceType Databrain does not have.
-func (f *Fake) AddDatasource(name, datasourceType string) {
+func (f *Server) AddDatasource(name, datasourceType string) {
 	if _, ok := wireTypes[datasourceType]; !ok {
 		panic(fmt.Sprintf("databrain fake: unknown datasourceType %q", datasourceType))
 	}
@@ -58,13 +59,13 @@ func (f *Fake) AddDatasource(name, datasourceType string) {
 
 // SetCredentialTestFails makes Databrain's connection test for the datasource fail (fails true:
 // updates answer 400 CREDENTIAL_TEST_FAILED and change nothing) or pass again (false).
-func (f *Fake) SetCredentialTestFails(name string, fails bool) {
+func (f *Server) SetCredentialTestFails(name string, fails bool) {
 	f.with(name, func(d *fakeDatasource) { d.testFails = fails })
 }
 
 // FailUpdates makes every valid update of the datasource answer the given Databrain error code
 // with its documented status (e.g. "SCHEMA_CACHE_FAILED" → 500), changing nothing; "" clears.
-func (f *Fake) FailUpdates(name, code string) {
+func (f *Server) FailUpdates(name, code string) {
 	if _, ok := errorStatus[code]; code != "" && !ok {
 		panic(fmt.Sprintf("databrain fake: unknown error code %q", code))
 	}
@@ -73,7 +74,7 @@ func (f *Fake) FailUpdates(name, code string) {
 
 // Credentials returns a copy of the credentials object the datasource holds (secrets in clear,
 // numbers as json.Number), and false if the datasource does not exist or was never updated.
-func (f *Fake) Credentials(name string) (map[string]any, bool) {
+func (f *Server) Credentials(name string) (map[string]any, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.dss[name]
@@ -84,7 +85,7 @@ func (f *Fake) Credentials(name string) (map[string]any, bool) {
 }
 
 // TenancySettings returns a copy of the datasource's tenancy settings, false if it has none.
-func (f *Fake) TenancySettings(name string) (map[string]any, bool) {
+func (f *Server) TenancySettings(name string) (map[string]any, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.dss[name]
@@ -95,7 +96,7 @@ func (f *Fake) TenancySettings(name string) (map[string]any, bool) {
 }
 
 // Updates returns how many updates of the datasource succeeded.
-func (f *Fake) Updates(name string) int {
+func (f *Server) Updates(name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if d, ok := f.dss[name]; ok {
@@ -104,7 +105,7 @@ func (f *Fake) Updates(name string) int {
 	return 0
 }
 
-func (f *Fake) with(name string, fn func(*fakeDatasource)) {
+func (f *Server) with(name string, fn func(*fakeDatasource)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.dss[name]
@@ -152,7 +153,7 @@ func invalid(w http.ResponseWriter, format string, args ...any) {
 }
 
 // ServeHTTP implements http.Handler.
-func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, ok := f.Begin(w, r)
 	if !ok {
 		return

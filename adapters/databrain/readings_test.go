@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
+	"io"
+	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -17,87 +14,15 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/credsync/credsync/adapters/databrain/databrainfake"
 	"github.com/credsync/credsync/core"
 )
 
-// The fake must be a second reading of seed 002, not a copy of the adapter's: these tests check
-// that it shares nothing with the adapter's code, that it accepts every request the adapter
-// builds, that it refuses what a wrong entry in the adapter's table would build, and that it
-// answers hand-written bodies (written from the seed's field lists) as the seed says.
-
-// fakeFiles are the files of the fake server; every other non-test file is the adapter's.
-var fakeFiles = map[string]bool{"fake.go": true, "fake_schema.go": true}
-
-// TestFakeSharesNothingWithTheAdapter: no identifier the fake's files use is declared in the
-// adapter's files, and the other way round (so neither validates with the other's table).
-func TestFakeSharesNothingWithTheAdapter(t *testing.T) {
-	paths, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	files := map[string]*ast.File{}
-	declared := map[bool]map[string]bool{true: {}, false: {}} // fake? → top-level names
-	for _, p := range paths {
-		if strings.HasSuffix(p, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parser.ParseFile(fset, p, src, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[p] = f
-		for _, d := range f.Decls {
-			switch d := d.(type) {
-			case *ast.FuncDecl:
-				if d.Recv == nil {
-					declared[fakeFiles[p]][d.Name.Name] = true
-				}
-			case *ast.GenDecl:
-				for _, s := range d.Specs {
-					switch s := s.(type) {
-					case *ast.TypeSpec:
-						declared[fakeFiles[p]][s.Name.Name] = true
-					case *ast.ValueSpec:
-						for _, n := range s.Names {
-							declared[fakeFiles[p]][n.Name] = true
-						}
-					}
-				}
-			}
-		}
-	}
-	if len(files) < 3 || !declared[true]["wireTypes"] || !declared[false]["types"] {
-		t.Fatalf("did not find the package's files (%d)", len(files))
-	}
-	for p, f := range files {
-		other := declared[!fakeFiles[p]]
-		sels := map[*ast.Ident]bool{}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if s, ok := n.(*ast.SelectorExpr); ok {
-				sels[s.Sel] = true
-			}
-			return true
-		})
-		ast.Inspect(f, func(n ast.Node) bool {
-			id, ok := n.(*ast.Ident)
-			// An identifier the parser could not resolve inside its own file is declared at
-			// package level in another file (or is a predeclared name).
-			if ok && id.Obj == nil && !sels[id] && other[id.Name] {
-				side := "the fake"
-				if !fakeFiles[p] {
-					side = "the adapter"
-				}
-				t.Errorf("%s: %s uses %s, declared on the other side", fset.Position(id.Pos()), side, id.Name)
-			}
-			return true
-		})
-	}
-}
+// The fake (package databrainfake) is a second reading of seed 002, not a copy of the adapter's;
+// it imports nothing of this package (adapters' TestFakesImportNoAdapter checks). These tests
+// compare the two readings: the fake accepts every request the adapter builds, it refuses what a
+// wrong entry in the adapter's table would build, and both answer hand-written bodies (written
+// from the seed's field lists) as the seed says.
 
 // sampleCred is a credential of type ct for any datasource; the password one carries an SSH key
 // too (sent only to targets with sshTunnel: enable).
@@ -175,7 +100,7 @@ func variants(spec *typeSpec) []map[string]string {
 // restricted field in turn) is accepted by the fake, and the fake keeps what was sent. The two
 // lists of datasourceTypes are the same.
 func TestFakeAcceptsWhatTheAdapterBuilds(t *testing.T) {
-	if got, want := typeNames(), wireTypeNames(); !reflect.DeepEqual(got, want) {
+	if got, want := typeNames(), databrainfake.DatasourceTypes(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("the adapter knows %v, the fake (seed 002) %v", got, want)
 	}
 	for _, dsType := range typeNames() {
@@ -252,9 +177,9 @@ func TestFakeRefusesAWrongAdapterTable(t *testing.T) {
 		applies func(dsType string, f fieldSpec) bool
 	}
 	seedRequires := func(dsType string, f fieldSpec) bool {
-		for _, w := range wireTypes[dsType].fields {
-			if w.name == f.name {
-				return w.need
+		for _, name := range databrainfake.RequiredFields(dsType) {
+			if name == f.name {
+				return true
 			}
 		}
 		return false
@@ -534,8 +459,8 @@ func seedCases() []seedCase {
 
 // TestFakeAnswersTheSeedsBodies: hand-written bodies, each accepted or refused as seed 002 says.
 func TestFakeAnswersTheSeedsBodies(t *testing.T) {
-	if len(seedBodies) != len(wireTypes) {
-		t.Fatalf("%d hand-written bodies for %d datasource types", len(seedBodies), len(wireTypes))
+	if n := len(databrainfake.DatasourceTypes()); len(seedBodies) != n {
+		t.Fatalf("%d hand-written bodies for %d datasource types", len(seedBodies), n)
 	}
 	for _, tc := range seedCases() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -596,4 +521,35 @@ func TestAdapterAnswersTheSeedsBodiesLikeTheFake(t *testing.T) {
 			}
 		})
 	}
+}
+
+// raw sends a request straight to the fake and returns the status with the error code and
+// message (for a 200, "" and the datasource name answered).
+func raw(t *testing.T, e *env, method, path, token, contentType, body string) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	var answer struct {
+		Error struct{ Code, Message string } `json:"error"`
+		Name  string                         `json:"name"`
+	}
+	_ = json.Unmarshal(b, &answer)
+	if resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, "", answer.Name
+	}
+	return resp.StatusCode, answer.Error.Code, answer.Error.Message
 }

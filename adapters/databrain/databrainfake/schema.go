@@ -1,4 +1,4 @@
-package databrain
+package databrainfake
 
 import (
 	"encoding/json"
@@ -8,8 +8,8 @@ import (
 
 // The fake's own reading of seed 002 (Databrain's Update Datasource), written from the vendor's
 // text and nothing else. It deliberately shares no table, constant or helper with the adapter
-// (schema.go, config.go, adapter.go): a fake that validated with the adapter's table would accept
-// whatever that table says, right or wrong. TestFakeSharesNothingWithTheAdapter keeps it so.
+// (adapters/databrain: schema.go, config.go, adapter.go), and imports nothing of it: a fake that
+// validated with the adapter's table would accept whatever that table says, right or wrong.
 //
 // Seed 002 lists the per-type field groups without headings; DESIGN.md ("How each vendor is
 // driven", Databrain) names the groups of the Create Datasource doc in order: Snowflake ·
@@ -305,6 +305,21 @@ func wireTypeNames() []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// DatasourceTypes lists the datasourceTypes the fake knows (seed 002's groups), sorted.
+func DatasourceTypes() []string { return wireTypeNames() }
+
+// RequiredFields lists the credentials fields seed 002 prints "required" for datasourceType
+// ("required if ..." fields are not among them), in the seed's order; nil for an unknown type.
+func RequiredFields(datasourceType string) []string {
+	var out []string
+	for _, f := range wireTypes[datasourceType].fields {
+		if f.need {
+			out = append(out, f.name)
+		}
+	}
 	return out
 }
 

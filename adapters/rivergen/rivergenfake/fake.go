@@ -1,4 +1,4 @@
-package rivergen
+package rivergenfake
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ type fakeSource struct {
 	dbPassword string
 }
 
-// Fake is an in-memory RiverGen serving the two endpoints credsync uses:
+// Server is an in-memory RiverGen serving the two endpoints credsync uses:
 //
 //	PATCH /api/v1/data-sources/{data_source_id}/credentials
 //	POST  /api/v1/data-sources/{data_source_id}/test
@@ -63,7 +63,7 @@ type fakeSource struct {
 // Seeding: AddDataSource, SetCredentials, SetConnectionResult / SetConnectionOK,
 // SetOrganizationMember. Inspection: Credentials, TestCount, plus the embedded Base's Requests,
 // Reset and SetFault.
-type Fake struct {
+type Server struct {
 	*fakeutil.Base
 
 	mu      sync.Mutex
@@ -72,10 +72,10 @@ type Fake struct {
 	now     func() time.Time
 }
 
-// NewFake returns a fake RiverGen that accepts only the given bearer token. It holds no data
+// New returns a fake RiverGen that accepts only the given bearer token. It holds no data
 // source until AddDataSource; the token's user is a member of an organization.
-func NewFake(token string) *Fake {
-	return &Fake{
+func New(token string) *Server {
+	return &Server{
 		Base:    fakeutil.NewBase(token),
 		sources: map[int]*fakeSource{},
 		member:  true,
@@ -85,7 +85,7 @@ func NewFake(token string) *Fake {
 
 // AddDataSource creates data source id with empty credentials whose Test Connection succeeds.
 // Adding an existing id resets it.
-func (f *Fake) AddDataSource(id int) {
+func (f *Server) AddDataSource(id int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sources[id] = &fakeSource{conn: ConnectionResult{OK: true}}
@@ -93,14 +93,14 @@ func (f *Fake) AddDataSource(id int) {
 
 // SetCredentials replaces the stored credentials of data source id (creating it if needed), to
 // seed the "before" state of a partial update.
-func (f *Fake) SetCredentials(id int, c Credentials) {
+func (f *Server) SetCredentials(id int, c Credentials) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.source(id).creds = c
 }
 
 // Credentials returns what data source id now stores, and whether it exists.
-func (f *Fake) Credentials(id int) (Credentials, bool) {
+func (f *Server) Credentials(id int) (Credentials, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sources[id]
@@ -112,12 +112,12 @@ func (f *Fake) Credentials(id int) (Credentials, bool) {
 
 // SetConnectionOK sets what Test Connection answers for data source id (creating it if
 // needed): ok, or a failure with RiverGen's error_code and error_message.
-func (f *Fake) SetConnectionOK(id int, ok bool, errorCode, errorMessage string) {
+func (f *Server) SetConnectionOK(id int, ok bool, errorCode, errorMessage string) {
 	f.SetConnectionResult(id, ConnectionResult{OK: ok, ErrorCode: errorCode, ErrorMessage: errorMessage})
 }
 
 // SetConnectionResult is SetConnectionOK with a struct.
-func (f *Fake) SetConnectionResult(id int, r ConnectionResult) {
+func (f *Server) SetConnectionResult(id int, r ConnectionResult) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.source(id).conn = r
@@ -127,14 +127,14 @@ func (f *Fake) SetConnectionResult(id int, r ConnectionResult) {
 // if needed): from then on Test Connection logs in with the password RiverGen stores and
 // answers AUTHENTICATION_FAILED when it is another one, as a real database would. "" goes
 // back to SetConnectionResult's answer.
-func (f *Fake) SetDatabasePassword(id int, pw string) {
+func (f *Server) SetDatabasePassword(id int, pw string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.source(id).dbPassword = pw
 }
 
 // TestCount returns how many Test Connection calls data source id answered.
-func (f *Fake) TestCount(id int) int {
+func (f *Server) TestCount(id int) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if s, ok := f.sources[id]; ok {
@@ -145,14 +145,14 @@ func (f *Fake) TestCount(id int) int {
 
 // SetOrganizationMember sets whether the token's user belongs to an organization. With false,
 // every authenticated request gets 403 FORBIDDEN ("User is not a member of any organization").
-func (f *Fake) SetOrganizationMember(member bool) {
+func (f *Server) SetOrganizationMember(member bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.member = member
 }
 
 // source returns data source id, creating it; f.mu must be held.
-func (f *Fake) source(id int) *fakeSource {
+func (f *Server) source(id int) *fakeSource {
 	s, ok := f.sources[id]
 	if !ok {
 		s = &fakeSource{conn: ConnectionResult{OK: true}}
@@ -178,7 +178,7 @@ func writeError(w http.ResponseWriter, status int, code, message string, details
 const apiPrefix = "/api/v1/data-sources/"
 
 // ServeHTTP implements http.Handler.
-func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, ok := f.Begin(w, r)
 	if !ok {
 		return
@@ -237,7 +237,7 @@ var credentialFields = map[string]bool{
 	"ssh_private_key": true, "ssh_passphrase": true, "rotate_credentials": false,
 }
 
-func (f *Fake) updateCredentials(w http.ResponseWriter, r *http.Request, id int, body []byte) {
+func (f *Server) updateCredentials(w http.ResponseWriter, r *http.Request, id int, body []byte) {
 	obj, ok := decodeObject(w, r, body, true)
 	if !ok {
 		return
@@ -313,7 +313,7 @@ func (f *Fake) updateCredentials(w http.ResponseWriter, r *http.Request, id int,
 	})
 }
 
-func (f *Fake) testConnection(w http.ResponseWriter, r *http.Request, id int, body []byte) {
+func (f *Server) testConnection(w http.ResponseWriter, r *http.Request, id int, body []byte) {
 	// The body is optional: an empty one means RiverGen's default test.
 	var details []fieldError
 	if len(bytes.TrimSpace(body)) > 0 {

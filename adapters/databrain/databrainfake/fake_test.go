@@ -1,4 +1,4 @@
-package databrain
+package databrainfake
 
 import (
 	"encoding/json"
@@ -38,18 +38,21 @@ func raw(t *testing.T, e *env, method, path, token, contentType, body string) (i
 	return resp.StatusCode, env.Error.Code, env.Error.Message
 }
 
+// updatePath is seed 002's endpoint.
+const updatePath = "/api/v2/datasource"
+
 const goodPG = `{"datasourceType":"postgres","credentials":{"name":"pg","host":"h","port":5432,"username":"u","password":"p","database":"d","schema":"s"}}`
 
 func TestFakeAuth(t *testing.T) {
 	e := newEnv(t)
 	e.fake.AddDatasource("pg", "postgres")
 	for _, tok := range []string{"", "wrong"} {
-		status, code, _ := raw(t, e, "PUT", UpdatePath, tok, "application/json", goodPG)
+		status, code, _ := raw(t, e, "PUT", updatePath, tok, "application/json", goodPG)
 		if status != 401 || code != "AUTHENTICATION_ERROR" {
 			t.Errorf("token %q: %d %s", tok, status, code)
 		}
 	}
-	status, _, name := raw(t, e, "PUT", UpdatePath, testToken, "application/json; charset=utf-8", goodPG)
+	status, _, name := raw(t, e, "PUT", updatePath, testToken, "application/json; charset=utf-8", goodPG)
 	if status != 200 || name != "pg" {
 		t.Errorf("good request: %d %q", status, name)
 	}
@@ -57,7 +60,7 @@ func TestFakeAuth(t *testing.T) {
 
 func TestFakeRoutes(t *testing.T) {
 	e := newEnv(t)
-	if status, _, _ := raw(t, e, "POST", UpdatePath, testToken, "application/json", goodPG); status != 405 {
+	if status, _, _ := raw(t, e, "POST", updatePath, testToken, "application/json", goodPG); status != 405 {
 		t.Errorf("POST: %d", status)
 	}
 	if status, _, _ := raw(t, e, "PUT", "/api/v2/datasources", testToken, "application/json", goodPG); status != 404 {
@@ -67,7 +70,7 @@ func TestFakeRoutes(t *testing.T) {
 
 func TestFakeNotFound(t *testing.T) {
 	e := newEnv(t)
-	status, code, msg := raw(t, e, "PUT", UpdatePath, testToken, "application/json", goodPG)
+	status, code, msg := raw(t, e, "PUT", updatePath, testToken, "application/json", goodPG)
 	if status != 404 || code != "DATASOURCE_NOT_FOUND" || !strings.Contains(msg, `"pg"`) {
 		t.Errorf("%d %s %s", status, code, msg)
 	}
@@ -105,7 +108,7 @@ func TestFakeRejectsMalformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			status, code, msg := raw(t, e, "PUT", UpdatePath, testToken, tc.ct, tc.body)
+			status, code, msg := raw(t, e, "PUT", updatePath, testToken, tc.ct, tc.body)
 			if status != 400 || code != "INVALID_REQUEST_BODY" || !strings.Contains(msg, tc.contains) {
 				t.Errorf("%d %s %q, want 400 INVALID_REQUEST_BODY containing %q", status, code, msg, tc.contains)
 			}
@@ -122,10 +125,10 @@ func TestFakeTenancyKeptWhenOmitted(t *testing.T) {
 	e := newEnv(t)
 	e.fake.AddDatasource("pg", "postgres")
 	withTenancy := strings.TrimSuffix(goodPG, "}") + `,"tenancySettings":{"tenancyLevel":"DATABASE"}}`
-	if status, code, msg := raw(t, e, "PUT", UpdatePath, testToken, "application/json", withTenancy); status != 200 {
+	if status, code, msg := raw(t, e, "PUT", updatePath, testToken, "application/json", withTenancy); status != 200 {
 		t.Fatalf("%d %s %s", status, code, msg)
 	}
-	if status, _, _ := raw(t, e, "PUT", UpdatePath, testToken, "application/json", goodPG); status != 200 {
+	if status, _, _ := raw(t, e, "PUT", updatePath, testToken, "application/json", goodPG); status != 200 {
 		t.Fatal(status)
 	}
 	ts, ok := e.fake.TenancySettings("pg")
@@ -138,7 +141,7 @@ func TestFakeTenancyKeptWhenOmitted(t *testing.T) {
 }
 
 func TestFakeSeedingPanicsOnMistakes(t *testing.T) {
-	f := NewFake("t")
+	f := New("t")
 	mustPanic(t, "unknown type", func() { f.AddDatasource("x", "oracle") })
 	mustPanic(t, "unknown datasource", func() { f.SetCredentialTestFails("nope", true) })
 	f.AddDatasource("x", "postgres")

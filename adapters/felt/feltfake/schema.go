@@ -1,4 +1,4 @@
-package felt
+package feltfake
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ func loadSpec() (*spec, error) {
 	specOnce.Do(func() {
 		var doc map[string]any
 		if err := json.Unmarshal(openAPISpec, &doc); err != nil {
-			specErr = fmt.Errorf("felt: embedded openapi.json: %w", err)
+			specErr = fmt.Errorf("feltfake: embedded openapi.json: %w", err)
 			return
 		}
 		loadedSpec = &spec{doc: doc}
@@ -308,4 +308,49 @@ func (s *spec) connectionShowFields(connectionType string) map[string]bool {
 		}
 	}
 	return nil
+}
+
+// CheckRequestBody validates a request body against the request schema of the Felt operation
+// at specPath (a path of the spec, e.g. "/api/v2/sources/{source_id}/update"; the method is POST,
+// the only one with a body) with the validator the fake uses, and returns each problem as
+// "pointer: detail"; none when Felt would take the body. An unknown specPath validates nothing.
+func CheckRequestBody(specPath string, body []byte) []string {
+	v, err := decodeJSON(body)
+	if err != nil {
+		return []string{": Invalid JSON body"}
+	}
+	s := mustSpec()
+	var out []string
+	for _, e := range s.validate(s.requestSchema(specPath, "post"), v, "") {
+		out = append(out, e.Pointer+": "+e.Detail)
+	}
+	return out
+}
+
+// CredentialTypes returns the credential types (SourceCredential-* "type" values) that Felt's
+// spec lists in the credentials of a connectionType source (SourceConnection-<type>.credentials),
+// sorted; nil when that connection type has no credentials list.
+func CredentialTypes(connectionType string) []string {
+	s := mustSpec()
+	item := s.connectionCredentialsItem(connectionType)
+	if item == nil {
+		return nil
+	}
+	var out []string
+	props, _ := s.resolve(item)["properties"].(map[string]any)
+	credential, _ := props["credential"].(map[string]any)
+	one, _ := credential["oneOf"].([]any)
+	for _, b := range one {
+		bm, _ := b.(map[string]any)
+		bp, _ := s.resolve(bm)["properties"].(map[string]any)
+		tp, _ := bp["type"].(map[string]any)
+		enum, _ := tp["enum"].([]any)
+		for _, v := range enum {
+			if str, ok := v.(string); ok {
+				out = append(out, str)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

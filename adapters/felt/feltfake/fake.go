@@ -1,4 +1,4 @@
-package felt
+package feltfake
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 	"github.com/credsync/credsync/adapters/fakeutil"
 )
 
-// Fake is an in-memory Felt Sources API for tests and the demo. It serves
+// Server is an in-memory Felt Sources API for tests and the demo. It serves
 //
 //	GET  /api/v2/sources/{source_id}                                  Show Source (200 Source)
 //	POST /api/v2/sources/{source_id}/update                           Update Source (202 SourceReference)
@@ -46,7 +46,7 @@ import (
 // it (it starts at once, without stale answers). Only Show Source answers move a job on.
 //
 // Seed it with AddSource and AddCredential before use. It is safe for concurrent use.
-type Fake struct {
+type Server struct {
 	*fakeutil.Base
 	spec *spec
 
@@ -91,8 +91,8 @@ type fakeCredential struct {
 	updatedAt int64
 }
 
-// FakeCredential is a source credential as the fake holds it.
-type FakeCredential struct {
+// Credential is a source credential as the fake holds it.
+type Credential struct {
 	ID       string
 	SourceID string
 	Type     string         // the Felt credential type, e.g. "key_pair"
@@ -102,16 +102,16 @@ type FakeCredential struct {
 // Redacted is what Felt returns in place of a sensitive credential field.
 const Redacted = "felt:redacted"
 
-// NewFake returns a fake Felt that accepts only the given API token.
-func NewFake(token string) *Fake {
-	return &Fake{Base: fakeutil.NewBase(token), spec: mustSpec(), sources: map[string]*fakeSource{}, stalePolls: 1, syncingPolls: 1}
+// New returns a fake Felt that accepts only the given API token.
+func New(token string) *Server {
+	return &Server{Base: fakeutil.NewBase(token), spec: mustSpec(), sources: map[string]*fakeSource{}, stalePolls: 1, syncingPolls: 1}
 }
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
 
 // syncStamp returns a new last_synced_at: now in milliseconds, and greater than every one given
 // before, even within one millisecond. Call with f.mu held.
-func (f *Fake) syncStamp() int64 {
+func (f *Server) syncStamp() int64 {
 	now := nowMillis()
 	if now <= f.lastStamp {
 		now = f.lastStamp + 1
@@ -123,7 +123,7 @@ func (f *Fake) syncStamp() int64 {
 // AddSource creates (or resets) a source of the given Felt connection type (postgresql, snowflake,
 // bigquery, ...; any of SourceReference.connection_type). It starts synced: sync_status
 // "completed" with a last_synced_at. It panics on a connection type Felt does not have.
-func (f *Fake) AddSource(id, connectionType string) {
+func (f *Server) AddSource(id, connectionType string) {
 	if !f.knownConnectionType(connectionType) {
 		panic(fmt.Sprintf("felt fake: unknown connection type %q", connectionType))
 	}
@@ -157,7 +157,7 @@ var seedFields = map[string]map[string]any{
 // gcp_service_account_json, aws_assume_role, azure_storage_connection_string, custom_headers,
 // databricks_pat, oauth_m2m) to a source added before, with placeholder values. It panics on an
 // unknown source or type.
-func (f *Fake) AddCredential(sourceID, credentialID, feltType string) {
+func (f *Server) AddCredential(sourceID, credentialID, feltType string) {
 	seed, ok := seedFields[feltType]
 	if !ok {
 		panic(fmt.Sprintf("felt fake: unknown credential type %q", feltType))
@@ -180,7 +180,7 @@ func (f *Fake) AddCredential(sourceID, credentialID, feltType string) {
 // SetSyncOutcome sets what the source's syncs end with: "completed" (the credential works) or
 // "failed" (Felt could not connect). It also applies to a sync already queued or running. It
 // panics on an unknown source or outcome.
-func (f *Fake) SetSyncOutcome(sourceID, outcome string) {
+func (f *Server) SetSyncOutcome(sourceID, outcome string) {
 	if outcome != "completed" && outcome != "failed" {
 		panic(fmt.Sprintf("felt fake: sync outcome must be completed or failed, not %q", outcome))
 	}
@@ -196,7 +196,7 @@ func (f *Fake) SetSyncOutcome(sourceID, outcome string) {
 // SetStalePolls sets how many Show Source answers, after a sync is asked for, still show the
 // sync_status and last_synced_at from before (the job has not started yet; default 1, 0: it
 // starts at the first answer). It applies to the syncs asked for afterwards.
-func (f *Fake) SetStalePolls(n int) {
+func (f *Server) SetStalePolls(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stalePolls = max(n, 0)
@@ -205,7 +205,7 @@ func (f *Fake) SetStalePolls(n int) {
 // SetSyncingPolls sets how many Show Source answers say "syncing" once a sync has started,
 // before its outcome shows (default 1; 0 shows the outcome at once). It applies to the syncs
 // asked for afterwards.
-func (f *Fake) SetSyncingPolls(n int) {
+func (f *Server) SetSyncingPolls(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.syncingPolls = max(n, 0)
@@ -213,7 +213,7 @@ func (f *Fake) SetSyncingPolls(n int) {
 
 // StartSync starts a sync of the source as Sync Source does, without a request (for a test that
 // needs a sync already under way). It panics on an unknown source.
-func (f *Fake) StartSync(sourceID string) {
+func (f *Server) StartSync(sourceID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	src, ok := f.sources[sourceID]
@@ -224,7 +224,7 @@ func (f *Fake) StartSync(sourceID string) {
 }
 
 // Syncs returns how many syncs of the source have finished (whatever their outcome).
-func (f *Fake) Syncs(sourceID string) int {
+func (f *Server) Syncs(sourceID string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if src, ok := f.sources[sourceID]; ok {
@@ -235,7 +235,7 @@ func (f *Fake) Syncs(sourceID string) int {
 
 // LastSyncedAt returns the source's last_synced_at as Show Source would now show it, without
 // counting as an answer; ok is false for an unknown source or one that never synced.
-func (f *Fake) LastSyncedAt(sourceID string) (int64, bool) {
+func (f *Server) LastSyncedAt(sourceID string) (int64, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if src, ok := f.sources[sourceID]; ok && src.lastSyncedAt != nil {
@@ -246,7 +246,7 @@ func (f *Fake) LastSyncedAt(sourceID string) (int64, bool) {
 
 // Connection returns the source's connection parameters as Felt now holds them (the last values
 // received, secrets in clear, "type" included).
-func (f *Fake) Connection(sourceID string) (map[string]any, bool) {
+func (f *Server) Connection(sourceID string) (map[string]any, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	src, ok := f.sources[sourceID]
@@ -257,23 +257,23 @@ func (f *Fake) Connection(sourceID string) (map[string]any, bool) {
 }
 
 // Credential returns a source credential as Felt now holds it, secrets in clear.
-func (f *Fake) Credential(sourceID, credentialID string) (FakeCredential, bool) {
+func (f *Server) Credential(sourceID, credentialID string) (Credential, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	src, ok := f.sources[sourceID]
 	if !ok {
-		return FakeCredential{}, false
+		return Credential{}, false
 	}
 	c, ok := src.credentials[credentialID]
 	if !ok {
-		return FakeCredential{}, false
+		return Credential{}, false
 	}
-	return FakeCredential{ID: c.id, SourceID: sourceID, Type: c.feltType, Fields: cloneMap(c.fields)}, true
+	return Credential{ID: c.id, SourceID: sourceID, Type: c.feltType, Fields: cloneMap(c.fields)}, true
 }
 
 // SyncStatus returns the source's sync_status as Show Source would now show it, without counting
 // as an answer.
-func (f *Fake) SyncStatus(sourceID string) string {
+func (f *Server) SyncStatus(sourceID string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if src, ok := f.sources[sourceID]; ok {
@@ -338,7 +338,7 @@ func unprocessable(w http.ResponseWriter, errs []schemaError) {
 }
 
 // ServeHTTP implements http.Handler.
-func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, ok := f.Begin(w, r)
 	if !ok {
 		return
@@ -378,7 +378,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // readBody checks the Content-Type, parses the JSON and validates it against the operation's
 // schema. It answers 422 itself and returns ok false on any problem. An empty body is {} (the
 // spec makes the body optional).
-func (f *Fake) readBody(w http.ResponseWriter, r *http.Request, body []byte, specPath string) (map[string]any, bool) {
+func (f *Server) readBody(w http.ResponseWriter, r *http.Request, body []byte, specPath string) (map[string]any, bool) {
 	if strings.TrimSpace(string(body)) == "" {
 		return map[string]any{}, true
 	}
@@ -400,7 +400,7 @@ func (f *Fake) readBody(w http.ResponseWriter, r *http.Request, body []byte, spe
 	return obj, true
 }
 
-func (f *Fake) updateSource(w http.ResponseWriter, r *http.Request, body []byte, sourceID string) {
+func (f *Server) updateSource(w http.ResponseWriter, r *http.Request, body []byte, sourceID string) {
 	params, ok := f.readBody(w, r, body, "/api/v2/sources/{source_id}/update")
 	if !ok {
 		return
@@ -434,7 +434,7 @@ func (f *Fake) updateSource(w http.ResponseWriter, r *http.Request, body []byte,
 
 // syncSource is Sync Source: it asks for a sync and answers with the source as it is now (the
 // sync has not started yet).
-func (f *Fake) syncSource(w http.ResponseWriter, body []byte, sourceID string) {
+func (f *Server) syncSource(w http.ResponseWriter, body []byte, sourceID string) {
 	if strings.TrimSpace(string(body)) != "" {
 		unprocessable(w, []schemaError{{"", "Sync Source takes no request body"}})
 		return
@@ -450,7 +450,7 @@ func (f *Fake) syncSource(w http.ResponseWriter, body []byte, sourceID string) {
 	fakeutil.WriteJSON(w, http.StatusAccepted, f.sourceReference(src))
 }
 
-func (f *Fake) updateCredential(w http.ResponseWriter, r *http.Request, body []byte, sourceID, credentialID string) {
+func (f *Server) updateCredential(w http.ResponseWriter, r *http.Request, body []byte, sourceID, credentialID string) {
 	params, ok := f.readBody(w, r, body, "/api/v2/sources/{source_id}/credentials/{credential_id}/update")
 	if !ok {
 		return
@@ -491,7 +491,7 @@ func (f *Fake) updateCredential(w http.ResponseWriter, r *http.Request, body []b
 
 // requestSync asks for a sync of src: a new job, unless one is queued (the request joins it) or
 // running (another follows it). Call with f.mu held.
-func (f *Fake) requestSync(src *fakeSource) {
+func (f *Server) requestSync(src *fakeSource) {
 	switch {
 	case src.job == nil:
 		src.job = &syncJob{stale: f.stalePolls, syncing: f.syncingPolls}
@@ -501,7 +501,7 @@ func (f *Fake) requestSync(src *fakeSource) {
 }
 
 // advanceSync moves src's job on by one Show Source answer. Call with f.mu held.
-func (f *Fake) advanceSync(src *fakeSource) {
+func (f *Server) advanceSync(src *fakeSource) {
 	j := src.job
 	if j == nil {
 		return
@@ -529,7 +529,7 @@ func (f *Fake) advanceSync(src *fakeSource) {
 	}
 }
 
-func (f *Fake) showSource(w http.ResponseWriter, sourceID string) {
+func (f *Server) showSource(w http.ResponseWriter, sourceID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	src, ok := f.sources[sourceID]
@@ -568,7 +568,7 @@ func (f *Fake) showSource(w http.ResponseWriter, sourceID string) {
 	})
 }
 
-func (f *Fake) sourceReference(src *fakeSource) map[string]any {
+func (f *Server) sourceReference(src *fakeSource) map[string]any {
 	return map[string]any{
 		"type":            "source_reference",
 		"id":              src.id,
@@ -618,7 +618,7 @@ func sourceCredential(sourceID string, c *fakeCredential) map[string]any {
 	}
 }
 
-func (f *Fake) knownConnectionType(ct string) bool {
+func (f *Server) knownConnectionType(ct string) bool {
 	ref := f.spec.schema("SourceReference")
 	props, _ := ref["properties"].(map[string]any)
 	p, _ := props["connection_type"].(map[string]any)

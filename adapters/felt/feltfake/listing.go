@@ -1,4 +1,4 @@
-package felt
+package feltfake
 
 import "sort"
 
@@ -10,7 +10,7 @@ import "sort"
 // the connection type's schema has no credentials list. A credential that schema cannot hold
 // (the fake's AddCredential takes any type on any source; Felt does not) is left out, so the
 // answer stays valid against the spec. Call with f.mu held.
-func (f *Fake) listedCredentials(src *fakeSource) []any {
+func (f *Server) listedCredentials(src *fakeSource) []any {
 	item := f.spec.connectionCredentialsItem(src.connectionType)
 	if item == nil {
 		return nil
@@ -30,18 +30,6 @@ func (f *Fake) listedCredentials(src *fakeSource) []any {
 		out = append(out, entry)
 	}
 	return out
-}
-
-// credentialListing is listedCredentials for one source, taking the lock; ok is false when the
-// source does not exist.
-func (f *Fake) credentialListing(sourceID string) (list []any, ok bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	src, ok := f.sources[sourceID]
-	if !ok {
-		return nil, false
-	}
-	return f.listedCredentials(src), true
 }
 
 // connectionCredentialsItem returns the schema of one entry of SourceConnection-<type>.credentials,

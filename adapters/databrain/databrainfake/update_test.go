@@ -1,0 +1,4 @@
+package databrainfake
+
+// go test ./... -update must work in every package: the golden helper registers the flag.
+import _ "github.com/credsync/credsync/internal/golden"
