@@ -1,7 +1,7 @@
 // Package adapters is the list of vendors credsync can drive: one line per vendor. Adding a
 // vendor is a package under adapters/ (its config, mapping, client and tests, and its fake in a
-// package of its own that imports no adapter) and a line
-// in builtin below; config, the API and the CLI take every vendor from here (a Registry).
+// package of its own that imports no adapter) and a line in builtin below; config, the API and
+// the CLI take every vendor from here (a Registry).
 package adapters
 
 import (
