@@ -119,6 +119,24 @@ func TestSmokeWaitingCallers(t *testing.T) {
 	assert.Contains(t, md, "PostgreSQL (fsync on)")
 }
 
+// TestRotationCountsEveryPage: a rotation of more targets than one answer holds (100) is
+// counted on all of its pages.
+func TestRotationCountsEveryPage(t *testing.T) {
+	o := Defaults()
+	o.Ns, o.Latencies, o.Verify, o.Repeat, o.RepeatUpTo = []int{150}, []time.Duration{0}, []bool{true}, 1, 1
+	o.Sequential = false
+	require.NoError(t, o.Validate())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	require.NoError(t, err)
+	require.Len(t, rep.Rotations, 1)
+	r := rep.Rotations[0]
+	require.True(t, r.Ok(), "%+v", r)
+	assert.Equal(t, 150, r.Succeeded)
+	assert.Equal(t, 150, r.Verified)
+}
+
 // TestCallerBodiesWaiting: with -tp-wait each caller posts to sources no other caller posts to.
 func TestCallerBodiesWaiting(t *testing.T) {
 	o := Defaults()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,7 +297,9 @@ type rotationView struct {
 	Status     string     `json:"status"`
 	CreatedAt  time.Time  `json:"created_at"`
 	FinishedAt *time.Time `json:"finished_at"`
-	Targets    []struct {
+	// NextTargets is the cursor of the next page of targets ("" on the last).
+	NextTargets string `json:"next_targets"`
+	Targets     []struct {
 		Status   string `json:"status"`
 		Verified bool   `json:"verified"`
 		Attempts int    `json:"attempts"`
@@ -376,6 +379,37 @@ func (g *gatewayProc) getRotation(ctx context.Context, id string) (*rotationView
 		return nil, fmt.Errorf("GET /v1/rotations/%s: decode: %w", id, err)
 	}
 	return &r, nil
+}
+
+// getRotationAll reads one rotation with every one of its targets, following the pages.
+func (g *gatewayProc) getRotationAll(ctx context.Context, id string) (*rotationView, error) {
+	var all *rotationView
+	for after := ""; ; {
+		path := "/v1/rotations/" + id + "?targets_limit=1000"
+		if after != "" {
+			path += "&targets_after=" + url.QueryEscape(after)
+		}
+		st, b, err := g.call(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return nil, err
+		}
+		if st != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, st, snippet(b))
+		}
+		var page rotationView
+		if err := json.Unmarshal(b, &page); err != nil {
+			return nil, fmt.Errorf("GET %s: decode: %w", path, err)
+		}
+		if all == nil {
+			all = &page
+		} else {
+			all.Targets = append(all.Targets, page.Targets...)
+		}
+		if page.NextTargets == "" || len(page.Targets) == 0 {
+			return all, nil
+		}
+		after = page.NextTargets
+	}
 }
 
 // waitRotation polls a rotation until it has finished.

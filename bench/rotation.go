@@ -185,6 +185,7 @@ func (rr *rotationRun) measure(ctx context.Context, kind string, n int, lat time
 	self0, _ := CPUTime(os.Getpid())
 	calls0 := rr.vendors.snapshot()
 	ops0, opsErr := g.scrapeMetrics(ctx)
+	var lastID string
 	for i := 0; i < repeats; i++ {
 		wall, rot, polled, err := rr.rotateOnce(ctx, g, source.Name)
 		if err != nil {
@@ -199,7 +200,7 @@ func (rr *rotationRun) measure(ctx context.Context, kind string, n int, lat time
 		}
 		res.Walls = append(res.Walls, wall)
 		res.Polled = res.Polled || polled
-		res.Succeeded, res.Verified, res.Other = rot.tally()
+		lastID = rot.ID
 		if rot.FinishedAt != nil {
 			res.Engine = rot.FinishedAt.Sub(rot.CreatedAt)
 		}
@@ -221,6 +222,16 @@ func (rr *rotationRun) measure(ctx context.Context, kind string, n int, lat time
 	}
 	if perf != nil {
 		res.Profile = perf.stop(ctx, res.title())
+	}
+	// The outcome of every target of the last repeat, read page by page once the measurement is
+	// over (an answer holds one page of targets).
+	if lastID != "" {
+		rot, err := g.getRotationAll(ctx, lastID)
+		if err != nil {
+			res.Err = err.Error()
+			return res
+		}
+		res.Succeeded, res.Verified, res.Other = rot.tally()
 	}
 	res.Wall = median(res.Walls)
 	if kind == KindWarehousePG {
