@@ -15,10 +15,15 @@
 //	rotations         id PK, source, seq, status, created_at, finished_at, actor, credential_type,
 //	                  targets (unused since migration 0002: always '[]'),
 //	                  sealed_credential (BLOB/BYTEA, NULL when deleted or never stored),
-//	                  lease_owner, lease_until; UNIQUE(source, seq); indexes for listing by
-//	                  source and by status, and a partial index on unfinished rotations
-//	rotation_targets  (rotation_id, idx) PK → state (JSON of one core.TargetResult): a target's
-//	                  progress writes its own row, whatever the fan-out (migration 0002)
+//	                  lease_owner, lease_until, source_rotation (JSON of the source-rotation
+//	                  phase, migration 0006); UNIQUE(source, seq); indexes for listing by
+//	                  source and by status, a partial index on unfinished rotations and one on
+//	                  finished_at (retention)
+//	rotation_targets  (rotation_id, idx) PK → state (JSON of one core.TargetResult), status (a
+//	                  copy of state's, for per-status counts and pages; migration 0005): a
+//	                  target's progress writes its own row, whatever the fan-out (migration 0002)
+//	target_last       (source, target) PK → seq, rotation_id, state: each target's last finished
+//	                  outcome, kept on write, so GET /v1/sources reads one row a target (0005)
 //	source_seqs       source PK → last_seq (the per-source counter)
 //	idempotency_keys  (actor, idem_key) PK → rotation_id, request_hash, created_at
 //	target_claims     (source, target) PK → seq (the newest rotation granted), want_seq (the
@@ -34,6 +39,13 @@
 //	                  lease_until (the replica sending it); written with its event in one
 //	                  transaction (EnqueueEvent); ON DELETE CASCADE with the event (migration 0007)
 //	notification_state notification PK → last_error, last_error_at, last_delivered_at
+//	source_state      source PK → state (JSON: active user, last rotated, next due; 0006)
+//	named_leases      name PK → owner, until: the one replica that runs a background job
+//	                  (schedule, retire, verify, purge, deliveries) (0006)
+//	pauses            id PK → platform, source (both '' for everything), reason, actor,
+//	                  created_at, ended_at, ended_by; a partial index on the active ones (0008)
+//	target_health     (source, target) PK → status, state, checked_at, message: the last
+//	                  re-verification of a target (0009)
 //
 // Every time is an integer count of microseconds since the Unix epoch (UTC) in both dialects;
 // GetRotation and ListAudit return times in UTC, truncated to the microsecond. The store never
@@ -71,7 +83,13 @@
 //     committed write survives a crash or power loss), foreign keys on and a busy timeout of
 //     SQLiteBusyTimeoutMS. Every write is a transaction begun with BEGIN IMMEDIATE, so it takes
 //     the write lock up front and two writers never deadlock upgrading read locks; within a
-//     process writers queue on a mutex, across processes on the busy timeout.
+//     process writers queue for a one-slot semaphore, across processes on the busy timeout.
+//   - Write transactions of concurrent callers are committed together (group commit: one
+//     transaction, a savepoint each on SQLite; one pipelined batch on PostgreSQL), so one fsync
+//     serves many; every caller still returns only once its own writes are committed.
+//   - Statements are prepared once and reused: on SQLite a bounded cache of prepared statements
+//     per database handle (switched on after the migrations), on PostgreSQL pgx's per-connection
+//     statement cache (its default exec mode).
 //   - On PostgreSQL the Store keeps a pgxpool of connections (DefaultMaxConns, or
 //     pool_max_conns in the DSN). Transactions run at READ COMMITTED.
 //
