@@ -299,6 +299,20 @@ func (rep *Report) Markdown() string {
 				fmtDur(t.HarnessCPU), 100*t.CPUBusy(rep.Machine.CPUs)))
 		}
 		w("\n")
+		for _, t := range rep.Throughput {
+			if !t.Wait || len(t.Ops) == 0 || t.Completed == 0 {
+				continue
+			}
+			w("Where a rotation's time went on %s, waiting callers (the gateway's histograms over the run; a rotation's "+
+				"targets run in parallel, so per-rotation times add up to more than its latency):\n\n", t.storeLabel())
+			w("| operation | per rotation | mean latency | total time |\n|---|---:|---:|---:|\n")
+			for _, kind := range []string{"store", "vendor"} {
+				for _, op := range t.Ops.list(kind) {
+					w("| %s %s | %.2f | %s | %s |\n", kind, op.Op, op.Count/float64(t.Completed), fmtDur(op.Mean()), fmtDur(op.Sum))
+				}
+			}
+			w("\n")
+		}
 		if len(cpuRows) > 0 {
 			w("Where the CPU went over the same time (%d CPUs; the PostgreSQL server's processes are counted from /proc):\n\n", rep.Machine.CPUs)
 			w("| store | first POST to all finished | gateway CPU | database CPU | harness CPU (callers + fakes) | machine busy |\n|---|---:|---:|---:|---:|---:|\n")

@@ -38,7 +38,9 @@ type ThroughputResult struct {
 	// Slowest is the longest rotation, from its created_at to its finished_at.
 	Slowest time.Duration
 
-	Calls      Counts
+	Calls Counts
+	// Ops are the gateway's store and vendor histograms over the run (GET /metrics).
+	Ops        opStats
 	CPU        time.Duration // gateway, from the first POST to the end of the drain
 	HarnessCPU time.Duration
 	DBCPU      time.Duration // the PostgreSQL server's processes (0 for SQLite: it is in the gateway)
@@ -160,6 +162,7 @@ func (rr *rotationRun) measureThroughput(ctx context.Context, st store, profile 
 	self0, _ := CPUTime(os.Getpid())
 	db0 := ChildCPU(os.Getpid(), "postgres")
 	calls0 := rr.vendors.snapshot()
+	ops0, opsErr := g.scrapeMetrics(ctx)
 
 	// Bodies are made before the clock starts: the callers only send.
 	bodies := callerBodies(o, sources)
@@ -234,6 +237,9 @@ func (rr *rotationRun) measureThroughput(ctx context.Context, st store, profile 
 	self1, _ := CPUTime(os.Getpid())
 	res.CPU, res.HarnessCPU, res.DBCPU = cpu1-cpu0, self1-self0, ChildCPU(os.Getpid(), "postgres")-db0
 	res.Calls = rr.vendors.snapshot().Sub(calls0)
+	if ops1, err := g.scrapeMetrics(ctx); err == nil && opsErr == nil {
+		res.Ops = ops1.sub(ops0)
+	}
 	if _, hwm, err := MemStatus(g.pid()); err == nil {
 		res.RSSPeak = hwm
 	}
