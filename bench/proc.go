@@ -47,6 +47,15 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	return time.Duration(ut+st) * clockTick, nil
 }
 
+// ResetPeakRSS resets a process's VmHWM to its current RSS (writing 5 to /proc/<pid>/clear_refs,
+// Linux 4.0 and later), so that a later VmHWM is the peak since now.
+func ResetPeakRSS(pid int) error {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset the peak RSS of pid %d: %w", pid, err)
+	}
+	return nil
+}
+
 // MemStatus returns VmRSS and VmHWM (peak RSS) of a process in bytes, from /proc/<pid>/status.
 func MemStatus(pid int) (rss, hwm int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -49,6 +49,8 @@ type RotationResult struct {
 	HarnessCPU time.Duration // the harness (fake vendors + client) over the same time
 	RSSIdle    int64         // gateway VmRSS after start, before the first rotation
 	RSSPeak    int64         // gateway VmHWM after the last rotation
+	// PeakSinceStart: VmHWM was reset after the start, so RSSPeak is the rotations' peak.
+	PeakSinceStart bool
 
 	// Engine is the last repeat's finished_at − created_at: the rotation inside the gateway,
 	// without the POST's own work before created_at and the answer after finished_at.
@@ -165,6 +167,9 @@ func (rr *rotationRun) measure(ctx context.Context, kind string, n int, lat time
 	if rss, _, err := MemStatus(g.pid()); err == nil {
 		res.RSSIdle = rss
 	}
+	// The peak is the rotations' own, not the start's (parsing a big config peaks higher than
+	// what it keeps): VmHWM is reset to the current RSS now.
+	res.PeakSinceStart = ResetPeakRSS(g.pid()) == nil
 
 	repeats := 1
 	if n <= o.RepeatUpTo {

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -213,4 +215,23 @@ credsync_api_requests_total{route="/v1/rotations",code="202"} 7
 
 	_, err = parseMetrics("credsync_store_operation_duration_seconds_sum{op=\"x\"} notanumber\n")
 	assert.Error(t, err)
+}
+
+// ResetPeakRSS makes VmHWM the peak from now: this process's peak after a big allocation was
+// freed and returned falls back to about its current RSS.
+func TestResetPeakRSS(t *testing.T) {
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = 1
+	}
+	_, before, err := MemStatus(os.Getpid())
+	require.NoError(t, err)
+	big = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	require.NoError(t, ResetPeakRSS(os.Getpid()))
+	rss, after, err := MemStatus(os.Getpid())
+	require.NoError(t, err)
+	assert.Less(t, after, before-32<<20, "the peak was reset (VmHWM %d before, %d after)", before, after)
+	assert.LessOrEqual(t, rss, after+8<<20)
 }
