@@ -34,10 +34,12 @@ func (r *run) snapshotTargets() []TargetResult {
 	return append([]TargetResult(nil), r.rot.Targets...)
 }
 
+// work is one target of a rotation to send to. Its request is built again when the target
+// starts (Adapter.Build is pure, and was run for every target before the rotation was accepted):
+// a rotation of 100,000 targets does not hold 100,000 built requests for its whole life.
 type work struct {
 	idx    int
 	target *Target
-	req    Request
 }
 
 func (e *Engine) execute(ctx context.Context, r *run, ws []work) {

@@ -77,6 +77,14 @@ func (e *Engine) runTarget(ctx context.Context, r *run, w work) {
 // claim the successful send holds (verification keeps it), or nil with tr.err set.
 func (e *Engine) send(ctx context.Context, tr *targetRun, yield func()) *keeper {
 	policy := e.policyFor(tr)
+	// Built here, not kept from the submit: Build is pure, and it accepted this credential
+	// for this target before the rotation was.
+	req, err := tr.w.target.Adapter.Build(tr.r.cred)
+	if err != nil {
+		tr.err, tr.retry = &Error{Code: CodeInternal, Message: "the request could not be built again, although it was when the rotation was accepted: " +
+			tr.scrub.String(err.Error())}, false
+		return nil
+	}
 	for n := 1; ; n++ {
 		// A pause holds the target before any call starts (a call in flight is never stopped).
 		if err := e.holdWhilePaused(tr.yctx, tr); err != nil {
@@ -105,7 +113,7 @@ func (e *Engine) send(ctx context.Context, tr *targetRun, yield func()) *keeper 
 			t.Status, t.Attempts = TargetRunning, tr.attempts
 		})
 		started := e.clock.Now()
-		res, retry, err := tr.w.target.Adapter.Send(k.fence, tr.w.req)
+		res, retry, err := tr.w.target.Adapter.Send(k.fence, req)
 		e.cfg.Observer.VendorCall(tr.p.Vendor, tr.p.Name, "update", CallClass(err), e.clock.Now().Sub(started))
 		if err == nil {
 			tr.sent, tr.err, tr.retry = true, nil, false

@@ -108,7 +108,11 @@ func (e *Engine) Plan(req SubmitRequest) ([]Planned, error) {
 	}
 	out := make([]Planned, len(ws))
 	for i, w := range ws {
-		out[i] = Planned{Target: w.target.Name, Platform: w.target.Platform, Vendor: w.target.Vendor, Request: w.req}
+		r, err := w.target.Adapter.Build(req.Credential) // pure: what prepare checked
+		if err != nil {
+			return nil, fmt.Errorf("build the request of %s: %w", w.target.Name, err)
+		}
+		out[i] = Planned{Target: w.target.Name, Platform: w.target.Platform, Vendor: w.target.Vendor, Request: r}
 	}
 	return out, nil
 }
@@ -353,12 +357,11 @@ func buildWork(src *Source, slots []slot, cred Credential) ([]work, []unbuiltTar
 			bad = append(bad, unbuiltTarget{slot: sl, removed: true})
 			continue
 		}
-		req, err := t.Adapter.Build(cred)
-		if err != nil {
+		if _, err := t.Adapter.Build(cred); err != nil {
 			bad = append(bad, unbuiltTarget{slot: sl, err: err})
 			continue
 		}
-		ws = append(ws, work{idx: sl.idx, target: t, req: req})
+		ws = append(ws, work{idx: sl.idx, target: t})
 	}
 	return ws, bad
 }
