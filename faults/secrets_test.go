@@ -153,7 +153,10 @@ type hygienePath struct {
 // credsync for each: the log (debug level), every API answer and header, the SQLite file and
 // every table (raw and through the store API), /metrics, and error messages.
 func TestNoSecretEscapes(t *testing.T) {
-	s := newStack(t, stackOptions{timeout: time.Second, maxAttempts: 2})
+	// A 2 s vendor timeout: a target claim must be renewed within timeout/2 for a call to start
+	// under it (core/claim.go), and on a loaded machine (CI runs packages in parallel) a 1 s
+	// timeout's 0.5 s was sometimes missed, ending a 429 path "canceled" instead of rate_limited.
+	s := newStack(t, stackOptions{timeout: 2 * time.Second, maxAttempts: 2})
 	var secrets []secret
 	// The config's own secrets must not escape either.
 	for _, v := range []string{felt.Vendor, databrain.Vendor, rivergen.Vendor} {
