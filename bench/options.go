@@ -109,7 +109,7 @@ func Defaults() Options {
 		History:          1000000,
 		HistorySources:   10000,
 		HistoryPerSource: 3,
-		ViewsSamples:     200,
+		ViewsSamples:     100,
 		SeqMaxSlow:       100,
 		SeqMaxFast:       1000,
 		RunTimeout:       4 * time.Minute,
