@@ -57,7 +57,8 @@ type Options struct {
 
 	// Profile records the gateway with perf during the largest single rotation at latency 0 (first
 	// verify mode) and at the largest latency (last verify mode), and during the throughput runs,
-	// and adds the top of each profile to the report.
+	// and adds the top of each profile to the report; with Views also while the gateway answers
+	// GET /v1/sources and the status page of the big rotation.
 	Profile bool
 
 	// Views runs issue 14's measurements on each of Stores: the views of one finished rotation

@@ -344,6 +344,9 @@ func (rep *Report) Markdown() string {
 			profiles = append(profiles, t.Profile)
 		}
 	}
+	for _, v := range rep.Views {
+		profiles = append(profiles, v.Profiles...)
+	}
 	if len(profiles) > 0 {
 		w("### Profiles of the gateway (perf, 499 Hz, call graphs by frame pointers)\n\n")
 		for _, p := range profiles {

@@ -88,6 +88,8 @@ type ViewsResult struct {
 	RotationTargets int
 	RotationNext    bool
 	ViewsErr        string
+	// Profiles are perf profiles of the gateway while it answered the big views (-profile).
+	Profiles []*Profile
 
 	// History finished rotations over HistorySources sources of PerSource targets.
 	History, HistorySources, PerSource int
@@ -215,6 +217,12 @@ func (rr *rotationRun) bigRotationViews(ctx context.Context, dir string, newStor
 		c := &ViewCall{Name: v.name, Samples: viewRepeats(o)}
 		var times []time.Duration
 		var body []byte
+		var perf *perfRecorder
+		if o.Profile && v.name != viewRotation {
+			if perf, err = startPerf(ctx, g.pid(), dir); err != nil {
+				res.Profiles = append(res.Profiles, &Profile{Title: v.name + " on " + st.Driver, Err: err.Error()})
+			}
+		}
 		for i := 0; i < c.Samples; i++ {
 			t0 := time.Now()
 			code, b, err := g.callAs(ctx, v.token, http.MethodGet, v.path, nil)
@@ -228,6 +236,9 @@ func (rr *rotationRun) bigRotationViews(ctx context.Context, dir string, newStor
 				c.Err = fmt.Sprintf("HTTP %d: %s", code, snippet(b))
 				break
 			}
+		}
+		if perf != nil {
+			res.Profiles = append(res.Profiles, perf.stop(ctx, fmt.Sprintf("%s on %s: %d targets in one source, %d requests", v.name, st.Driver, o.ViewsTargets, c.Samples)))
 		}
 		slices.Sort(times)
 		c.Median, c.Max = times[len(times)/2], times[len(times)-1]

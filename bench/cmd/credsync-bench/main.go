@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sequential = fs.Bool("sequential", false, "also time the generated sequential curl script for the same targets")
 		seqSlow    = fs.Int("seq-max-slow", d.SeqMaxSlow, "largest N the script runs at a latency > 0 (beyond: extrapolated)")
 		seqFast    = fs.Int("seq-max-fast", d.SeqMaxFast, "largest N the script runs at latency 0 (beyond: extrapolated)")
-		profile    = fs.Bool("profile", false, "record the gateway with perf in the largest rotation at latency 0 and at the largest latency, and in the throughput runs")
+		profile    = fs.Bool("profile", false, "record the gateway with perf in the largest rotation at latency 0 and at the largest latency, in the throughput runs, and while it answers the -views big views")
 		inproc     = fs.Int("inproc", 0, "also run one rotation of this many targets in-process (gateway.New) at the largest -latency and snapshot its memory half way")
 		views      = fs.Bool("views", false, "issue 14: the views of one big finished rotation, and history against an empty store, on each of -stores")
 		viewsN     = fs.Int("views-targets", d.ViewsTargets, "targets of the one source whose finished rotation the views show")
