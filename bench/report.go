@@ -561,8 +561,10 @@ func (rep *Report) viewsMarkdown() string {
 		"outbox event; the sealed credential deleted) written in big transactions (SQLite) or COPY (PostgreSQL, then "+
 		"ANALYZE). The views: one source of %s RiverGen targets with one finished rotation; each view asked %d times, "+
 		"the status page with a read-only status token. History: %s finished rotations over %s sources × %d targets, "+
-		"against an empty store with the same config; both gateways run at once and each request goes to one then the "+
-		"other (alternating which goes first), %d per endpoint and store. `GET /v1/rotations/{id}` reads a random seeded "+
+		"against an empty store with the same config, and against a store with one finished rotation per source (the same "+
+		"last outcomes, so the same `GET /v1/sources` answer, without the history behind them). The three gateways run at "+
+		"once and each request goes to each in turn (each store first in turn), %d per endpoint and store, after 50 "+
+		"warm-up rotations on each; p99 is nearest-rank. `GET /v1/rotations/{id}` reads a random seeded "+
 		"rotation on the seeded stores and one of the warm-up rotations on the empty one; `POST` is `?wait=1m`, "+
 		"zero-latency fakes, each round another source.\n\n",
 		thousands(o.ViewsTargets), viewRepeats(&o), thousands(o.History), thousands(o.HistorySources), o.HistoryPerSource, o.ViewsSamples)
