@@ -310,9 +310,10 @@ func (rr *rotationRun) historyCompare(ctx context.Context, dir string, newStore 
 
 	// Warm up each (connections, caches, the first plans) with 50 rotations, so that every
 	// store's GET /v1/rotations?limit=50 answers a full page; the empty store's
-	// GET /v1/rotations/{id} reads these, the others a random seeded one.
+	// GET /v1/rotations/{id} reads these (as a store seeded with none does), the others a random
+	// seeded one.
 	const warm = 50
-	var emptyIDs []string
+	warmIDs := make([][]string, len(gs))
 	for i := 0; i < warm; i++ {
 		name := sources[len(sources)-1-i%len(sources)].Name
 		for gi, g := range gs {
@@ -320,9 +321,7 @@ func (rr *rotationRun) historyCompare(ctx context.Context, dir string, newStore 
 			if err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}
-			if gi == 0 {
-				emptyIDs = append(emptyIDs, r)
-			}
+			warmIDs[gi] = append(warmIDs[gi], r)
 			if i >= 5 {
 				continue
 			}
@@ -358,7 +357,7 @@ func (rr *rotationRun) historyCompare(ctx context.Context, dir string, newStore 
 				case epList:
 					path = "/v1/rotations?limit=50"
 				case epGet:
-					path = "/v1/rotations/" + emptyIDs[round%len(emptyIDs)]
+					path = "/v1/rotations/" + warmIDs[gi][round%warm]
 					if p := plans[gi]; p.Rotations > 0 {
 						path = "/v1/rotations/" + p.rotation(rng.IntN(p.Rotations)).ID
 					}
