@@ -559,7 +559,7 @@ func (rep *Report) viewsMarkdown() string {
 	w("Stores are seeded before their gateway starts: created and migrated by `sqlstore.Open`, then the rows a "+
 		"succeeded password rotation leaves (rotation, target rows, `target_last`, target claims, audit events, the "+
 		"outbox event; the sealed credential deleted) written in big transactions (SQLite) or COPY (PostgreSQL, then "+
-		"ANALYZE). The views: one source of %s RiverGen targets with one finished rotation; each view asked %d times, "+
+		"VACUUM ANALYZE). The views: one source of %s RiverGen targets with one finished rotation; each view asked %d times, "+
 		"the status page with a read-only status token. History: %s finished rotations over %s sources × %d targets, "+
 		"against an empty store with the same config, and against a store with one finished rotation per source (the same "+
 		"last outcomes, so the same `GET /v1/sources` answer, without the history behind them). The three gateways run at "+
