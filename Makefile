@@ -50,7 +50,7 @@ fmt: ## gofmt every Go file
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s); finds go to <pkg>/testdata/fuzz
 	bash .ci/fuzz
 
-bench: ## the benchmark harness (real binary, fake vendors, SQLite and PostgreSQL): rewrites BENCHMARKS.md, about 35 min (-views seeds 1M rotations per store)
+bench: ## the benchmark harness (real binary, fake vendors, SQLite and PostgreSQL): rewrites BENCHMARKS.md, about 15 min (-views seeds 1M rotations per store)
 	$(GO) run ./bench/cmd/credsync-bench -throughput -sequential -profile -inproc 10000 -views -out BENCHMARKS.md
 
 bench-smoke: ## the harness in smoke mode (small N, checks it works, not how fast; what CI runs)
