@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/credsync/credsync/internal/pgtest"
 )
 
 // Report is everything one run measured.
@@ -20,6 +22,7 @@ type Report struct {
 	Warehouse  []*RotationResult
 	Throughput []*ThroughputResult
 	Memory     []*MemSnapshot
+	Views      []*ViewsResult
 	Took       time.Duration
 }
 
@@ -130,9 +133,34 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			fmt.Fprintln(progress, t.progressLine())
 		}
 	}
+	if o.Views {
+		for _, s := range o.Stores {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("benchmark interrupted: %w", ctx.Err())
+			}
+			rep.Views = append(rep.Views, rr.viewsOn(ctx, s))
+		}
+	}
 	rep.Machine.LoadEnd = LoadAvg()
 	rep.Took = time.Since(started)
 	return rep, nil
+}
+
+// viewsOn runs the views and history measurement on one store: SQLite files in the run's temp
+// dir, or databases of one throwaway PostgreSQL server.
+func (rr *rotationRun) viewsOn(ctx context.Context, driver string) *ViewsResult {
+	if driver == "sqlite" {
+		return rr.measureViews(ctx, driver, func(string) (store, error) { return store{Driver: "sqlite"}, nil })
+	}
+	pg, err := pgtest.Start()
+	if err != nil {
+		return &ViewsResult{Store: driver, Command: viewsCommand(rr.o, driver), ViewsErr: "start postgres: " + err.Error(), HistoryErr: "start postgres: " + err.Error()}
+	}
+	defer func() { _ = pg.Stop() }()
+	return rr.measureViews(ctx, driver, func(name string) (store, error) {
+		dsn, err := createDatabase(ctx, pg, name)
+		return store{Driver: "postgres", DSN: dsn}, err
+	})
 }
 
 // seqRuns says whether the sequential script runs at n targets and this latency.

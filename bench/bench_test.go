@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/credsync/credsync/core"
 	_ "github.com/credsync/credsync/internal/golden" // every test binary of the module accepts -update
 )
 
@@ -19,7 +20,7 @@ import (
 // fakes saw, every target's outcome, a report with every section — never how fast anything is.
 func TestSmoke(t *testing.T) {
 	o := Defaults()
-	o.Throughput, o.Sequential = true, true
+	o.Throughput, o.Sequential, o.Views = true, true, true
 	o.ApplyQuick()
 	o.Command = "go test ./bench/ -run TestSmoke"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -81,8 +82,35 @@ func TestSmoke(t *testing.T) {
 		assert.Positive(t, tp.Calls[callRiverGenPatch], tp.Store)
 	}
 
+	// Issue 14: on each store the views of the big rotation answered 200, the rotation's default
+	// answer is bounded (its first page of targets and a cursor), and every request of the
+	// history comparison was answered as expected on both stores.
+	require.Len(t, rep.Views, 2)
+	for _, v := range rep.Views {
+		require.Empty(t, v.ViewsErr, v.Store)
+		require.Empty(t, v.HistoryErr, v.Store)
+		require.Len(t, v.Views, 3, v.Store)
+		for _, c := range v.Views {
+			assert.True(t, c.Ok(), "%s %s: %+v", v.Store, c.Name, c)
+			assert.Positive(t, c.Bytes, "%s %s", v.Store, c.Name)
+		}
+		assert.Equal(t, core.DefaultTargetPage, v.RotationTargets, "%s: the default answer lists the first page", v.Store)
+		assert.True(t, v.RotationNext, "%s: and says where the next page is", v.Store)
+		assert.Less(t, v.View(viewRotation).Bytes, 64<<10, "%s: bounded, whatever the rotation's size", v.Store)
+		assert.Greater(t, v.View(viewSources).Bytes, o.ViewsTargets*50, "%s: GET /v1/sources lists every target", v.Store)
+		require.Len(t, v.Endpoints, 4, v.Store)
+		for _, e := range v.Endpoints {
+			assert.True(t, e.Ok(), "%s %s: %+v", v.Store, e.Name, e)
+			assert.Equal(t, o.ViewsSamples, e.Empty.N, "%s %s", v.Store, e.Name)
+			assert.Equal(t, o.ViewsSamples, e.History.N, "%s %s", v.Store, e.Name)
+			assert.Equal(t, o.ViewsSamples, e.Latest.N, "%s %s", v.Store, e.Name)
+			assert.LessOrEqual(t, e.History.P50, e.History.P99, "%s %s", v.Store, e.Name)
+		}
+		assert.Positive(t, v.BytesPerRotation(), v.Store)
+	}
+
 	md := rep.Markdown()
-	for _, want := range []string{BeginMarker, EndMarker, "### Targets of issue 7", "### 1. One rotation", "warehouse-pg",
+	for _, want := range []string{BeginMarker, EndMarker, "### Targets of issue 7", "### 5. Views and history (issue 14)", "### 1. One rotation", "warehouse-pg",
 		"### 2. Gateway CPU", "### 3. Throughput", "### 4. Side by side", "| CPU model |", "go run ./bench/cmd/credsync-bench -n 10 -latency 20ms -verify on"} {
 		assert.Contains(t, md, want)
 	}

@@ -62,8 +62,20 @@ type Options struct {
 
 	// Profile records the gateway with perf during the largest single rotation at latency 0 (first
 	// verify mode) and at the largest latency (last verify mode), and during the throughput runs,
-	// and adds the top of each profile to the report.
+	// and adds the top of each profile to the report; with Views also while the gateway answers
+	// GET /v1/sources and the status page of the big rotation.
 	Profile bool
+
+	// Views runs issue 14's measurements on each of Stores: the views of one finished rotation
+	// of ViewsTargets targets in one source, and History finished rotations over HistorySources
+	// sources of HistoryPerSource RiverGen targets against an empty store (ViewsSamples
+	// requests per endpoint and store, interleaved).
+	Views            bool
+	ViewsTargets     int
+	History          int
+	HistorySources   int
+	HistoryPerSource int
+	ViewsSamples     int
 
 	// InProc, when > 0, runs one rotation of InProc RiverGen targets (verify on, at the largest
 	// latency) in this process through gateway.New and snapshots its memory half way.
@@ -86,23 +98,28 @@ type Options struct {
 // Defaults are the full `make bench` run (without -throughput/-sequential/-profile).
 func Defaults() Options {
 	return Options{
-		Ns:           []int{1, 3, 10, 100, 1000, 10000},
-		Latencies:    []time.Duration{0, 50 * time.Millisecond},
-		Verify:       []bool{true, false},
-		Concurrency:  64,
-		Repeat:       3,
-		RepeatUpTo:   100,
-		PollInterval: 10 * time.Millisecond,
-		Stores:       []string{"sqlite", "postgres"},
-		Count:        2000,
-		Callers:      64,
-		Sources:      100,
-		PerSource:    3,
-		TPConc:       64,
-		SeqMaxSlow:   100,
-		SeqMaxFast:   1000,
-		RunTimeout:   4 * time.Minute,
-		Command:      "go run ./bench/cmd/credsync-bench",
+		Ns:               []int{1, 3, 10, 100, 1000, 10000},
+		Latencies:        []time.Duration{0, 50 * time.Millisecond},
+		Verify:           []bool{true, false},
+		Concurrency:      64,
+		Repeat:           3,
+		RepeatUpTo:       100,
+		PollInterval:     10 * time.Millisecond,
+		Stores:           []string{"sqlite", "postgres"},
+		Count:            2000,
+		Callers:          64,
+		Sources:          100,
+		PerSource:        3,
+		TPConc:           64,
+		ViewsTargets:     100000,
+		History:          1000000,
+		HistorySources:   10000,
+		HistoryPerSource: 3,
+		ViewsSamples:     100,
+		SeqMaxSlow:       100,
+		SeqMaxFast:       1000,
+		RunTimeout:       4 * time.Minute,
+		Command:          "go run ./bench/cmd/credsync-bench",
 	}
 }
 
@@ -134,6 +151,10 @@ func (o *Options) ApplyQuick() {
 	o.RunTimeout = min(o.RunTimeout, time.Minute)
 	o.Profile = false
 	o.InProc = min(o.InProc, 10)
+	o.ViewsTargets = min(o.ViewsTargets, 1000)
+	o.History = min(o.History, 2000)
+	o.HistorySources = min(o.HistorySources, 100)
+	o.ViewsSamples = min(o.ViewsSamples, 20)
 }
 
 // Validate checks the options make sense.
@@ -166,6 +187,19 @@ func (o *Options) Validate() error {
 		}
 		if o.TPWait && o.Sources < o.Callers {
 			return fmt.Errorf("-tp-wait: each caller needs sources of its own: give -sources (%d) at least -callers (%d)", o.Sources, o.Callers)
+		}
+		for _, s := range o.Stores {
+			if s != "sqlite" && s != "postgres" {
+				return fmt.Errorf("-stores: %q: sqlite or postgres", s)
+			}
+		}
+	}
+	if o.Views {
+		if o.ViewsTargets < 1 || o.ViewsTargets > 1000000 {
+			return fmt.Errorf("-views-targets %d: give 1 to 1000000", o.ViewsTargets)
+		}
+		if o.History < 0 || o.HistorySources < 1 || o.HistoryPerSource < 1 || o.ViewsSamples < 1 {
+			return fmt.Errorf("-history must be 0 or more; -history-sources, -history-per-source and -views-samples positive")
 		}
 		for _, s := range o.Stores {
 			if s != "sqlite" && s != "postgres" {

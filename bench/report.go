@@ -360,6 +360,10 @@ func (rep *Report) Markdown() string {
 		w("\n")
 	}
 
+	if len(rep.Views) > 0 {
+		w("%s", rep.viewsMarkdown())
+	}
+
 	var profiles []*Profile
 	for _, r := range rep.Rotations {
 		if r.Profile != nil {
@@ -370,6 +374,9 @@ func (rep *Report) Markdown() string {
 		if t.Profile != nil {
 			profiles = append(profiles, t.Profile)
 		}
+	}
+	for _, v := range rep.Views {
+		profiles = append(profiles, v.Profiles...)
 	}
 	if len(profiles) > 0 {
 		w("### Profiles of the gateway (perf, 499 Hz, call graphs by frame pointers)\n\n")
@@ -529,4 +536,139 @@ func fmtDur(d time.Duration) string {
 
 func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "`", "'").Replace(s)
+}
+
+// ViewsVerdicts evaluates issue 14's goals against this run (empty when -views was off).
+func (rep *Report) ViewsVerdicts() []Verdict {
+	var out []Verdict
+	for _, v := range rep.Views {
+		for _, name := range []string{viewSources, viewStatus, viewRotation} {
+			vd := Verdict{Target: fmt.Sprintf("%s on %s: %s targets in one source, one finished rotation: within %s (slowest of the samples)",
+				name, storeName(v.Store), thousands(v.Targets), fmtDur(targetViewTime))}
+			c := v.View(name)
+			switch {
+			case c == nil && v.ViewsErr != "":
+				vd.Measured = "run failed: " + mdEscape(firstLine(v.ViewsErr))
+			case c == nil:
+				vd.Measured = "not measured in this run"
+			case !c.Ok():
+				vd.Measured = "failed: " + mdEscape(firstLine(c.Err))
+			default:
+				vd.Known, vd.Met = true, c.Max <= targetViewTime
+				vd.Measured = fmt.Sprintf("median %s, slowest %s of %d; %s", fmtDur(c.Median), fmtDur(c.Max), c.Samples, fmtBytes(int64(c.Bytes)))
+			}
+			out = append(out, vd)
+		}
+		for _, e := range v.Endpoints {
+			vd := Verdict{Target: fmt.Sprintf("%s on %s with %s finished rotations: p99 within %.1f× the empty store's",
+				e.Name, storeName(v.Store), thousands(v.History), targetHistoryRatio)}
+			if !e.Ok() {
+				vd.Measured = "failed: " + mdEscape(firstLine(e.Empty.FirstErr+" "+e.History.FirstErr))
+			} else {
+				vd.Known, vd.Met = true, e.Ratio() <= targetHistoryRatio
+				vd.Measured = fmt.Sprintf("%s vs %s = %.2f×", fmtDur(e.History.P99), fmtDur(e.Empty.P99), e.Ratio())
+			}
+			out = append(out, vd)
+		}
+		if len(v.Endpoints) == 0 {
+			vd := Verdict{Target: fmt.Sprintf("history on %s: p99 within %.1f× the empty store's", storeName(v.Store), targetHistoryRatio), Measured: "not measured in this run"}
+			if v.HistoryErr != "" {
+				vd.Measured = "run failed: " + mdEscape(firstLine(v.HistoryErr))
+			}
+			out = append(out, vd)
+		}
+	}
+	return out
+}
+
+// viewsMarkdown is the section of issue 14.
+func (rep *Report) viewsMarkdown() string {
+	var b strings.Builder
+	o := rep.Options
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("### 5. Views and history (issue 14)\n\n")
+	w("Stores are seeded before their gateway starts: created and migrated by `sqlstore.Open`, then the rows a "+
+		"succeeded password rotation leaves (rotation, target rows, `target_last`, target claims, audit events, the "+
+		"outbox event; the sealed credential deleted) written in big transactions (SQLite) or COPY (PostgreSQL, then "+
+		"VACUUM ANALYZE). The views: one source of %s RiverGen targets with one finished rotation; each view asked %d times, "+
+		"the status page with a read-only status token. History: %s finished rotations over %s sources × %d targets, "+
+		"against an empty store with the same config, and against a store with one finished rotation per source (the same "+
+		"last outcomes, so the same `GET /v1/sources` answer, without the history behind them). The three gateways run at "+
+		"once and each request goes to each in turn (each store first in turn), %d per endpoint and store, after 50 "+
+		"warm-up rotations on each; p99 is nearest-rank. `GET /v1/rotations/{id}` reads a random seeded "+
+		"rotation on the seeded stores and one of the warm-up rotations on the empty one; `POST` is `?wait=1m`, "+
+		"zero-latency fakes, each round another source.\n\n",
+		thousands(o.ViewsTargets), viewRepeats(&o), thousands(o.History), thousands(o.HistorySources), o.HistoryPerSource, o.ViewsSamples)
+	w("| target | measured | verdict |\n|---|---|---|\n")
+	for _, v := range rep.ViewsVerdicts() {
+		w("| %s | %s | %s |\n", v.Target, v.Measured, verdictWord(v))
+	}
+	w("\n| store | view | status | answer | median | slowest | command |\n|---|---|---:|---:|---:|---:|---|\n")
+	for _, v := range rep.Views {
+		if len(v.Views) == 0 {
+			w("| %s | — | — | — | — | — | `%s` |\n", storeName(v.Store), v.Command)
+		}
+		for _, c := range v.Views {
+			answer := fmtBytes(int64(c.Bytes))
+			if c.Name == viewRotation && c.Ok() {
+				answer += fmt.Sprintf(" (%d targets listed, next page: %v)", v.RotationTargets, v.RotationNext)
+			}
+			w("| %s | %s | %d | %s | %s | %s | `%s` |\n", storeName(v.Store), c.Name, c.Code, answer, fmtDur(c.Median), fmtDur(c.Max), v.Command)
+		}
+	}
+	w("\n| store | endpoint | empty p50 | empty p99 | one per source p50 | one per source p99 | history p50 | history p99 | p99 history / empty | p99 history / one per source | answer (empty, one per source, history) | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	for _, v := range rep.Views {
+		for _, e := range v.Endpoints {
+			w("| %s | %s | %s | %s | %s | %s | %s | %s | %.2f× | %.2f× | %s, %s, %s | %d, %d, %d |\n", storeName(v.Store), e.Name,
+				fmtDur(e.Empty.P50), fmtDur(e.Empty.P99), fmtDur(e.Latest.P50), fmtDur(e.Latest.P99), fmtDur(e.History.P50), fmtDur(e.History.P99),
+				e.Ratio(), e.RatioLatest(), fmtBytes(int64(e.Empty.Bytes)), fmtBytes(int64(e.Latest.Bytes)), fmtBytes(int64(e.History.Bytes)),
+				e.Empty.Errors, e.Latest.Errors, e.History.Errors)
+		}
+	}
+	w("\n| store | finished rotations | seeded in | empty store | history store | bytes per finished rotation |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, v := range rep.Views {
+		if v.HistoryErr != "" && v.HistoryBytes == 0 {
+			w("| %s | %s | run failed: %s | | | |\n", storeName(v.Store), thousands(v.History), mdEscape(firstLine(v.HistoryErr)))
+			continue
+		}
+		w("| %s | %s | %s | %s | %s | %.0f |\n", storeName(v.Store), thousands(v.History), fmtDur(v.SeedHistory), fmtBytes(v.EmptyBytes),
+			fmtBytes(v.HistoryBytes), v.BytesPerRotation())
+	}
+	w("\nSizes: the SQLite file with its -wal; on PostgreSQL the sum of `pg_total_relation_size` over the public schema's tables (indexes and TOAST included). Per rotation: (history − empty) / rotations.\n\n")
+	return b.String()
+}
+
+func verdictWord(v Verdict) string {
+	if !v.Known {
+		return "not measured"
+	}
+	if v.Met {
+		return "met"
+	}
+	return "**missed**"
+}
+
+// thousands writes n with comma separators (1,000,000).
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// fmtBytes prints a size in B, KiB, MiB or GiB.
+func fmtBytes(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", mib(n))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 }

@@ -113,6 +113,10 @@ func TestApplyQuick(t *testing.T) {
 	assert.Equal(t, []time.Duration{0, 20 * time.Millisecond}, o.Latencies)
 	assert.Equal(t, 1, o.Repeat)
 	assert.LessOrEqual(t, o.Count, 40)
+	assert.Equal(t, 1000, o.ViewsTargets, "the views' smoke run is tiny")
+	assert.Equal(t, 2000, o.History)
+	assert.Equal(t, 100, o.HistorySources)
+	assert.Equal(t, 20, o.ViewsSamples)
 	require.NoError(t, o.Validate())
 }
 
@@ -122,6 +126,15 @@ func TestValidate(t *testing.T) {
 	assert.Error(t, o.Validate())
 	o = Defaults()
 	o.Throughput, o.Stores = true, []string{"mysql"}
+	assert.Error(t, o.Validate())
+	o = Defaults()
+	o.Views, o.History = true, -1
+	assert.Error(t, o.Validate())
+	o = Defaults()
+	o.Views, o.ViewsTargets = true, 0
+	assert.Error(t, o.Validate())
+	o = Defaults()
+	o.Views, o.Stores = true, []string{"mysql"}
 	assert.Error(t, o.Validate())
 }
 
@@ -234,4 +247,93 @@ func TestResetPeakRSS(t *testing.T) {
 	require.NoError(t, err)
 	assert.Less(t, after, before-32<<20, "the peak was reset (VmHWM %d before, %d after)", before, after)
 	assert.LessOrEqual(t, rss, after+8<<20)
+}
+
+func TestLatencyStatsAndRatio(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	st := latencyStats(ds)
+	assert.Equal(t, 100, st.N)
+	assert.Equal(t, 50*time.Millisecond, st.P50)
+	assert.Equal(t, 99*time.Millisecond, st.P99)
+	assert.Equal(t, 100*time.Millisecond, st.Max)
+	assert.Equal(t, 100*time.Millisecond, ds[0], "the caller's slice is not sorted in place")
+	assert.Zero(t, latencyStats(nil).P99)
+
+	e := EndpointCompare{Empty: LatencyStats{N: 1, P99: 20 * time.Millisecond}, History: LatencyStats{N: 1, P99: 30 * time.Millisecond}}
+	assert.InDelta(t, 1.5, e.Ratio(), 1e-9)
+	assert.True(t, e.Ok())
+	e.History.Errors = 1
+	assert.False(t, e.Ok(), "an error on either side fails the comparison")
+	assert.Zero(t, (&EndpointCompare{}).Ratio(), "no empty-store figure: no ratio")
+	e.History.Errors, e.Latest = 0, LatencyStats{N: 1, P99: 15 * time.Millisecond}
+	assert.InDelta(t, 2.0, e.RatioLatest(), 1e-9)
+
+	v := ViewsResult{History: 1000, EmptyBytes: 1 << 20, HistoryBytes: 1<<20 + 3_000_000}
+	assert.InDelta(t, 3000, v.BytesPerRotation(), 1e-9)
+	assert.Zero(t, (&ViewsResult{}).BytesPerRotation())
+}
+
+func TestThousandsAndBytes(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 100000: "100,000", 1000000: "1,000,000", -12345: "-12,345"} {
+		assert.Equal(t, want, thousands(n), "%d", n)
+	}
+	assert.Equal(t, "512 B", fmtBytes(512))
+	assert.Equal(t, "2.0 KiB", fmtBytes(2048))
+	assert.Equal(t, "24.0 MiB", fmtBytes(24<<20))
+	assert.Equal(t, "1.50 GiB", fmtBytes(3<<29))
+}
+
+// TestViewsReport renders a made-up views result: the goals of issue 14 met and missed as the
+// figures say, the tables present, and nothing of it without -views.
+func TestViewsReport(t *testing.T) {
+	o := Defaults()
+	o.Views = true
+	ok := func(name string, d time.Duration, bytes int) *ViewCall {
+		return &ViewCall{Name: name, Code: 200, Bytes: bytes, Median: d, Max: d, Samples: 5}
+	}
+	rep := &Report{Options: o, Views: []*ViewsResult{{
+		Store: "sqlite", Targets: 100000, History: 1000000, HistorySources: 10000, PerSource: 3, Samples: 200,
+		Views:           []*ViewCall{ok(viewSources, 1500*time.Millisecond, 24<<20), ok(viewStatus, 80*time.Millisecond, 40<<10), ok(viewRotation, 30*time.Millisecond, 21<<10)},
+		RotationTargets: 100, RotationNext: true,
+		EmptyBytes: 1 << 20, HistoryBytes: 1<<20 + 3_000_000_000,
+		Endpoints: []*EndpointCompare{
+			{Name: epList, Empty: LatencyStats{N: 200, P50: time.Millisecond, P99: 2 * time.Millisecond}, History: LatencyStats{N: 200, P50: time.Millisecond, P99: 2500 * time.Microsecond}},
+			{Name: epPost, Empty: LatencyStats{N: 200, P99: 10 * time.Millisecond}, Latest: LatencyStats{N: 200, P99: 20 * time.Millisecond}, History: LatencyStats{N: 200, P99: 40 * time.Millisecond}},
+		},
+		Command: viewsCommand(&o, "sqlite"),
+	}, {Store: "postgres", ViewsErr: "start postgres: no binaries", HistoryErr: "start postgres: no binaries", Command: viewsCommand(&o, "postgres")}}}
+
+	vs := rep.ViewsVerdicts()
+	byTarget := map[string]Verdict{}
+	for _, v := range vs {
+		byTarget[v.Target] = v
+	}
+	find := func(prefix string) Verdict {
+		for k, v := range byTarget {
+			if strings.HasPrefix(k, prefix) {
+				return v
+			}
+		}
+		t.Fatalf("no verdict %q in %v", prefix, vs)
+		return Verdict{}
+	}
+	assert.False(t, find("GET /v1/sources on SQLite").Met, "1.5 s is over 0.5 s")
+	assert.True(t, find("GET /v1/sources on SQLite").Known)
+	assert.True(t, find("GET / (status page, status token) on SQLite").Met)
+	assert.True(t, find("GET /v1/rotations?limit=50 on SQLite").Met, "1.25× is within 1.5×")
+	assert.False(t, find("POST /v1/rotations?wait on SQLite").Met, "4× is not")
+	assert.False(t, find("GET /v1/sources on PostgreSQL").Known, "a failed run is not measured")
+	assert.Contains(t, find("history on PostgreSQL").Measured, "run failed: start postgres")
+
+	md := rep.Markdown()
+	for _, want := range []string{"### 5. Views and history (issue 14)", "| SQLite | GET /v1/sources | 200 | 24.0 MiB | 1.50 s | 1.50 s |",
+		"21.0 KiB (100 targets listed, next page: true)", "| SQLite | POST /v1/rotations?wait | 0 | 10.0 ms | 0 | 20.0 ms | 0 | 40.0 ms | 4.00× | 2.00× |",
+		"| SQLite | 1,000,000 |", "| 3000 |", "-views-targets 100000 -history 1000000", "**missed**"} {
+		assert.Contains(t, md, want)
+	}
+	rep.Views = nil
+	assert.NotContains(t, rep.Markdown(), "issue 14")
 }

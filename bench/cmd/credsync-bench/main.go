@@ -4,6 +4,7 @@
 //
 //	go run ./bench/cmd/credsync-bench -throughput -sequential -out BENCHMARKS.md   # make bench
 //	go run ./bench/cmd/credsync-bench -quick -throughput -sequential               # make bench-smoke
+//	go run ./bench/cmd/credsync-bench -n none -views                                # issue 14 alone
 package main
 
 import (
@@ -42,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		repeatUpTo = fs.Int("repeat-up-to", d.RepeatUpTo, "largest N that is repeated")
 		poll       = fs.Duration("poll-interval", d.PollInterval, "Felt poll_interval in the warehouse-pg run")
 		throughput = fs.Bool("throughput", false, "measure POST /v1/rotations throughput with concurrent callers")
-		stores     = fs.String("stores", "sqlite,postgres", "stores of the throughput runs")
+		stores     = fs.String("stores", "sqlite,postgres", "stores of the throughput and -views runs")
 		count      = fs.Int("count", d.Count, "rotations per throughput run")
 		callers    = fs.Int("callers", d.Callers, "concurrent callers of the throughput runs")
 		sources    = fs.Int("sources", d.Sources, "sources in the throughput config")
@@ -53,8 +54,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sequential = fs.Bool("sequential", false, "also time the generated sequential curl script for the same targets")
 		seqSlow    = fs.Int("seq-max-slow", d.SeqMaxSlow, "largest N the script runs at a latency > 0 (beyond: extrapolated)")
 		seqFast    = fs.Int("seq-max-fast", d.SeqMaxFast, "largest N the script runs at latency 0 (beyond: extrapolated)")
-		profile    = fs.Bool("profile", false, "record the gateway with perf in the largest rotation at latency 0 and at the largest latency, and in the throughput runs")
+		profile    = fs.Bool("profile", false, "record the gateway with perf in the largest rotation at latency 0 and at the largest latency, in the throughput runs, and while it answers the -views big views")
 		inproc     = fs.Int("inproc", 0, "also run one rotation of this many targets in-process (gateway.New) at the largest -latency and snapshot its memory half way")
+		views      = fs.Bool("views", false, "issue 14: the views of one big finished rotation, and history against an empty store, on each of -stores")
+		viewsN     = fs.Int("views-targets", d.ViewsTargets, "targets of the one source whose finished rotation the views show")
+		history    = fs.Int("history", d.History, "finished rotations seeded into the history store")
+		histSrc    = fs.Int("history-sources", d.HistorySources, "sources of the history config (the rotations go to them in turn)")
+		histPer    = fs.Int("history-per-source", d.HistoryPerSource, "RiverGen targets per source of the history config")
+		viewsSamp  = fs.Int("views-samples", d.ViewsSamples, "requests per endpoint and store in the history comparison")
 		quick      = fs.Bool("quick", false, "smoke mode: N <= 10, latencies <= 20ms, tiny counts; finishes in well under 30 s")
 		timeout    = fs.Duration("timeout", d.RunTimeout, "bound of each rotation and each throughput run")
 		logs       = fs.String("logs", "", "keep each gateway's log in this directory")
@@ -86,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.Throughput, o.Stores, o.Count, o.Callers, o.Sources, o.PerSource, o.TPConc = *throughput, bench.ParseStores(*stores), *count, *callers, *sources, *perSource, *tpConc
 	o.TPWait, o.PGDurable = *tpWait, *pgFsync
 	o.Sequential, o.SeqMaxSlow, o.SeqMaxFast = *sequential, *seqSlow, *seqFast
+	o.Views, o.ViewsTargets, o.History, o.HistorySources, o.HistoryPerSource, o.ViewsSamples = *views, *viewsN, *history, *histSrc, *histPer, *viewsSamp
 	o.Profile, o.RunTimeout, o.Binary, o.InProc, o.LogDir = *profile, *timeout, *bin, *inproc, *logs
 	o.Command = "go run ./bench/cmd/credsync-bench " + strings.Join(args, " ")
 	o.Command = strings.TrimSpace(o.Command)
