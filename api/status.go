@@ -36,6 +36,15 @@ const (
 	StatusTargets = 12
 )
 
+// StatusSourceTargets is how many targets of each source the status page lists, and
+// StatusAttention how many targets it lists as needing attention: the page stays readable (and
+// cheap) whatever the number of targets; it says how many more there are, and GET /v1/sources
+// and `credsync sources` list them all. The counts at the top cover every target.
+const (
+	StatusSourceTargets = 200
+	StatusAttention     = 100
+)
+
 // statusSession is how long the status cookie lasts.
 const statusSession = 12 * time.Hour
 
@@ -68,7 +77,7 @@ func (s *Server) routesStatus(e *echo.Echo) {
 }
 
 // statusTemplates parses the embedded page; they are tested, so a parse error is a bug.
-var statusTemplates = template.Must(template.New("status").Funcs(template.FuncMap{"ago": ago, "took": took, "more": moreTargets}).Parse(statusHTML))
+var statusTemplates = template.Must(template.New("status").Funcs(template.FuncMap{"ago": ago, "took": took, "more": moreTargets, "sub": func(a, b int) int { return a - b }}).Parse(statusHTML))
 
 func newStatusPage(s *Server, viewers []Token) *statusPage {
 	p := &statusPage{s: s, tmpl: statusTemplates}
@@ -219,19 +228,57 @@ type statusAttention struct {
 	When                                                *time.Time
 }
 
+// statusSource is a source on the page: its first StatusSourceTargets targets, failing and
+// unhealthy ones first, and how many it has.
+type statusSource struct {
+	core.SourceView
+	Total, Hidden int
+}
+
+// statusSources bounds each source's targets for the page. Targets that need attention come
+// first, then the others in config order.
+func statusSources(srcs []core.SourceView) []statusSource {
+	out := make([]statusSource, len(srcs))
+	for i, s := range srcs {
+		out[i] = statusSource{SourceView: s, Total: len(s.Targets)}
+		if len(s.Targets) <= StatusSourceTargets {
+			continue
+		}
+		shown := make([]core.TargetView, 0, StatusSourceTargets)
+		for _, first := range []bool{true, false} {
+			for _, t := range s.Targets {
+				if len(shown) == StatusSourceTargets {
+					break
+				}
+				if needsAttention(t) == first {
+					shown = append(shown, t)
+				}
+			}
+		}
+		out[i].Targets, out[i].Hidden = shown, len(s.Targets)-len(shown)
+	}
+	return out
+}
+
+func needsAttention(t core.TargetView) bool {
+	return (t.Last != nil && t.Last.Status == core.TargetFailed) || (t.Health != nil && t.Health.Status == core.HealthUnhealthy)
+}
+
 // statusData is what the page template renders.
 type statusData struct {
-	Attention   []statusAttention
-	Title       string
-	CSS         template.CSS
-	Refresh     bool
-	Now         time.Time
-	Viewer      string
-	Sources     []core.SourceView
-	Recent      []*core.Rotation
-	RecentLimit int
-	Counts      statusCounts
-	Pauses      []core.Pause
+	// Attention lists at most StatusAttention targets; AttentionTotal counts them all.
+	Attention      []statusAttention
+	AttentionTotal int
+	Title          string
+	CSS            template.CSS
+	Refresh        bool
+	Now            time.Time
+	Viewer         string
+	Sources        []statusSource
+	Recent         []*core.Rotation
+	RecentLimit    int
+	Counts         statusCounts
+	Pauses         []core.Pause
 }
 
 func (p *statusPage) render(c echo.Context, viewer string) error {
@@ -270,7 +317,7 @@ func (p *statusPage) render(c echo.Context, viewer string) error {
 		recent[i] = page
 	}
 	d := statusData{Title: "credsync status", CSS: template.CSS(statusCSS), Refresh: true, Now: time.Now().UTC(),
-		Viewer: viewer, Sources: srcs, Recent: recent, RecentLimit: StatusRecent}
+		Viewer: viewer, Sources: statusSources(srcs), Recent: recent, RecentLimit: StatusRecent}
 	for _, src := range srcs {
 		for _, t := range src.Targets {
 			d.Counts.Targets++
@@ -295,6 +342,9 @@ func (p *statusPage) render(c echo.Context, viewer string) error {
 		}
 	}
 	d.Counts.Running = running
+	if d.AttentionTotal = len(d.Attention); d.AttentionTotal > StatusAttention {
+		d.Attention = d.Attention[:StatusAttention]
+	}
 	pauses, err := p.s.eng.Pauses(ctx, true)
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)

@@ -433,3 +433,51 @@ func TestStatusSessionsAreSignedAndExpire(t *testing.T) {
 	mu.Unlock()
 	require.Equal(t, http.StatusUnauthorized, open(e, ck.Value), "expired after 12 hours")
 }
+
+// A source of many targets is listed a bounded page at a time: the first StatusSourceTargets,
+// those that need attention first, and how many more; the counts at the top cover all of them,
+// and the attention list is bounded too.
+func TestStatusPageBoundsABigSource(t *testing.T) {
+	kr, err := keyring.Generate()
+	require.NoError(t, err)
+	const n = api.StatusSourceTargets + api.StatusAttention + 50
+	failing := n - api.StatusAttention - 20 // the failing targets are the last ones of the source
+	var targets []*core.Target
+	for i := 0; i < n; i++ {
+		a := standin.New(core.TypePassword)
+		if i >= failing {
+			a.FailWith(stRejected())
+		}
+		targets = append(targets, &core.Target{Name: fmt.Sprintf("t-%04d", i), Platform: "rg", Vendor: "rivergen", Adapter: a})
+	}
+	eng, err := core.NewEngine(core.EngineConfig{
+		Sealer:    kr,
+		Platforms: []core.Platform{{Name: "rg", Vendor: "rivergen", MaxAttempts: 1, MaxConcurrency: 64}},
+		Sources:   []*core.Source{{Name: "big", Targets: targets}},
+		Store:     memstore.New(), Logger: zap.NewNop(),
+	})
+	require.NoError(t, err)
+	s := api.New(eng, []api.Token{{Name: "rotation-job", Token: core.NewSecret(stToken)}}, zap.NewNop())
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { srv.Close(); _ = eng.Shutdown(context.Background()) })
+	e := &stEnv{api: s, srv: srv}
+	e.rotate(t, "big", "?wait=30s")
+
+	_, body := e.get(t, "/", bearer(stToken))
+	sources := body[strings.Index(body, `id="sources"`):strings.Index(body, `id="recent"`)]
+	require.Equal(t, api.StatusSourceTargets, strings.Count(sources, `<td class="name" data-label="Target">`), "one page of targets")
+	require.Contains(t, sources, fmt.Sprintf("<h3>big <small>%d targets, the first %d shown (those that need attention first)</small></h3>", n, api.StatusSourceTargets))
+	require.Contains(t, sources, fmt.Sprintf("and %d more targets of big", n-api.StatusSourceTargets))
+	// Every failing target comes before the succeeded ones, although they are last in the config.
+	require.Contains(t, sources, fmt.Sprintf(">t-%04d<", failing))
+	require.Contains(t, sources, fmt.Sprintf(">t-%04d<", n-1))
+	require.Contains(t, sources, ">t-0000<")
+	require.NotContains(t, sources, fmt.Sprintf(">t-%04d<", api.StatusSourceTargets), "a succeeded target past the page is not listed")
+	require.Contains(t, body, fmt.Sprintf("<b>%d</b><span>targets</span>", n), "the counts cover every target")
+	require.Contains(t, body, fmt.Sprintf("<b>%d</b><span>last rotation failed</span>", n-failing))
+
+	attention := body[strings.Index(body, `aria-label="needs attention"`):strings.Index(body, `id="sources"`)]
+	require.Contains(t, attention, fmt.Sprintf("Needs attention <small>%d targets", n-failing))
+	require.Equal(t, api.StatusAttention, strings.Count(attention, "<li>"), "the attention list is bounded")
+	require.Contains(t, attention, fmt.Sprintf("and %d more", n-failing-api.StatusAttention))
+}
