@@ -9,50 +9,24 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/credsync/credsync/internal/golden"
+	"github.com/credsync/credsync/internal/openapitest"
 )
 
-// feltRouter loads testdata/felt/openapi.json, validates the document and returns its router.
+// feltRouter is the router of testdata/felt/openapi.json.
 func feltRouter(t *testing.T) routers.Router {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(golden.Root(t), "testdata", "felt", "openapi.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(raw)
-	if err != nil {
-		t.Fatalf("load spec: %v", err)
-	}
-	if err := doc.Validate(loader.Context); err != nil {
-		t.Fatalf("spec is not valid OpenAPI: %v", err)
-	}
-	r, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatalf("router: %v", err)
-	}
-	return r
+	return openapitest.Router(t, filepath.Join(golden.Root(t), "testdata", "felt", "openapi.json"))
 }
 
-var contractOptions = &openapi3filter.Options{
-	MultiError: true,
-	AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-		if !strings.HasPrefix(in.RequestValidationInput.Request.Header.Get("Authorization"), "Bearer ") {
-			return in.NewError(nil)
-		}
-		return nil
-	},
-}
+// contractOptions accept any bearer token: its value is the fake's concern.
+var contractOptions = openapitest.Options
 
 // asFeltRequest rebuilds a recorded request as sent to the spec's server (https://felt.com).
 func asFeltRequest(t *testing.T, rec golden.Request) *http.Request {
