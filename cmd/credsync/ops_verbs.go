@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -31,24 +32,59 @@ const opsUsage = `  credsync retry    ID [--wait 10m] [client flags]
   credsync pauses   [--all] [client flags]
         The active pauses (--all: the ended ones too).`
 
+// prepare parses a verb's command line and makes its client. check refuses what the flags and
+// positional arguments cannot mean (nil: the verb takes no positional argument). ok false:
+// return code (the refusal is printed).
+func (cc *clientCmd) prepare(verb string, fs *flag.FlagSet, cn *conn, args []string, check func(pos []string) error) (*client.Client, []string, int, bool) {
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return nil, nil, code, false
+	}
+	if check == nil {
+		check = noPositional
+	}
+	if err := check(pos); err != nil {
+		return nil, nil, cc.badInput(verb, err), false
+	}
+	c, err := cc.client(cn)
+	if err != nil {
+		return nil, nil, cc.badInput(verb, err), false
+	}
+	return c, pos, 0, true
+}
+
+// noPositional refuses positional arguments.
+func noPositional(pos []string) error {
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
+// checkLimit refuses a --limit the API would.
+func checkLimit(limit int) error {
+	if limit < 1 || limit > 1000 {
+		return errors.New("--limit: a number from 1 to 1000")
+	}
+	return nil
+}
+
 func (cc *clientCmd) retry(args []string) int {
 	const verb = "retry"
 	fs := newFlags(verb, cc.stderr, "Send a rotation again to its targets that did not succeed: credsync retry ID.")
 	wait := fs.Duration("wait", defaultWait, "follow the retry this long; 0 returns at once")
 	cn := cc.connFlags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	c, pos, code, ok := cc.prepare(verb, fs, cn, args, func(pos []string) error {
+		if len(pos) != 1 {
+			return errors.New("give one rotation id: credsync retry ID")
+		}
+		if *wait < 0 {
+			return errors.New("--wait must not be negative")
+		}
+		return nil
+	})
 	if !ok {
 		return code
-	}
-	if len(pos) != 1 {
-		return cc.badInput(verb, errors.New("give one rotation id: credsync retry ID"))
-	}
-	if *wait < 0 {
-		return cc.badInput(verb, errors.New("--wait must not be negative"))
-	}
-	c, err := cc.client(cn)
-	if err != nil {
-		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -70,19 +106,14 @@ func (cc *clientCmd) rotations(args []string) int {
 	status := fs.String("status", "", "only rotations in this status")
 	limit := fs.Int("limit", 20, "at most this many (1 to 1000)")
 	cn := cc.connFlags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	c, _, code, ok := cc.prepare(verb, fs, cn, args, func(pos []string) error {
+		if err := noPositional(pos); err != nil {
+			return err
+		}
+		return checkLimit(*limit)
+	})
 	if !ok {
 		return code
-	}
-	if !noArgs(verb, pos, cc.stderr) {
-		return exitBadInput
-	}
-	if *limit < 1 || *limit > 1000 {
-		return cc.badInput(verb, errors.New("--limit: a number from 1 to 1000"))
-	}
-	c, err := cc.client(cn)
-	if err != nil {
-		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -132,19 +163,14 @@ func (cc *clientCmd) audit(args []string) int {
 	rotation := fs.String("rotation", "", "only this rotation's events")
 	limit := fs.Int("limit", 50, "at most this many (1 to 1000)")
 	cn := cc.connFlags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	c, _, code, ok := cc.prepare(verb, fs, cn, args, func(pos []string) error {
+		if err := noPositional(pos); err != nil {
+			return err
+		}
+		return checkLimit(*limit)
+	})
 	if !ok {
 		return code
-	}
-	if !noArgs(verb, pos, cc.stderr) {
-		return exitBadInput
-	}
-	if *limit < 1 || *limit > 1000 {
-		return cc.badInput(verb, errors.New("--limit: a number from 1 to 1000"))
-	}
-	c, err := cc.client(cn)
-	if err != nil {
-		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -188,24 +214,21 @@ func (cc *clientCmd) pause(args []string) int {
 	all := fs.Bool("all", false, "pause everything")
 	reason := fs.String("reason", "", "why, for whoever resumes it (required)")
 	cn := cc.connFlags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	c, _, code, ok := cc.prepare(verb, fs, cn, args, func(pos []string) error {
+		switch {
+		case len(pos) > 0:
+			return noPositional(pos)
+		case *all && (*platform != "" || *source != ""):
+			return errors.New("--all pauses everything: give it without --platform and --source")
+		case !*all && *platform == "" && *source == "":
+			return errors.New("say what to pause: --platform P, --source S, or --all for everything")
+		case strings.TrimSpace(*reason) == "":
+			return errors.New("--reason is required: say why, for whoever resumes it")
+		}
+		return nil
+	})
 	if !ok {
 		return code
-	}
-	if !noArgs(verb, pos, cc.stderr) {
-		return exitBadInput
-	}
-	switch {
-	case *all && (*platform != "" || *source != ""):
-		return cc.badInput(verb, errors.New("--all pauses everything: give it without --platform and --source"))
-	case !*all && *platform == "" && *source == "":
-		return cc.badInput(verb, errors.New("say what to pause: --platform P, --source S, or --all for everything"))
-	case strings.TrimSpace(*reason) == "":
-		return cc.badInput(verb, errors.New("--reason is required: say why, for whoever resumes it"))
-	}
-	c, err := cc.client(cn)
-	if err != nil {
-		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -225,16 +248,14 @@ func (cc *clientCmd) resume(args []string) int {
 	const verb = "resume"
 	fs := newFlags(verb, cc.stderr, "End a pause: credsync resume ID.")
 	cn := cc.connFlags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	c, pos, code, ok := cc.prepare(verb, fs, cn, args, func(pos []string) error {
+		if len(pos) != 1 {
+			return errors.New("give one pause id (credsync pauses lists them): credsync resume ID")
+		}
+		return nil
+	})
 	if !ok {
 		return code
-	}
-	if len(pos) != 1 {
-		return cc.badInput(verb, errors.New("give one pause id (credsync pauses lists them): credsync resume ID"))
-	}
-	c, err := cc.client(cn)
-	if err != nil {
-		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -255,16 +276,9 @@ func (cc *clientCmd) pauses(args []string) int {
 	fs := newFlags(verb, cc.stderr, "List the active pauses.")
 	all := fs.Bool("all", false, "the ended pauses too")
 	cn := cc.connFlags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	c, _, code, ok := cc.prepare(verb, fs, cn, args, nil)
 	if !ok {
 		return code
-	}
-	if !noArgs(verb, pos, cc.stderr) {
-		return exitBadInput
-	}
-	c, err := cc.client(cn)
-	if err != nil {
-		return cc.badInput(verb, err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
