@@ -60,7 +60,7 @@ bench-smoke: ## the harness in smoke mode (small N, checks it works, not how fas
 golden: ## rewrite the golden files in testdata/ from the current code (review the diff!)
 	$(GO) test $(PKGS) -update
 
-docker: build ## build the image credsync:dev FROM scratch around bin/credsync: no registry needed, a running Docker engine is
+docker: build ## build the image credsync:dev FROM scratch around bin/credsync: no registry needed; it needs a running Docker engine (make docker-smoke starts one)
 	BIN=$(BIN) IMAGE=$(IMAGE) VERSION=$(VERSION) COMMIT=$(COMMIT) DATE=$(DATE) bash .ci/docker-build
 
 docker-smoke: ## start dockerd if none runs (root), make docker, then run the demo and a serve with its HEALTHCHECK in the image
