@@ -392,7 +392,7 @@ func FuzzScrubber(f *testing.F) {
 	f.Fuzz(func(t *testing.T, secret, text string, form uint8, at uint16, from, n uint8) {
 		r := []rune(secret)
 		if !utf8.ValidString(secret) || len(r) < core.PieceLen || len(secret) > 200 || len(text) > 2000 {
-			t.Skip()
+			t.Skip("not an input this target is about: the secret must be valid UTF-8 of at least core.PieceLen characters, the sizes bounded")
 		}
 		start := int(from) % (len(r) - core.PieceLen + 1)
 		length := core.PieceLen + int(n)%(len(r)-start-core.PieceLen+1)
