@@ -27,17 +27,64 @@ type SourceDB interface {
 }
 
 // SourceRotation is the config of a source credsync rotates itself (sources.<name>.rotation).
+//
+// What alternates are slots: for the password engines (postgres, mysql) a slot is a database
+// user, and the staged user is what every target receives as its username; for a key-pair
+// engine (snowflake) a slot is one of KeyUser's public-key slots, and every target receives
+// the new private key of that one user. The engine treats slots as names; SourceDB.Stage,
+// Login and Retire are given them.
 type SourceRotation struct {
-	Engine string // postgres | mysql
-	// Users alternate: a rotation stages the one no target holds. With one user the password
-	// is replaced in place, and targets fail until they receive it.
-	Users       []string
+	Engine string // postgres | mysql | snowflake
+	// Users are the slots that alternate: a rotation stages the one no target holds. With one
+	// the credential is replaced in place, and targets fail until they receive it.
+	Users []string
+	// KeyUser is the user whose key slots Users are ("" for the password engines, whose slots
+	// are users themselves).
+	KeyUser     string
 	RetireAfter time.Duration
 	Schedule    time.Duration // 0: rotated only on request
 	// Open reaches the source database; the engine opens it for each step and closes it after.
 	Open func(ctx context.Context) (SourceDB, error)
-	// Generate makes a new password by the source's policy.
+	// Generate makes a new secret by the source's policy: a password, or a PEM private key.
 	Generate func() (Secret, error)
+	// Initial, when set, says which slot the consumers hold before credsync has rotated
+	// anything (Snowflake: the key slot that holds a key); without it the first slot is.
+	Initial func(ctx context.Context) (string, error)
+}
+
+// CredentialType is what a rotation of the source sends to its targets.
+func (sr *SourceRotation) CredentialType() CredentialType {
+	if sr.KeyUser != "" {
+		return TypeKeyPair
+	}
+	return TypePassword
+}
+
+// credential is what every target receives when slot holds secret. A key pair carries no
+// username: the user does not change (only its key does), and the platforms keep the user in
+// their connection (Felt's key_pair has no user field at all).
+func (sr *SourceRotation) credential(slot string, secret Secret) Credential {
+	if sr.KeyUser != "" {
+		return Credential{Type: TypeKeyPair, PrivateKey: secret}
+	}
+	return Credential{Type: TypePassword, Username: slot, Password: secret}
+}
+
+// Describe names a slot for people: "user analytics_b", or "key slot RSA_PUBLIC_KEY_2 of
+// user ANALYTICS".
+func (sr *SourceRotation) Describe(slot string) string {
+	if sr.KeyUser != "" {
+		return "key slot " + slot + " of user " + sr.KeyUser
+	}
+	return "user " + slot
+}
+
+// secretOf is the generated secret inside a credential credential made.
+func (sr *SourceRotation) secretOf(c Credential) Secret {
+	if sr.KeyUser != "" {
+		return c.PrivateKey
+	}
+	return c.Password
 }
 
 // Phases of a rotation at the source.
@@ -50,11 +97,14 @@ const (
 
 // SourceRotationState is a generated rotation's part at the source.
 type SourceRotationState struct {
-	User         string     `json:"user"`          // the staged user: what every target receives
-	PreviousUser string     `json:"previous_user"` // the user the targets held before ("" with one user)
-	Phase        string     `json:"phase"`
-	RetireAt     *time.Time `json:"retire_at"`
-	RetiredAt    *time.Time `json:"retired_at"`
+	User         string `json:"user"`          // the staged user (or key slot of key_user): what every target receives
+	PreviousUser string `json:"previous_user"` // the user (or key slot) the targets held before ("" with one)
+	// KeyUser is, for a key-pair source (Snowflake), the user whose key slots user and
+	// previous_user name.
+	KeyUser   string     `json:"key_user,omitempty"`
+	Phase     string     `json:"phase"`
+	RetireAt  *time.Time `json:"retire_at"`
+	RetiredAt *time.Time `json:"retired_at"`
 }
 
 // SourceState is what the store keeps of a rotating source between its rotations.

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -114,7 +115,7 @@ func newSrcEnvWith(t *testing.T, db *fakeDB, kr *keyring.Keyring, users []string
 	env := &srcEnv{db: db, st: st}
 	src := &core.Source{Name: "wh", Rotation: sr}
 	for i := 0; i < targets; i++ {
-		a := standin.New(core.TypePassword)
+		a := standin.New(sr.CredentialType())
 		env.targets = append(env.targets, a)
 		src.Targets = append(src.Targets, &core.Target{Name: "t" + string(rune('1'+i)), Platform: "p", Vendor: "fake", Adapter: a})
 	}
@@ -441,4 +442,70 @@ func TestStagingReplacesAPendingRetire(t *testing.T) {
 		actions = append(actions, a.Action)
 	}
 	require.Contains(t, actions, "credential.retired")
+}
+
+// A key-pair source (Snowflake): the slots are one user's key slots, the first rotation stages
+// the slot the database says is free, every target receives the private key without a username
+// (the user does not change), and the retire empties the previous slot.
+func TestKeyPairSourceAlternatesKeySlots(t *testing.T) {
+	slots := []string{"RSA_PUBLIC_KEY", "RSA_PUBLIC_KEY_2"}
+	n := 0
+	e := newSrcEnv(t, slots, 2, func(sr *core.SourceRotation) {
+		sr.Engine, sr.KeyUser, sr.RetireAfter = "snowflake", "ANALYTICS", 50*time.Millisecond
+		sr.Initial = func(context.Context) (string, error) { return "RSA_PUBLIC_KEY_2", nil }
+		sr.Generate = func() (core.Secret, error) {
+			n++
+			return core.NewSecret(fmt.Sprintf("-----BEGIN PRIVATE KEY-----\nkey-%d\n-----END PRIVATE KEY-----\n", n)), nil
+		}
+	}, memstore.New())
+	rot := e.rotate(t)
+	require.Equal(t, core.RotationSucceeded, rot.Status)
+	require.Equal(t, "RSA_PUBLIC_KEY", rot.SourceRotation.User, "the database said RSA_PUBLIC_KEY_2 is held: the other slot is staged")
+	require.Equal(t, "RSA_PUBLIC_KEY_2", rot.SourceRotation.PreviousUser)
+	require.Equal(t, "ANALYTICS", rot.SourceRotation.KeyUser)
+	for i, a := range e.targets {
+		c := a.LastCredential()
+		require.Equal(t, core.TypeKeyPair, c.Type, "target %d", i)
+		require.Empty(t, c.Username, "the user does not change: only its key")
+		require.True(t, c.Password.IsZero())
+		require.Equal(t, e.db.password("RSA_PUBLIC_KEY"), c.PrivateKey.Reveal(), "the slot holds the key the targets received")
+	}
+	require.Equal(t, "initial-RSA_PUBLIC_KEY_2", e.db.password("RSA_PUBLIC_KEY_2"), "the previous key works until the retire")
+	e.waitPhase(t, rot.ID, core.PhaseDone)
+	require.Equal(t, []string{"RSA_PUBLIC_KEY_2"}, e.db.retires)
+
+	srcs, err := e.eng.Sources(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "RSA_PUBLIC_KEY", srcs[0].ActiveUser)
+	require.Equal(t, "ANALYTICS", srcs[0].KeyUser)
+
+	evs, err := e.eng.Audit(context.Background(), core.AuditFilter{RotationID: rot.ID})
+	require.NoError(t, err)
+	var details []string
+	for _, ev := range evs {
+		details = append(details, ev.Action+": "+ev.Detail)
+	}
+	require.Contains(t, details, "credential.staged: key slot RSA_PUBLIC_KEY of user ANALYTICS")
+	require.Contains(t, details, "credential.retired: key slot RSA_PUBLIC_KEY_2 of user ANALYTICS")
+
+	next := e.rotate(t)
+	require.Equal(t, "RSA_PUBLIC_KEY_2", next.SourceRotation.User, "later rotations follow the store, not the database")
+	require.Equal(t, e.db.password("RSA_PUBLIC_KEY_2"), e.targets[0].LastCredential().PrivateKey.Reveal())
+}
+
+// A source that cannot tell which slot is held before its first rotation (both Snowflake key
+// slots hold a key) refuses the rotation with what to do, and stages nothing.
+func TestKeyPairSourceRefusesWhenTheHeldSlotIsUnknown(t *testing.T) {
+	e := newSrcEnv(t, []string{"RSA_PUBLIC_KEY", "RSA_PUBLIC_KEY_2"}, 1, func(sr *core.SourceRotation) {
+		sr.KeyUser = "ANALYTICS"
+		sr.Initial = func(context.Context) (string, error) {
+			return "", errors.New("both key slots hold a key: unset the one no consumer uses")
+		}
+	}, memstore.New())
+	_, _, err := e.eng.Submit(context.Background(), core.SubmitRequest{Source: "wh", Generate: true})
+	var ce *core.ConflictError
+	require.ErrorAs(t, err, &ce)
+	require.Contains(t, ce.Message, "unset the one no consumer uses")
+	require.Zero(t, e.db.stages)
+	require.Zero(t, e.targets[0].Sends())
 }

@@ -85,20 +85,47 @@ func (e *Engine) generated(ctx context.Context, req *SubmitRequest, src *Source,
 			return nil, nil, &ConflictError{Message: fmt.Sprintf("rotation %s of source %s is still in progress: wait for it to end", st.Current, src.Name)}
 		}
 	}
-	staged, previous, err := pickUser(sr.Users, st.InUse)
+	inUse := st.InUse
+	if len(inUse) == 0 && len(sr.Users) == 2 {
+		// Never rotated: a source that can tell which slot is held says so.
+		held, err := e.initialSlot(ctx, src)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		inUse = []string{held}
+	}
+	staged, previous, err := pickUser(sr.Users, inUse)
 	if err != nil {
 		release()
 		return nil, nil, &ConflictError{Message: fmt.Sprintf("source %s: %v", src.Name, err)}
 	}
-	pw := plannedPassword
+	secret := plannedPassword
 	if !dry {
-		if pw, err = sr.Generate(); err != nil {
+		if secret, err = sr.Generate(); err != nil {
 			release()
-			return nil, nil, fmt.Errorf("generate a password for source %s: %w", src.Name, err)
+			return nil, nil, fmt.Errorf("generate a %s for source %s: %w", sr.CredentialType(), src.Name, err)
 		}
 	}
-	req.Credential = Credential{Type: TypePassword, Username: staged, Password: pw}
-	return &SourceRotationState{User: staged, PreviousUser: previous, Phase: PhaseStaging}, release, nil
+	req.Credential = sr.credential(staged, secret)
+	return &SourceRotationState{User: staged, PreviousUser: previous, KeyUser: sr.KeyUser, Phase: PhaseStaging}, release, nil
+}
+
+// initialSlot is the slot the consumers hold before any rotation: what the source database
+// says (SourceRotation.Initial), or the first slot.
+func (e *Engine) initialSlot(ctx context.Context, src *Source) (string, error) {
+	sr := src.Rotation
+	if sr.Initial == nil {
+		return sr.Users[0], nil
+	}
+	held, err := sr.Initial(ctx)
+	if err == nil && !slices.Contains(sr.Users, held) {
+		err = fmt.Errorf("the source database names slot %q, which is not one of %v", held, sr.Users)
+	}
+	if err != nil {
+		return "", &ConflictError{Message: fmt.Sprintf("source %s: cannot tell which slot the targets hold before its first rotation: %v", src.Name, err)}
+	}
+	return held, nil
 }
 
 // pickUser is the user a rotation stages: the one no target holds. Before any rotation
@@ -144,7 +171,7 @@ func (e *Engine) stage(ctx context.Context, r *run) bool {
 	if src == nil || src.Rotation == nil || sr == nil || sr.Phase != PhaseStaging {
 		return true
 	}
-	err := e.withSourceDB(ctx, src, func(db SourceDB) error { return db.Stage(ctx, sr.User, r.cred.Password) })
+	err := e.withSourceDB(ctx, src, func(db SourceDB) error { return db.Stage(ctx, sr.User, src.Rotation.secretOf(r.cred)) })
 	if err != nil && e.cfg.DurableStore && errors.Is(ctx.Err(), context.Canceled) && e.isClosing() {
 		// Stopped by shutdown: left in phase staging for the next start (staging again is
 		// harmless).
@@ -160,12 +187,13 @@ func (e *Engine) stage(ctx context.Context, r *run) bool {
 				now := e.now()
 				t.Status, t.FinishedAt, t.User = TargetFailed, &now, sr.PreviousUser
 				t.Error = &Error{Code: CodeStageFailed, Retryable: true, Message: fmt.Sprintf(
-					"the new password could not be set on user %s at the source, so no target was called (%s); retry the rotation once the source is reachable", sr.User, msg)}
+					"the new %s could not be set on %s at the source, so no target was called (%s); retry the rotation once the source is reachable",
+					src.Rotation.CredentialType(), src.Rotation.Describe(sr.User), msg)}
 			}, nil)
 		}
 		return false
 	}
-	e.audit(AuditEvent{Action: "credential.staged", Source: r.rot.Source, RotationID: r.rot.ID, Detail: "user " + sr.User})
+	e.audit(AuditEvent{Action: "credential.staged", Source: r.rot.Source, RotationID: r.rot.ID, Detail: src.Rotation.Describe(sr.User)})
 	e.retiredByStaging(ctx, src, r.rot.ID, sr.User)
 	e.setSourceRotation(ctx, r, func(s *SourceRotationState) { s.Phase = PhasePropagating })
 	return true
@@ -189,9 +217,9 @@ func (e *Engine) retiredByStaging(ctx context.Context, src *Source, rotationID, 
 	}
 	e.markRetired(ctx, rid, "by the staging of rotation "+rotationID)
 	// The old password of user is gone (the new staging replaced it): a retire as any other.
-	e.audit(AuditEvent{Action: "credential.retired", Source: src.Name, RotationID: rid, Detail: "user " + user + ", replaced by the staging of rotation " + rotationID})
+	e.audit(AuditEvent{Action: "credential.retired", Source: src.Name, RotationID: rid, Detail: src.Rotation.Describe(user) + ", replaced by the staging of rotation " + rotationID})
 	e.emit(ctx, Event{Type: EventCredentialRetired, Source: src.Name, RotationID: rid,
-		Detail: fmt.Sprintf("the previous password of %s no longer logs in: rotation %s staged a new one on it", user, rotationID)})
+		Detail: fmt.Sprintf("the previous credential of %s no longer logs in: rotation %s staged a new one on it", src.Rotation.Describe(user), rotationID)})
 }
 
 // afterTargets applies the barrier once every target has an outcome: the retire clock starts
@@ -374,11 +402,18 @@ func (e *Engine) retireIfDue(ctx context.Context, src *Source) {
 		return // retired all the same; the next tick retires it again, which is harmless
 	}
 	e.markRetired(ctx, rid, "")
-	e.log.Info("retired the previous user: its password is now a random one nobody keeps", zap.String("source", src.Name),
+	e.log.Info("retired the previous credential: it no longer logs in", zap.String("source", src.Name),
 		zap.String("user", user), zap.String("rotation_id", rid))
-	e.audit(AuditEvent{Action: "credential.retired", Source: src.Name, RotationID: rid, Detail: "user " + user})
-	e.emit(ctx, Event{Type: EventCredentialRetired, Source: src.Name, RotationID: rid,
-		Detail: fmt.Sprintf("the previous user %s no longer logs in: its password is a random one nobody keeps", user)})
+	e.audit(AuditEvent{Action: "credential.retired", Source: src.Name, RotationID: rid, Detail: src.Rotation.Describe(user)})
+	e.emit(ctx, Event{Type: EventCredentialRetired, Source: src.Name, RotationID: rid, Detail: retiredDetail(src.Rotation, user)})
+}
+
+// retiredDetail says what a retire did.
+func retiredDetail(sr *SourceRotation, slot string) string {
+	if sr.KeyUser != "" {
+		return fmt.Sprintf("the previous key of user %s no longer logs in: its slot %s is unset", sr.KeyUser, slot)
+	}
+	return fmt.Sprintf("the previous user %s no longer logs in: its password is a random one nobody keeps", slot)
 }
 
 // markRetired ends a rotation's source part: phase done, retired now.
@@ -454,6 +489,8 @@ type SourceStatus struct {
 	RetireUser    string     `json:"retire_user,omitempty"`
 	RetireAt      *time.Time `json:"retire_at,omitempty"`
 	Current       string     `json:"current_rotation,omitempty"`
+	// KeyUser is, for a key-pair source (Snowflake), the user whose key slots the users are.
+	KeyUser string `json:"key_user,omitempty"`
 }
 
 func (e *Engine) sourceStatus(ctx context.Context, src *Source) (*SourceStatus, error) {
@@ -465,7 +502,7 @@ func (e *Engine) sourceStatus(ctx context.Context, src *Source) (*SourceStatus, 
 		return nil, fmt.Errorf("read the state of source %s: %w", src.Name, err)
 	}
 	out := &SourceStatus{Users: src.Rotation.Users, InUse: st.InUse, LastRotatedAt: st.LastRotatedAt, NextDueAt: st.NextDueAt,
-		RetireUser: st.RetireUser, RetireAt: st.RetireAt, Current: st.Current}
+		RetireUser: st.RetireUser, RetireAt: st.RetireAt, Current: st.Current, KeyUser: src.Rotation.KeyUser}
 	if len(out.InUse) == 0 {
 		out.InUse = src.Rotation.Users[:1]
 	}
