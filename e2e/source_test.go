@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -929,4 +930,69 @@ func TestSourceRotationKilledInRetiring(t *testing.T) {
 
 		o.requireNoSecret(t, g2, pw, db.adminPW)
 	})
+}
+
+// credsync check reaches the source database of a source credsync rotates itself: ready with
+// the admin login, unauthorized with a wrong admin password (which it does not print), not_found
+// for a user the database does not have.
+func TestCheckReachesTheSourceDatabase(t *testing.T) {
+	forEachOwned(t, func(t *testing.T, db *ownedDB) {
+		o := newOwned(t, db, nil)
+		cfg, err := os.ReadFile(o.s.cfgPath)
+		require.NoError(t, err)
+		base := strings.Replace(string(cfg), "listen: LISTEN\n", "listen: 127.0.0.1:1\n", 1)
+		check := func(t *testing.T, text string, env ...string) checkReportRow {
+			t.Helper()
+			path := filepath.Join(t.TempDir(), "check.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+			cmd := exec.Command(binary, "check", "--config", path, "--output", "json", "--timeout", "20s")
+			cmd.Env = append(append([]string(nil), o.s.env...), env...)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			_ = cmd.Run() // exits 1 when any check is not ready; the rows say which
+			var rep struct {
+				Targets []checkReportRow `json:"targets"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(stdout.String()), &rep), "stdout %s\nstderr %s", stdout.String(), stderr.String())
+			for _, r := range rep.Targets {
+				if r.Target == "(source database)" {
+					require.Equal(t, ownedSource, r.Source)
+					require.Equal(t, db.engine, r.Vendor)
+					require.NotContains(t, stdout.String()+stderr.String(), db.adminPW, "the admin password is never printed")
+					return r
+				}
+			}
+			t.Fatalf("no source database row in %s", stdout.String())
+			return checkReportRow{}
+		}
+		r := check(t, base)
+		if db.engine == "mysql" {
+			// The e2e admin has CREATE USER only (all rotating needs): it may not read
+			// mysql.user, so the check cannot prove the users exist, and says so.
+			require.Equal(t, core.CheckUnknown, r.Status, r.Message)
+			require.Contains(t, r.Message, "GRANT SELECT ON mysql.user")
+		} else {
+			require.Equal(t, core.CheckReady, r.Status, r.Message)
+		}
+
+		wrong := "Wrong-" + randomHex(8)
+		r = check(t, base, "OWNED_ADMIN_DSN="+strings.Replace(db.adminDSN, db.adminPW, wrong, 1))
+		require.Equal(t, core.CheckUnauthorized, r.Status, r.Message)
+		require.NotContains(t, r.Message, wrong)
+
+		if db.engine == "postgres" { // MySQL's not_found needs SELECT on mysql.user: sourcedb's tests
+			r = check(t, strings.Replace(base, "users: ["+userA+", "+userB+"]", "users: ["+userA+", nobody_here]", 1))
+			require.Equal(t, core.CheckNotFound, r.Status, r.Message)
+			require.Contains(t, r.Message, "nobody_here")
+		}
+	})
+}
+
+// checkReportRow is one row of credsync check --output json.
+type checkReportRow struct {
+	Source  string           `json:"source"`
+	Target  string           `json:"target"`
+	Vendor  string           `json:"vendor"`
+	Status  core.CheckStatus `json:"status"`
+	Message string           `json:"message"`
 }

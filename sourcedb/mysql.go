@@ -257,6 +257,12 @@ func (e *myEngine) check(ctx context.Context, user string) error {
 	name, host := account(user)
 	var n int
 	if err := e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?", name, host).Scan(&n); err != nil {
+		var myErr *mysql.MySQLError
+		if errors.As(err, &myErr) && myErr.Number == 1142 { // ER_TABLEACCESS_DENIED_ERROR
+			// Rotating needs only CREATE USER (ALTER USER); looking a user up needs more.
+			return kindError{"the admin may not read mysql.user, so whether the user exists is not known " +
+				"(rotating does not need it; GRANT SELECT ON mysql.user to the admin for this check)", ErrCannotCheck}
+		}
 		return fmt.Errorf("cannot read mysql.user (grant the admin SELECT on it): %w", err)
 	}
 	if n == 0 {

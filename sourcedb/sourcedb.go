@@ -10,7 +10,7 @@
 // server's syntax error (which can quote the statement) is replaced by a fixed text, and an admin
 // DSN that does not parse is reported without its text or the parser's message. The errors do
 // not wrap the drivers' errors either (those could be printed by a caller that unwraps): they
-// match, with errors.Is, only ErrAuth, ErrNoUser, ErrClosed, context.Canceled and
+// match, with errors.Is, only ErrAuth, ErrNoUser, ErrCannotCheck, ErrClosed, context.Canceled and
 // context.DeadlineExceeded.
 //
 // What the servers may log: a password is never sent in clear text to PostgreSQL or MariaDB,
@@ -74,6 +74,10 @@ var (
 	ErrAuth = errors.New("authentication failed")
 	// ErrNoUser is matched by errors about a user that does not exist.
 	ErrNoUser = errors.New("no such user")
+	// ErrCannotCheck is matched by a Check error that says the admin may not look the users up
+	// (MySQL without SELECT on mysql.user): nothing is wrong with the rotation, the check just
+	// cannot prove the users exist.
+	ErrCannotCheck = errors.New("cannot look the users up")
 	// ErrClosed is returned by the methods of a closed DB.
 	ErrClosed = errors.New("sourcedb: closed")
 )
@@ -278,7 +282,7 @@ func (d *db) fail(err error, secrets []string, format string, args ...any) error
 // password and secrets, its kinds kept, the driver error itself dropped.
 func (d *db) scrub(err error, secrets []string) error {
 	text, kinds := d.e.classify(err)
-	for _, k := range []error{ErrAuth, ErrNoUser, context.Canceled, context.DeadlineExceeded} {
+	for _, k := range []error{ErrAuth, ErrNoUser, ErrCannotCheck, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, k) && !slices.Contains(kinds, k) {
 			kinds = append(kinds, k)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/credsync/credsync/config"
 	"github.com/credsync/credsync/core"
+	"github.com/credsync/credsync/sourcedb"
 )
 
 // checkRow is one target's check, as printed and as --output json writes it.
@@ -33,7 +34,7 @@ type checkReport struct {
 
 func (cc *clientCmd) check(args []string) int {
 	const verb = "check"
-	fs := newFlags(verb, cc.stderr, "Reach every target's platform with its token, changing nothing, and report per target.")
+	fs := newFlags(verb, cc.stderr, "Reach every target's platform with its token, and the database of every source credsync rotates itself, changing nothing, and report per target.")
 	cfgPath := fs.String("config", "", "config file (required)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long all checks may take together")
 	output := fs.String("output", "table", "table, or json: one document with every target's result")
@@ -62,7 +63,7 @@ func (cc *clientCmd) check(args []string) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rows := runChecks(ctx, cfg, *timeout)
+	rows := append(runSourceChecks(ctx, cfg), runChecks(ctx, cfg, *timeout)...)
 
 	rep := checkReport{OK: true, Counts: map[core.CheckStatus]int{}, Targets: rows}
 	for _, r := range rows {
@@ -85,7 +86,7 @@ func (cc *clientCmd) check(args []string) int {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Source, r.Target, r.Platform, r.Vendor, r.Status, r.Message)
 		}
 		_ = tw.Flush()
-		fmt.Fprintf(cc.stdout, "%d target(s): %s.\n", len(rows), countLine(rep.Counts))
+		fmt.Fprintf(cc.stdout, "%d check(s): %s.\n", len(rows), countLine(rep.Counts))
 	}
 	if !rep.OK {
 		return exitFailure
@@ -117,6 +118,54 @@ func countLine(counts map[core.CheckStatus]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// sourceDatabase is the target column of a source database's row.
+const sourceDatabase = "(source database)"
+
+// runSourceChecks checks the database of every source credsync rotates itself: the admin login
+// works and every user (or key slot's user) exists and may log in. sourcedb has scrubbed every
+// message of the admin DSN's password.
+func runSourceChecks(ctx context.Context, cfg *config.Config) []checkRow {
+	var rows []checkRow
+	for _, s := range cfg.Sources {
+		sr := s.Rotation
+		if sr == nil {
+			continue
+		}
+		r := checkRow{Source: s.Name, Target: sourceDatabase, Vendor: sr.Engine}
+		err := func() error {
+			db, err := sr.Open(ctx)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = db.Close() }()
+			return db.Check(ctx, sr.Users...)
+		}()
+		r.Status, r.Message = sourceCheckResult(sr, err)
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// sourceCheckResult turns a source database check's error into a status and a message.
+func sourceCheckResult(sr *core.SourceRotation, err error) (core.CheckStatus, string) {
+	switch {
+	case err == nil:
+		what := "users " + strings.Join(sr.Users, ", ")
+		if sr.KeyUser != "" {
+			what = "user " + sr.KeyUser
+		}
+		return core.CheckReady, "the admin login works; " + what + " exist"
+	case errors.Is(err, sourcedb.ErrCannotCheck):
+		return core.CheckUnknown, err.Error()
+	case errors.Is(err, sourcedb.ErrAuth):
+		return core.CheckUnauthorized, err.Error()
+	case errors.Is(err, sourcedb.ErrNoUser):
+		return core.CheckNotFound, err.Error()
+	default:
+		return core.CheckUnreachable, err.Error()
+	}
 }
 
 // runChecks checks every target (core.CheckAll: the engine's bounded pool, each call through

@@ -58,7 +58,7 @@ func TestCheckDemoConfig(t *testing.T) {
 	require.Regexp(t, `warehouse-pg\s+felt-pg\s+felt\s+felt\s+ready\s+Felt source "src_pg" exists, postgresql connection`, out)
 	require.Regexp(t, `warehouse-pg\s+rivergen-pg\s+rivergen\s+rivergen\s+ready`, out)
 	require.Regexp(t, `warehouse-pg\s+production-postgres\s+databrain\s+databrain\s+unknown\s+Databrain datasource`, out)
-	require.Contains(t, out, "target(s): ")
+	require.Contains(t, out, "check(s): ")
 
 	code, out, errOut = runCLI("check", "--config", path, "--output", "json")
 	require.Equal(t, exitOK, code, errOut)
@@ -164,7 +164,7 @@ sources:
 
 	code, out, _ = runCLI("check", "--config", path)
 	require.Equal(t, exitFailure, code)
-	require.Contains(t, out, "6 target(s): 1 ready, 1 unauthorized, 2 not_found, 1 mismatch, 1 unreachable.")
+	require.Contains(t, out, "6 check(s): 1 ready, 1 unauthorized, 2 not_found, 1 mismatch, 1 unreachable.")
 }
 
 func TestCheckUsageAndConfigErrors(t *testing.T) {
