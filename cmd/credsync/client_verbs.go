@@ -281,13 +281,22 @@ func (cc *clientCmd) sources(args []string) int {
 		if src.LastRotatedAt != nil {
 			last = formatTime(src.LastRotatedAt)
 		}
-		fmt.Fprintf(cc.stdout, "Source %s is rotated by credsync: active user %s (users %s), last rotated %s, %s",
-			src.Name, src.ActiveUser, strings.Join(src.Users, ", "), last, due)
+		if src.KeyUser != "" {
+			fmt.Fprintf(cc.stdout, "Source %s is rotated by credsync: user %s, active key slot %s (slots %s), last rotated %s, %s",
+				src.Name, src.KeyUser, src.ActiveUser, strings.Join(src.Users, ", "), last, due)
+		} else {
+			fmt.Fprintf(cc.stdout, "Source %s is rotated by credsync: active user %s (users %s), last rotated %s, %s",
+				src.Name, src.ActiveUser, strings.Join(src.Users, ", "), last, due)
+		}
 		if src.RetireUser != "" && src.RetireAt != nil {
 			fmt.Fprintf(cc.stdout, "; %s is retired at %s", src.RetireUser, formatTime(src.RetireAt))
 		}
 		if len(src.InUse) > 1 {
-			fmt.Fprintf(cc.stdout, "; targets hold both users: retry the last rotation")
+			both := "users"
+			if src.KeyUser != "" {
+				both = "key slots"
+			}
+			fmt.Fprintf(cc.stdout, "; targets hold both %s: retry the last rotation", both)
 		}
 		fmt.Fprintln(cc.stdout, ".")
 	}
