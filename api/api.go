@@ -552,9 +552,7 @@ func (s *Server) createRotation(c echo.Context) error {
 		if rot, err = s.eng.WaitPage(ctx, rot.ID, core.TargetPage{}); err != nil {
 			return err
 		}
-	} else if rot, err = core.PageOf(rot, core.TargetPage{}); err != nil { // the answer is bounded
-		return err
-	}
+	} // else: Submit's answer is bounded already (counts and the first page)
 	c.Response().Header().Set("Location", "/v1/rotations/"+rot.ID)
 	status := http.StatusAccepted
 	if rot.Status.Finished() {
@@ -721,11 +719,8 @@ func (s *Server) retryRotation(c echo.Context) error {
 		}
 	}
 	actor, _ := c.Get(ctxActor).(string)
-	rot, err := s.eng.Retry(c.Request().Context(), c.Param("id"), actor)
+	rot, err := s.eng.Retry(c.Request().Context(), c.Param("id"), actor) // bounded: counts and the first page
 	if err != nil {
-		return err
-	}
-	if rot, err = core.PageOf(rot, core.TargetPage{}); err != nil {
 		return err
 	}
 	c.Response().Header().Set("Location", "/v1/rotations/"+rot.ID)

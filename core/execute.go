@@ -27,11 +27,51 @@ type run struct {
 	super   map[string]bool               // targets a newer local rotation took over
 }
 
-// snapshotTargets copies the rotation's targets.
-func (r *run) snapshotTargets() []TargetResult {
+// targetsFinished says whether every target has an outcome.
+func (r *run) targetsFinished() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]TargetResult(nil), r.rot.Targets...)
+	return Outcome(r.rot.Targets).Finished()
+}
+
+// finalRotation is what the end of a rotation needs of it, taken under the run's lock: not a
+// copy of its targets, which for 100,000 targets would be tens of MB at the moment it ends.
+type finalRotation struct {
+	ID, Source string
+	Status     RotationStatus
+	Took       time.Duration
+	Errors     string // the first maxLoggedErrors target errors, and how many more
+	Event      Event
+}
+
+// maxLoggedErrors bounds the target errors the "rotation finished" line carries.
+const maxLoggedErrors = 20
+
+func finalOf(rot *Rotation) *finalRotation {
+	f := &finalRotation{ID: rot.ID, Source: rot.Source, Status: rot.Status, Event: rotationEvent(rot)}
+	if rot.FinishedAt != nil {
+		f.Took = rot.FinishedAt.Sub(rot.CreatedAt)
+	}
+	var errs *multierror.Error
+	logged, more := 0, 0
+	for _, t := range rot.Targets {
+		if t.Error == nil {
+			continue
+		}
+		if logged == maxLoggedErrors {
+			more++
+			continue
+		}
+		logged++
+		errs = multierror.Append(errs, fmt.Errorf("%s: %w", t.Name, t.Error))
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		f.Errors = err.Error()
+		if more > 0 {
+			f.Errors += fmt.Sprintf("(and %d more target errors: GET the rotation with ?target_status=failed)", more)
+		}
+	}
+	return f
 }
 
 // work is one target of a rotation to send to. Its request is built again when the target
@@ -59,9 +99,9 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 	lost := r.lost
 	r.mu.Unlock()
 	interrupted := e.cfg.DurableStore && errors.Is(e.ctx.Err(), context.Canceled) && e.isClosing()
-	var final *Rotation
+	var final *finalRotation
 	if !lost && !interrupted {
-		if Outcome(r.snapshotTargets()).Finished() {
+		if r.targetsFinished() {
 			e.afterTargets(context.WithoutCancel(ctx), r) // the barrier: retire only when every target is verified
 		}
 		e.setStatus(ctx, r, func(rot *Rotation) {
@@ -69,7 +109,7 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 				now := e.now()
 				rot.FinishedAt = &now
 			}
-			final = rot.Clone()
+			final = finalOf(rot)
 		})
 	}
 	bg := context.WithoutCancel(ctx)
@@ -92,21 +132,15 @@ func (e *Engine) execute(ctx context.Context, r *run, ws []work) {
 
 // finished records the end of a rotation: the log line, the audit event and, when every target
 // succeeded, the deletion of its credential.
-func (e *Engine) finished(ctx context.Context, final *Rotation) {
-	var errs *multierror.Error
-	for _, t := range final.Targets {
-		if t.Error != nil {
-			errs = multierror.Append(errs, fmt.Errorf("%s: %w", t.Name, t.Error))
-		}
-	}
+func (e *Engine) finished(ctx context.Context, final *finalRotation) {
 	fields := []zap.Field{zap.String("rotation_id", final.ID), zap.String("source", final.Source),
-		zap.String("status", string(final.Status)), zap.Int64("took_ms", final.FinishedAt.Sub(final.CreatedAt).Milliseconds())}
-	if err := errs.ErrorOrNil(); err != nil {
-		fields = append(fields, zap.String("errors", err.Error()))
+		zap.String("status", string(final.Status)), zap.Int64("took_ms", final.Took.Milliseconds())}
+	if final.Errors != "" {
+		fields = append(fields, zap.String("errors", final.Errors))
 	}
 	e.log.Info("rotation finished", fields...)
 	e.audit(AuditEvent{Action: "rotation.finished", Source: final.Source, RotationID: final.ID, Status: string(final.Status)})
-	e.emit(ctx, rotationEvent(final))
+	e.emit(ctx, final.Event)
 	if final.Status == RotationSucceeded {
 		if err := e.store.DeleteCredential(ctx, final.ID); err != nil {
 			e.log.Warn("store: delete credential of a finished rotation", zap.String("rotation_id", final.ID), zap.Error(err))

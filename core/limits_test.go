@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,3 +109,40 @@ func TestRateLimitedPlatformSlowsOnlyItself(t *testing.T) {
 }
 
 func newMemStore() core.Store { return memstore.New() }
+
+// Submit answers as GET does by default, whatever the fan-out: the per-status counts and the
+// first page of targets, not a copy of every one.
+func TestSubmitAnswerIsBounded(t *testing.T) {
+	targets := map[string]*fakeAdapter{}
+	for i := 0; i < 250; i++ {
+		targets[fmt.Sprintf("p-%03d", i)] = &fakeAdapter{accepts: types}
+	}
+	h := newHarness(t, []core.Platform{plat}, targets)
+	rot, _, err := h.eng.Submit(context.Background(), core.SubmitRequest{Source: "db", Credential: pw("bounded-pw")})
+	require.NoError(t, err)
+	require.Len(t, rot.Targets, core.DefaultTargetPage)
+	require.Equal(t, 250, rot.TargetCounts[core.TargetPending], "the counts cover every target")
+	require.NotEmpty(t, rot.NextTargets, "a cursor to the rest")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	final, err := h.eng.Wait(ctx, rot.ID)
+	require.NoError(t, err)
+	require.Len(t, final.Targets, 250, "Wait still reads every target")
+}
+
+// The "rotation finished" line of a rotation with many failures carries the first 20 errors and
+// says how many more there were, rather than one line of every error.
+func TestFinishedLineBoundsItsErrors(t *testing.T) {
+	targets := map[string]*fakeAdapter{}
+	for i := 0; i < 30; i++ {
+		targets[fmt.Sprintf("p-%02d", i)] = &fakeAdapter{accepts: types, script: []step{{err: &core.Error{Code: core.CodeRejected, Message: "HTTP 400: refused"}}}}
+	}
+	h := newHarness(t, []core.Platform{plat}, targets)
+	rot := h.rotate(t, pw("many-failures"))
+	require.Equal(t, core.RotationFailed, rot.Status)
+	lines := h.logs.FilterMessage("rotation finished").All()
+	require.Len(t, lines, 1)
+	errs := lines[0].ContextMap()["errors"].(string)
+	require.Equal(t, 20, strings.Count(errs, "HTTP 400: refused"), errs)
+	require.Contains(t, errs, "and 10 more target errors")
+}

@@ -154,7 +154,27 @@ type TargetResult struct {
 
 // Clone returns a deep copy, safe to hand out while the engine keeps working on the original.
 func (r *Rotation) Clone() *Rotation {
+	c := r.cloneHead()
+	c.Targets = make([]TargetResult, len(r.Targets))
+	for i, t := range r.Targets {
+		c.Targets[i] = t.clone()
+	}
+	return c
+}
+
+// clone copies a target result deeply.
+func (t TargetResult) clone() TargetResult {
+	if t.Error != nil {
+		e := *t.Error
+		t.Error = &e
+	}
+	return t
+}
+
+// cloneHead copies everything of the rotation but its targets (nil in the copy).
+func (r *Rotation) cloneHead() *Rotation {
 	c := *r
+	c.Targets = nil
 	if r.SourceRotation != nil {
 		sr := *r.SourceRotation
 		c.SourceRotation = &sr
@@ -164,14 +184,6 @@ func (r *Rotation) Clone() *Rotation {
 		for k, v := range r.TargetCounts {
 			c.TargetCounts[k] = v
 		}
-	}
-	c.Targets = make([]TargetResult, len(r.Targets))
-	for i, t := range r.Targets {
-		if t.Error != nil {
-			e := *t.Error
-			t.Error = &e
-		}
-		c.Targets[i] = t
 	}
 	return &c
 }

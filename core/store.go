@@ -80,8 +80,10 @@ func PageOf(r *Rotation, p TargetPage) (*Rotation, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := r.Clone()
-	all := c.Targets
+	// Only the page's targets are copied: a rotation of 100,000 targets is not copied whole
+	// to answer 100 of them.
+	c := r.cloneHead()
+	all := r.Targets
 	c.Targets, c.TargetCounts, c.NextTargets = make([]TargetResult, 0, min(limit, len(all))), map[TargetStatus]int{}, ""
 	for _, t := range all {
 		c.TargetCounts[t.Status]++
@@ -95,7 +97,7 @@ func PageOf(r *Rotation, p TargetPage) (*Rotation, error) {
 			c.NextTargets = strconv.Itoa(last)
 			break
 		}
-		c.Targets = append(c.Targets, all[i])
+		c.Targets = append(c.Targets, all[i].clone())
 		last = i
 	}
 	return c, nil
