@@ -25,6 +25,7 @@ import (
 	"github.com/credsync/credsync/notify"
 	"github.com/credsync/credsync/sourcedb"
 	"github.com/credsync/credsync/sourcedb/password"
+	"github.com/credsync/credsync/sourcedb/snowflake"
 )
 
 // DefaultListen is where the gateway listens when server.listen is not set.
@@ -153,15 +154,23 @@ type Source struct {
 // Rotation is sources.<name>.rotation: credsync generates the password, sets it on the user no
 // target holds, fans it out, and retires the previous user once every target is verified.
 type Rotation struct {
-	// Engine is the source database: postgres, or mysql (MySQL and MariaDB).
-	Engine string `yaml:"engine" validate:"required,oneof=postgres mysql"`
-	// AdminDSN is a login that may change the users' passwords (a secret: ${VAR} it).
+	// Engine is the source database: postgres, mysql (MySQL and MariaDB), or snowflake (a key
+	// pair: the user's two public-key slots alternate).
+	Engine string `yaml:"engine" validate:"required,oneof=postgres mysql snowflake"`
+	// AdminDSN is a login that may change the users' passwords (a secret: ${VAR} it). For
+	// snowflake: snowflake://ADMIN_USER@ACCOUNT/?role=SECURITYADMIN (the admin logs in with
+	// AdminPrivateKey).
 	AdminDSN core.Secret `yaml:"admin_dsn"`
+	// AdminPrivateKey is, for snowflake, the admin user's PEM private key (${VAR} it).
+	AdminPrivateKey core.Secret `yaml:"admin_private_key"`
 	// Users alternate (two: zero downtime); one is replaced in place (targets break until they
-	// receive it: a warning at start).
+	// receive it: a warning at start). For snowflake: the one user whose key slots
+	// (RSA_PUBLIC_KEY, RSA_PUBLIC_KEY_2) alternate.
 	Users []string `yaml:"users" validate:"min=1,max=2,unique,dive,required"`
-	// Password is the generator's policy.
+	// Password is the generator's policy (postgres, mysql).
 	Password PasswordPolicy `yaml:"password"`
+	// Key is the key pair generator's policy (snowflake).
+	Key KeyPolicy `yaml:"key"`
 	// RetireAfter is how long the previous user keeps working once every target is verified
 	// (default 1h).
 	RetireAfter *time.Duration `yaml:"retire_after"`
@@ -174,6 +183,14 @@ type PasswordPolicy struct {
 	Length  int  `yaml:"length"`  // 16..128; default 32
 	Symbols bool `yaml:"symbols"` // add -_.~!* to letters and digits
 }
+
+// KeyPolicy is sources.<name>.rotation.key (snowflake).
+type KeyPolicy struct {
+	Bits int `yaml:"bits"` // 2048 or 4096; default 2048
+}
+
+// DefaultKeyBits is rotation.key.bits when not set.
+const DefaultKeyBits = 2048
 
 // DefaultRetireAfter is rotation.retire_after when not set.
 const DefaultRetireAfter = time.Hour
@@ -422,9 +439,10 @@ func buildSource(v *validation, name string, sn *yaml.Node, s Source, platforms 
 		if err != nil {
 			return nil, fmt.Errorf("%w (in %s, platform %s)", err, where, pn.Value)
 		}
-		if src.Rotation != nil && !slices.Contains(a.Accepts(), core.TypePassword) {
-			return nil, yamlx.Errorf(tn, "%s: source %s rotates a password at the source, but this %s target takes no password (it takes %s)",
-				where, name, p.Vendor, core.JoinTypes(a.Accepts()))
+		if src.Rotation != nil && !slices.Contains(a.Accepts(), src.Rotation.CredentialType()) {
+			ct := src.Rotation.CredentialType()
+			return nil, yamlx.Errorf(tn, "%s: source %s rotates a %s at the source, but this %s target takes no %s (it takes %s)",
+				where, name, ct, p.Vendor, ct, core.JoinTypes(a.Accepts()))
 		}
 		src.Targets = append(src.Targets, &core.Target{Name: tname, Platform: pn.Value, Vendor: p.Vendor, Adapter: a, VerifyEvery: verifyEvery})
 	}
@@ -453,10 +471,6 @@ func buildRotation(v *validation, source string, node *yaml.Node, r Rotation) (*
 	if r.AdminDSN.IsZero() {
 		return nil, yamlx.Errorf(valueOr(node, "admin_dsn"), "%s.admin_dsn is required: a login that may change the users' passwords (give it by ${VAR})", where)
 	}
-	pol := password.Policy{Length: r.Password.Length, Symbols: r.Password.Symbols}
-	if err := pol.Validate(); err != nil {
-		return nil, yamlx.Errorf(valueOr(node, "password"), "%s.password: %v", where, err)
-	}
 	retire := DefaultRetireAfter
 	if r.RetireAfter != nil {
 		if *r.RetireAfter < 0 {
@@ -467,14 +481,69 @@ func buildRotation(v *validation, source string, node *yaml.Node, r Rotation) (*
 	if r.Schedule > 0 && r.Schedule < time.Minute {
 		return nil, yamlx.Errorf(valueOr(node, "schedule"), "%s.schedule is %s: rotate at most once a minute (or 0: only on request)", where, r.Schedule)
 	}
+	sr := &core.SourceRotation{Engine: r.Engine, RetireAfter: retire, Schedule: r.Schedule}
+	if r.Engine == snowflake.Engine {
+		if err := snowflakeRotation(node, where, r, sr); err != nil {
+			return nil, err
+		}
+		return sr, nil
+	}
+	if !r.AdminPrivateKey.IsZero() || r.Key != (KeyPolicy{}) {
+		return nil, yamlx.Errorf(node, "%s: admin_private_key and key are for engine snowflake; %s rotates a password (see password)", where, r.Engine)
+	}
+	pol := password.Policy{Length: r.Password.Length, Symbols: r.Password.Symbols}
+	if err := pol.Validate(); err != nil {
+		return nil, yamlx.Errorf(valueOr(node, "password"), "%s.password: %v", where, err)
+	}
 	engine, dsn := r.Engine, r.AdminDSN
-	return &core.SourceRotation{
-		Engine: engine, Users: append([]string(nil), r.Users...), RetireAfter: retire, Schedule: r.Schedule,
-		Open: func(ctx context.Context) (core.SourceDB, error) {
-			return sourcedb.Open(ctx, engine, dsn.Reveal())
-		},
-		Generate: func() (core.Secret, error) { return password.Generate(pol) },
-	}, nil
+	sr.Users = append([]string(nil), r.Users...)
+	sr.Open = func(ctx context.Context) (core.SourceDB, error) {
+		return sourcedb.Open(ctx, engine, dsn.Reveal())
+	}
+	sr.Generate = func() (core.Secret, error) { return password.Generate(pol) }
+	return sr, nil
+}
+
+// snowflakeRotation builds a Snowflake key-pair rotation: the one user's two key slots
+// alternate, the admin logs in with its own key pair, and every target receives the new
+// private key.
+func snowflakeRotation(node *yaml.Node, where string, r Rotation, sr *core.SourceRotation) error {
+	if len(r.Users) != 1 {
+		return yamlx.Errorf(valueOr(node, "users"), "%s.users: engine snowflake rotates the key of one user (its two key slots, RSA_PUBLIC_KEY and RSA_PUBLIC_KEY_2, alternate): name exactly one", where)
+	}
+	if r.Password != (PasswordPolicy{}) {
+		return yamlx.Errorf(valueOr(node, "password"), "%s.password: engine snowflake rotates a key pair, not a password (see key.bits)", where)
+	}
+	bits := r.Key.Bits
+	if bits == 0 {
+		bits = DefaultKeyBits
+	}
+	if bits != 2048 && bits != 4096 {
+		return yamlx.Errorf(valueOr(node, "key"), "%s.key.bits is %d: 2048 or 4096", where, bits)
+	}
+	sc, err := snowflake.ParseDSN(r.AdminDSN.Reveal())
+	if err != nil {
+		return yamlx.Errorf(valueOr(node, "admin_dsn"), "%s.admin_dsn: %v", where, err)
+	}
+	if r.AdminPrivateKey.IsZero() {
+		return yamlx.Errorf(node, "%s.admin_private_key is required for engine snowflake: the PEM private key the admin user %s logs in with (give it by ${VAR})", where, sc.AdminUser)
+	}
+	if _, err := snowflake.PublicKeyFingerprint(r.AdminPrivateKey); err != nil {
+		return yamlx.Errorf(valueOr(node, "admin_private_key"), "%s.admin_private_key: %v", where, err)
+	}
+	sc.AdminKey, sc.User = r.AdminPrivateKey, r.Users[0]
+	sr.Users, sr.KeyUser = []string{snowflake.SlotKey1, snowflake.SlotKey2}, sc.User
+	sr.Open = func(ctx context.Context) (core.SourceDB, error) { return snowflake.Open(ctx, sc) }
+	sr.Generate = func() (core.Secret, error) { return snowflake.GenerateKey(bits) }
+	sr.Initial = func(ctx context.Context) (string, error) {
+		db, err := snowflake.Open(ctx, sc)
+		if err != nil {
+			return "", err
+		}
+		defer func() { _ = db.Close() }()
+		return db.ActiveSlot(ctx)
+	}
+	return nil
 }
 
 // validation validates config blocks; vendors is what the "vendor" tag accepts.

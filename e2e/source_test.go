@@ -943,27 +943,11 @@ func TestCheckReachesTheSourceDatabase(t *testing.T) {
 		base := strings.Replace(string(cfg), "listen: LISTEN\n", "listen: 127.0.0.1:1\n", 1)
 		check := func(t *testing.T, text string, env ...string) checkReportRow {
 			t.Helper()
-			path := filepath.Join(t.TempDir(), "check.yaml")
-			require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
-			cmd := exec.Command(binary, "check", "--config", path, "--output", "json", "--timeout", "20s")
-			cmd.Env = append(append([]string(nil), o.s.env...), env...)
-			var stdout, stderr strings.Builder
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			_ = cmd.Run() // exits 1 when any check is not ready; the rows say which
-			var rep struct {
-				Targets []checkReportRow `json:"targets"`
-			}
-			require.NoError(t, json.Unmarshal([]byte(stdout.String()), &rep), "stdout %s\nstderr %s", stdout.String(), stderr.String())
-			for _, r := range rep.Targets {
-				if r.Target == "(source database)" {
-					require.Equal(t, ownedSource, r.Source)
-					require.Equal(t, db.engine, r.Vendor)
-					require.NotContains(t, stdout.String()+stderr.String(), db.adminPW, "the admin password is never printed")
-					return r
-				}
-			}
-			t.Fatalf("no source database row in %s", stdout.String())
-			return checkReportRow{}
+			r, out := sourceCheck(t, text, append(append([]string(nil), o.s.env...), env...))
+			require.Equal(t, ownedSource, r.Source)
+			require.Equal(t, db.engine, r.Vendor)
+			require.NotContains(t, out, db.adminPW, "the admin password is never printed")
+			return r
 		}
 		r := check(t, base)
 		if db.engine == "mysql" {
@@ -986,6 +970,31 @@ func TestCheckReachesTheSourceDatabase(t *testing.T) {
 			require.Contains(t, r.Message, "nobody_here")
 		}
 	})
+}
+
+// sourceCheck runs credsync check on a config text (its listen: LISTEN made an address) and
+// returns the source database's row and everything the command printed.
+func sourceCheck(t *testing.T, text string, env []string) (checkReportRow, string) {
+	t.Helper()
+	text = strings.Replace(text, "listen: LISTEN\n", "listen: 127.0.0.1:1\n", 1)
+	path := filepath.Join(t.TempDir(), "check.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	cmd := exec.Command(binary, "check", "--config", path, "--output", "json", "--timeout", "20s")
+	cmd.Env = env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run() // exits 1 when any check is not ready; the rows say which
+	var rep struct {
+		Targets []checkReportRow `json:"targets"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout.String()), &rep), "stdout %s\nstderr %s", stdout.String(), stderr.String())
+	for _, r := range rep.Targets {
+		if r.Target == "(source database)" {
+			return r, stdout.String() + stderr.String()
+		}
+	}
+	t.Fatalf("no source database row in %s", stdout.String())
+	return checkReportRow{}, ""
 }
 
 // checkReportRow is one row of credsync check --output json.
