@@ -301,3 +301,53 @@ func TestSnowflakeKeyPairPartialRetiresNothing(t *testing.T) {
 	}
 	require.Equal(t, 1, unsets, "one retire, of the old slot")
 }
+
+// TestSnowflakeKeyPairKilledInStaging: SIGKILL while the new public key's ALTER USER ... SET is
+// in flight, restart: the rotation resumes in staging with the sealed key (not a new one), sets
+// it again, and every vendor ends up holding the key whose public half the slot holds.
+func TestSnowflakeKeyPairKilledInStaging(t *testing.T) {
+	o := newSFOwned(t)
+	// Every answer waits: the gateway is killed while its SET waits.
+	o.sf.SetFault(snowflakefake.Fault{Latency: 3 * time.Second})
+	addr := freeAddr(t)
+	g1 := o.s.start(t, "replica-1", addr)
+	status, b := o.call(t, g1, "POST", "/v1/rotations", `{"source":"`+sfSource+`","generate":true}`)
+	require.Equal(t, http.StatusAccepted, status, "%s", b)
+	var rot core.Rotation
+	require.NoError(t, json.Unmarshal(b, &rot))
+	var killedSet string
+	require.Eventually(t, func() bool {
+		for _, r := range o.sf.Requests() {
+			var st struct {
+				Statement string `json:"statement"`
+			}
+			if json.Unmarshal(r.Body, &st) == nil && strings.Contains(st.Statement, " SET RSA_PUBLIC_KEY") {
+				killedSet = st.Statement
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 10*time.Millisecond, "the gateway never sent the SET:\n%s", g1.output())
+	g1.kill(t)
+	require.Empty(t, o.sf.History(), "the killed SET was not applied")
+	require.Empty(t, o.s.fakes.Felt.Requests(), "no target is called before the key is staged")
+	require.Empty(t, o.s.fakes.Databrain.Requests())
+
+	o.sf.SetFault(snowflakefake.Fault{})
+	g2 := o.s.start(t, "replica-1", addr)
+	var final *core.Rotation
+	require.Eventually(t, func() bool {
+		final = o.get(t, g2, rot.ID)
+		return final.Status.Finished()
+	}, 30*time.Second, 50*time.Millisecond, "the restarted gateway finishes the rotation:\n%s", g2.output())
+	require.Equal(t, core.RotationSucceeded, final.Status, "%+v", final.Targets)
+	key := o.held(t)["felt"]
+	require.Equal(t, key, o.held(t)["databrain"])
+	fp1, _ := o.sf.Slots(sfUser)
+	require.Equal(t, fingerprintOf(t, key), fp1, "the slot holds the public half of the key every vendor holds")
+	hist := o.sf.History()
+	require.NotEmpty(t, hist)
+	require.Equal(t, killedSet, hist[0].Statement, "the restarted gateway staged the very key the killed one was setting: the sealed one")
+	require.NoError(t, o.login(t, key))
+	require.NoError(t, o.login(t, o.oldKey.Reveal()), "the previous key, until its retire")
+}
