@@ -3,7 +3,6 @@ package snowflake
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,11 +88,9 @@ func (e *env) open(t *testing.T) *DB {
 func (e *env) secretsOf() []string {
 	var out []string
 	for _, k := range []core.Secret{e.admin, e.old, e.new, e.bad, e.spare} {
-		b, _ := pem.Decode([]byte(k.Reveal()))
 		body := strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(k.Reveal()), "-----BEGIN PRIVATE KEY-----"), "-----END PRIVATE KEY-----"))
 		out = append(out, strings.ReplaceAll(body, "\n", ""))
 		out = append(out, strings.Split(body, "\n")...)
-		_ = b
 	}
 	for _, r := range e.fake.Requests() {
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {

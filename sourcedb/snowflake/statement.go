@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -91,7 +92,7 @@ func newStatementRequest(ctx context.Context, endpoint string, body statementBod
 // handle is checked to be a plain token before it goes into the path.
 func newStatusRequest(ctx context.Context, endpoint, handle, token string) (*http.Request, error) {
 	if !validHandle(handle) {
-		return nil, fmt.Errorf("Snowflake answered 202 with a statement handle that is not one")
+		return nil, errors.New("the 202 answer (still running) holds a statement handle that is not one")
 	}
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/api/v2/statements/"+handle, nil)
 	if err != nil {
