@@ -56,7 +56,7 @@ var (
 	seedTargetCols = []string{"rotation_id", "idx", "state", "status"}
 	seedAuditCols  = []string{"occurred_at", "actor", "action", "source", "rotation_id", "target", "status", "detail"}
 	seedEventCols  = []string{"id", "type", "created_at", "payload"}
-	seedLastCols   = []string{"source", "target", "seq", "rotation_id", "state"}
+	seedLastCols   = []string{"source", "target", "seq", "rotation_id", "state", "status", "verified", "finished_at", "error"}
 	seedClaimCols  = []string{"source", "target", "seq", "rotation_id", "inflight", "inflight_until", "holder", "want_seq"}
 	seedSeqCols    = []string{"source", "last_seq"}
 )
@@ -137,15 +137,13 @@ func (p *seedPlan) last() (seqs, lasts, claims [][]any, err error) {
 	}
 	first := max(0, p.Rotations-len(p.Sources))
 	for k := first; k < p.Rotations; k++ {
-		var scratch seedRows
-		js, err := p.rows(k, &scratch)
-		if err != nil {
-			return nil, nil, nil, err
-		}
 		r := p.rotation(k)
+		states := r.targetStates()
 		seqs = append(seqs, []any{r.Source.Name, r.Seq})
 		for i, t := range r.Source.Targets {
-			lasts = append(lasts, []any{r.Source.Name, t.Name, r.Seq, r.ID, js[i]})
+			// As sqlstore's lastArgs writes them: no error, finished_at as its JSON text.
+			lasts = append(lasts, []any{r.Source.Name, t.Name, r.Seq, r.ID, "", string(states[i].Status), states[i].Verified,
+				states[i].FinishedAt.Format(time.RFC3339Nano), nil})
 			claims = append(claims, []any{r.Source.Name, t.Name, r.Seq, r.ID, false,
 				r.Created.Add(12 * time.Millisecond).UnixMicro(), fmt.Sprintf("vm:bench/%016x", uint64(k)*31+uint64(i)), int64(0)})
 		}

@@ -22,8 +22,10 @@
 //	rotation_targets  (rotation_id, idx) PK → state (JSON of one core.TargetResult), status (a
 //	                  copy of state's, for per-status counts and pages; migration 0005): a
 //	                  target's progress writes its own row, whatever the fan-out (migration 0002)
-//	target_last       (source, target) PK → seq, rotation_id, state: each target's last finished
-//	                  outcome, kept on write, so GET /v1/sources reads one row a target (0005)
+//	target_last       (source, target) PK → seq, rotation_id, status, verified, finished_at
+//	                  (RFC 3339 text), error (JSON or NULL): each target's last finished outcome,
+//	                  kept on write, so GET /v1/sources reads one row a target (0005) without
+//	                  decoding JSON (0010; state is no longer written and is '')
 //	source_seqs       source PK → last_seq (the per-source counter)
 //	idempotency_keys  (actor, idem_key) PK → rotation_id, request_hash, created_at
 //	target_claims     (source, target) PK → seq (the newest rotation granted), want_seq (the

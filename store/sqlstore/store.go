@@ -111,12 +111,53 @@ func loadTargets(ctx context.Context, q querier, rots []*core.Rotation) error {
 	return rs.Err()
 }
 
-// upsertLastSQL records a finished target state ($3) of rotation $1 as target $2's last outcome,
-// unless a newer rotation (higher seq) of the source already left one.
-const upsertLastSQL = `INSERT INTO target_last (source, target, seq, rotation_id, state)
-	SELECT source, $2, seq, id, $3 FROM rotations WHERE id = $1
-	ON CONFLICT (source, target) DO UPDATE SET seq = excluded.seq, rotation_id = excluded.rotation_id, state = excluded.state
+// upsertLastSQL records a finished target of rotation $1 as target $2's last outcome (the
+// columns lastArgs makes: $3 status, $4 verified, $5 finished_at, $6 error), unless a newer
+// rotation (higher seq) of the source already left one.
+const upsertLastSQL = `INSERT INTO target_last (source, target, seq, rotation_id, state, status, verified, finished_at, error)
+	SELECT source, $2, seq, id, '', $3, $4, $5, $6 FROM rotations WHERE id = $1
+	ON CONFLICT (source, target) DO UPDATE SET ` + lastUpdateSQL
+
+// lastUpdateSQL is the ON CONFLICT update of a target_last row, which a newer outcome wins.
+const lastUpdateSQL = `seq = excluded.seq, rotation_id = excluded.rotation_id,
+	status = excluded.status, verified = excluded.verified, finished_at = excluded.finished_at, error = excluded.error
 	WHERE excluded.seq >= target_last.seq`
+
+// lastArgs are the target_last columns of a finished target: status, verified, finished_at (the
+// RFC 3339 text its JSON holds, or nil) and error (its JSON, or nil).
+func lastArgs(t core.TargetResult) ([]any, error) {
+	var fin, errJSON any
+	if t.FinishedAt != nil {
+		fin = t.FinishedAt.Format(time.RFC3339Nano)
+	}
+	if t.Error != nil {
+		b, err := json.Marshal(t.Error)
+		if err != nil {
+			return nil, fmt.Errorf("encode the error of target %s: %w", t.Name, err)
+		}
+		errJSON = string(b)
+	}
+	return []any{string(t.Status), t.Verified, fin, errJSON}, nil
+}
+
+// scanLast reads a target_last row's outcome columns (after rotation_id) into a LastOutcome.
+func scanLast(rid, status string, verified bool, fin, errJSON sql.NullString) (core.LastOutcome, error) {
+	lo := core.LastOutcome{RotationID: rid, Status: core.TargetStatus(status), Verified: verified}
+	if fin.Valid {
+		at, err := time.Parse(time.RFC3339Nano, fin.String)
+		if err != nil {
+			return lo, fmt.Errorf("finished_at: %w", err)
+		}
+		lo.FinishedAt = &at
+	}
+	if errJSON.Valid {
+		lo.Error = new(core.Error)
+		if err := json.Unmarshal([]byte(errJSON.String), lo.Error); err != nil {
+			return lo, fmt.Errorf("error: %w", err)
+		}
+	}
+	return lo, nil
+}
 
 // writeTargets upserts every target row of a rotation, in chunks.
 func writeTargets(ctx context.Context, q querier, id string, ts []core.TargetResult) error {
@@ -139,7 +180,11 @@ func writeTargets(ctx context.Context, q querier, id string, ts []core.TargetRes
 		}
 		for i := start; i < end; i++ {
 			if ts[i].Status.Finished() {
-				if _, err := q.exec(ctx, upsertLastSQL, id, ts[i].Name, args[4*(i-start)+2]); err != nil {
+				last, err := lastArgs(ts[i])
+				if err != nil {
+					return err
+				}
+				if _, err := q.exec(ctx, upsertLastSQL, append([]any{id, ts[i].Name}, last...)...); err != nil {
 					return fmt.Errorf("record the last outcome of target %s: %w", ts[i].Name, err)
 				}
 			}
@@ -353,6 +398,10 @@ func (s *Store) FinishTarget(ctx context.Context, rotationID string, idx int, t 
 	if err != nil {
 		return fmt.Errorf("sqlstore: finish target %d of %s: encode: %w", idx, rotationID, err)
 	}
+	last, err := lastArgs(t)
+	if err != nil {
+		return fmt.Errorf("sqlstore: finish target %d of %s: %w", idx, rotationID, err)
+	}
 	args := append([]any{rotationID, idx, string(b)}, auditArgs(ev)...)
 	args = append(args, string(t.Status), t.Name)
 	var n int64
@@ -363,10 +412,9 @@ func (s *Store) FinishTarget(ctx context.Context, rotationID string, idx int, t 
 				UPDATE rotation_targets SET state = $3, status = $12 WHERE rotation_id = $1 AND idx = $2 RETURNING 1),
 			aud AS (INSERT INTO audit_events (occurred_at, actor, action, source, rotation_id, target, status, detail)
 				SELECT $4::bigint, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text FROM upd)
-			INSERT INTO target_last (source, target, seq, rotation_id, state)
-				SELECT r.source, $13::text, r.seq, r.id, $3::text FROM rotations r, upd WHERE r.id = $1
-			ON CONFLICT (source, target) DO UPDATE SET seq = excluded.seq, rotation_id = excluded.rotation_id, state = excluded.state
-			WHERE excluded.seq >= target_last.seq`, args...)
+			INSERT INTO target_last (source, target, seq, rotation_id, state, status, verified, finished_at, error)
+				SELECT r.source, $13::text, r.seq, r.id, '', $12::text, $14::boolean, $15::text, $16::text FROM rotations r, upd WHERE r.id = $1
+			ON CONFLICT (source, target) DO UPDATE SET `+lastUpdateSQL, append(args, last[1:]...)...)
 		if err == nil && n == 0 {
 			// Nothing was inserted into target_last: the target is missing, or a newer rotation
 			// holds its last outcome. Tell them apart.
@@ -381,7 +429,7 @@ func (s *Store) FinishTarget(ctx context.Context, rotationID string, idx int, t 
 			if _, err := q.exec(ctx, appendAuditSQL, args[3:11]...); err != nil {
 				return err
 			}
-			_, err := q.exec(ctx, upsertLastSQL, rotationID, t.Name, string(b))
+			_, err := q.exec(ctx, upsertLastSQL, append([]any{rotationID, t.Name}, last...)...)
 			return err
 		})
 	}
@@ -555,25 +603,31 @@ func (s *Store) GetRotationPage(ctx context.Context, id string, p core.TargetPag
 
 // LastOutcomes implements core.Store: one row per target that ever finished.
 func (s *Store) LastOutcomes(ctx context.Context) (map[string]map[string]core.LastOutcome, error) {
-	rs, err := s.b.query(ctx, `SELECT source, target, rotation_id, state FROM target_last`)
+	rs, err := s.b.query(ctx, `SELECT source, target, rotation_id, status, verified, finished_at, error FROM target_last`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: last outcomes: %w", err)
 	}
 	defer rs.Close()
 	out := map[string]map[string]core.LastOutcome{}
+	var (
+		source, target, rid, status string
+		verified                    bool
+		fin, errJSON                sql.NullString
+		bySource                    map[string]core.LastOutcome
+	)
 	for rs.Next() {
-		var source, target, rid, state string
-		if err := rs.Scan(&source, &target, &rid, &state); err != nil {
+		if err := rs.Scan(&source, &target, &rid, &status, &verified, &fin, &errJSON); err != nil {
 			return nil, fmt.Errorf("sqlstore: last outcomes: %w", err)
 		}
-		var t core.TargetResult
-		if err := json.Unmarshal([]byte(state), &t); err != nil {
+		lo, err := scanLast(rid, status, verified, fin, errJSON)
+		if err != nil {
 			return nil, fmt.Errorf("sqlstore: last outcome of %s/%s: %w", source, target, err)
 		}
-		if out[source] == nil {
-			out[source] = map[string]core.LastOutcome{}
+		if bySource = out[source]; bySource == nil {
+			bySource = map[string]core.LastOutcome{}
+			out[source] = bySource
 		}
-		out[source][target] = core.LastOutcomeOf(rid, t)
+		bySource[target] = lo
 	}
 	return out, rs.Err()
 }
